@@ -1,0 +1,28 @@
+# `make bench` (the top-level Makefile runs `$(MAKE) -f bench.mk bench`).
+#
+# A benchmark, not a test: spflooder-style floods and spping-style round trips
+# against our `spread` daemon, and, when SPREAD_REF_PREFIX names an installed
+# original Spread 5.0.1 (with sbin/spread), against that daemon too, with the
+# same load client, printed side by side. Loopback only; ports 45010/45011
+# (ours) and 45110/45111 (original). Nothing here fetches or builds the original.
+#
+#   make bench
+#   make bench SPREAD_REF_PREFIX=/opt/spread-5.0.1
+#   make bench BENCH_ARGS=--quick
+
+CARGO             ?= cargo
+CARGO_TARGET_DIR  ?= target
+SPREAD_REF_PREFIX ?=
+BENCH_ARGS        ?=
+BENCH_OUT         ?= $(CARGO_TARGET_DIR)/bench.md
+
+.PHONY: bench bench-quick
+
+bench:
+	$(CARGO) build --release -p spread-daemon -p spread-bench
+	$(CARGO_TARGET_DIR)/release/spread-bench --ours $(CARGO_TARGET_DIR)/release/spread \
+	    $(if $(SPREAD_REF_PREFIX),--ref-prefix $(SPREAD_REF_PREFIX)) \
+	    --markdown $(BENCH_OUT) $(BENCH_ARGS)
+
+bench-quick:
+	$(MAKE) -f bench.mk bench BENCH_ARGS="--quick --runs 3 $(BENCH_ARGS)"

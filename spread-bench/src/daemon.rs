@@ -1,0 +1,119 @@
+//! Starting and stopping one single-daemon configuration for a benchmark run.
+//!
+//! The daemon is our child process: it is stopped by its PID (through
+//! [`std::process::Child`]) when the guard is dropped, never by name.
+
+use std::fs;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::client::{Conn, Endpoint};
+
+/// A running daemon we started.
+pub struct Daemon {
+    child: Option<Child>,
+    pub port: u16,
+    pub dir: PathBuf,
+    pub label: String,
+}
+
+/// The configuration text: one segment on loopback with one daemon named
+/// `localhost`. `DaemonUser`/`DaemonGroup`/`RuntimeDir` matter only when the
+/// daemon runs as root (the original insists on them then).
+pub fn config_text(port: u16, runtime_dir: &Path) -> String {
+    format!(
+        "Spread_Segment 127.0.0.255:{port} {{\n\tlocalhost 127.0.0.1\n}}\n\
+         DaemonUser = nobody\nDaemonGroup = nogroup\nRuntimeDir = {}\n\
+         EventPriority = WARNING\n",
+        runtime_dir.display()
+    )
+}
+
+impl Daemon {
+    /// Start `binary -n localhost -c <dir>/spread.conf` and wait (bounded by
+    /// `ready_timeout`) until a client session can be opened on TCP.
+    pub fn start(label: &str, binary: &Path, port: u16, ready_timeout: Duration) -> io::Result<Daemon> {
+        let dir = std::env::temp_dir().join(format!("spread-bench-{}-{port}", std::process::id()));
+        let run = dir.join("run");
+        fs::create_dir_all(&run)?;
+        let conf = dir.join("spread.conf");
+        fs::write(&conf, config_text(port, &run))?;
+        let log = fs::File::create(dir.join("daemon.log"))?;
+        let child = Command::new(binary)
+            .arg("-n")
+            .arg("localhost")
+            .arg("-c")
+            .arg(&conf)
+            .current_dir(&dir)
+            .stdin(Stdio::null())
+            .stdout(log.try_clone()?)
+            .stderr(log)
+            .spawn()?;
+        let mut d = Daemon { child: Some(child), port, dir, label: label.to_string() };
+        d.wait_ready(ready_timeout)?;
+        Ok(d)
+    }
+
+    fn wait_ready(&mut self, timeout: Duration) -> io::Result<()> {
+        let deadline = Instant::now() + timeout;
+        let ep = Endpoint::tcp_loopback(self.port);
+        let mut last = io::Error::new(io::ErrorKind::TimedOut, "daemon not ready");
+        // Bounded: at most `timeout` and at most 2000 attempts.
+        for attempt in 0..2000u32 {
+            if let Some(c) = self.child.as_mut() {
+                if let Some(st) = c.try_wait()? {
+                    return Err(io::Error::new(
+                        io::ErrorKind::Other,
+                        format!("{} exited early ({st}); see {}", self.label, self.dir.join("daemon.log").display()),
+                    ));
+                }
+            }
+            match Conn::connect(&ep, &format!("rdy{attempt}"), false, Duration::from_secs(2)) {
+                Ok(c) => {
+                    c.disconnect();
+                    return Ok(());
+                }
+                Err(e) => last = e,
+            }
+            if Instant::now() >= deadline {
+                break;
+            }
+            // Retrying a refused connect: a short pause between attempts,
+            // not a synchronisation sleep.
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Err(io::Error::new(io::ErrorKind::TimedOut, format!("{} not ready on port {}: {last}", self.label, self.port)))
+    }
+
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(|c| c.id())
+    }
+
+    pub fn endpoint(&self) -> Endpoint {
+        Endpoint::tcp_loopback(self.port)
+    }
+
+    /// Is the process still alive?
+    pub fn alive(&mut self) -> bool {
+        match self.child.as_mut() {
+            Some(c) => matches!(c.try_wait(), Ok(None)),
+            None => false,
+        }
+    }
+
+    pub fn stop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        let _ = fs::remove_dir_all(&self.dir);
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}

@@ -1,0 +1,270 @@
+//! The two loads: spflooder-style floods and spping-style ping-pong.
+
+use std::io::{self, Write};
+use std::os::unix::io::AsRawFd;
+use std::time::{Duration, Instant};
+
+use spread_wire::endian::clear_endian;
+use spread_wire::names::name32;
+use spread_wire::{REGULAR_MESS, REJECT_MESS, RELIABLE_MESS, SELF_DISCARD};
+
+use crate::client::{encode_frame, Conn, Endpoint, FrameReader};
+
+const GROUP_FLOOD: &str = "bflood";
+const GROUP_PING: &str = "bping";
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Who sends and who receives in a flood.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FloodMode {
+    /// One sending session (not a member) and one receiving member
+    /// (`spflooder -wo` + `spflooder -ro`).
+    OneToOne,
+    /// One member session that sends to its own group and receives its own
+    /// messages (spflooder's default mode).
+    SelfRecv,
+}
+
+impl FloodMode {
+    pub fn label(self) -> &'static str {
+        match self {
+            FloodMode::OneToOne => "1 sender -> 1 receiver",
+            FloodMode::SelfRecv => "sender also receives",
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug)]
+pub struct FloodResult {
+    pub messages: u64,
+    pub body: usize,
+    pub secs: f64,
+}
+
+impl FloodResult {
+    pub fn msgs_per_sec(&self) -> f64 {
+        self.messages as f64 / self.secs
+    }
+    /// Payload megabits per second (bodies only, like spflooder's figures).
+    pub fn mbit_per_sec(&self) -> f64 {
+        self.messages as f64 * self.body as f64 * 8.0 / self.secs / 1e6
+    }
+}
+
+fn err(msg: impl Into<String>) -> io::Error {
+    io::Error::new(io::ErrorKind::Other, msg.into())
+}
+
+fn poll2(fds: &mut [libc::pollfd], timeout_ms: i32) -> io::Result<()> {
+    // SAFETY: `fds` is a valid, exclusively borrowed slice of pollfd for the
+    // duration of the call, and its length is passed alongside.
+    let r = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, timeout_ms) };
+    if r < 0 {
+        let e = io::Error::last_os_error();
+        if e.kind() != io::ErrorKind::Interrupted {
+            return Err(e);
+        }
+    }
+    Ok(())
+}
+
+/// Run one flood of `count` messages of `body` bytes (RELIABLE, like
+/// spflooder). At most `window` messages are ever in flight (sent but not yet
+/// received), which keeps every daemon below its per-session queue limit of
+/// 1000 messages. Times from the first byte written to the last message
+/// received; fails after `limit`.
+pub fn flood(ep: &Endpoint, tag: &str, mode: FloodMode, body: usize, count: u64, window: u64, limit: Duration) -> io::Result<FloodResult> {
+    let group = format!("{GROUP_FLOOD}{tag}");
+    let mut rx = Conn::connect(ep, &format!("r{tag}"), true, CONNECT_TIMEOUT)?;
+    rx.join(&group)?;
+    rx.wait_members(&group, 1, 100)?;
+    let mut tx_own = match mode {
+        FloodMode::OneToOne => Some(Conn::connect(ep, &format!("s{tag}"), false, CONNECT_TIMEOUT)?),
+        FloodMode::SelfRecv => None,
+    };
+
+    let payload = vec![0x5au8; body];
+    let dest = [name32(group.as_bytes())];
+    let sender_name = tx_own.as_ref().map(|c| c.private_group).unwrap_or(rx.private_group);
+    let mut one = Vec::new();
+    encode_frame(&mut one, RELIABLE_MESS, &sender_name, &dest, 0, &payload);
+
+    rx.stream.set_nonblocking(true)?;
+    if let Some(t) = tx_own.as_ref() {
+        t.stream.set_nonblocking(true)?;
+    }
+    let mut reader = FrameReader::new((one.len() * 4).max(1 << 20));
+    let mut out: Vec<u8> = Vec::with_capacity(one.len() * 64);
+    let mut out_pos = 0usize;
+    let (mut queued, mut received) = (0u64, 0u64);
+    let batch_bytes = 256 * 1024;
+    let start = Instant::now();
+    let deadline = start + limit;
+    let mut t_first: Option<Instant> = None;
+
+    while received < count {
+        let mut progress = false;
+        // Refill the output buffer within the window.
+        if out_pos == out.len() {
+            out.clear();
+            out_pos = 0;
+            while queued < count && queued - received < window && (out.is_empty() || out.len() + one.len() <= batch_bytes) {
+                out.extend_from_slice(&one);
+                queued += 1;
+            }
+        }
+        // Write.
+        if out_pos < out.len() {
+            let tx = match tx_own.as_mut() {
+                Some(t) => &mut t.stream,
+                None => &mut rx.stream,
+            };
+            match tx.write(&out[out_pos..]) {
+                Ok(n) => {
+                    if t_first.is_none() {
+                        t_first = Some(Instant::now());
+                    }
+                    out_pos += n;
+                    progress |= n > 0;
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock || e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        // Read and count.
+        if !reader.fill(&mut rx.stream)? {
+            return Err(err(format!("daemon closed the receiving session after {received} messages")));
+        }
+        while let Some((h, _)) = reader.next_frame()? {
+            let svc = clear_endian(h.type_);
+            if svc & REJECT_MESS != 0 {
+                return Err(err("message rejected"));
+            }
+            if svc & REGULAR_MESS != 0 {
+                received += 1;
+                progress = true;
+            }
+        }
+        if received >= count {
+            break;
+        }
+        if Instant::now() > deadline {
+            return Err(err(format!("flood timed out: {received}/{count} received")));
+        }
+        if !progress {
+            let mut fds = vec![libc::pollfd { fd: rx.stream.as_raw_fd(), events: libc::POLLIN, revents: 0 }];
+            if out_pos < out.len() {
+                let fd = tx_own.as_ref().map(|t| t.stream.as_raw_fd()).unwrap_or(rx.stream.as_raw_fd());
+                if fd == fds[0].fd {
+                    fds[0].events |= libc::POLLOUT;
+                } else {
+                    fds.push(libc::pollfd { fd, events: libc::POLLOUT, revents: 0 });
+                }
+            }
+            poll2(&mut fds, 200)?;
+        }
+    }
+    let end = Instant::now();
+    let secs = end.duration_since(t_first.unwrap_or(start)).as_secs_f64().max(1e-9);
+    for c in [Some(rx), tx_own].into_iter().flatten() {
+        let _ = c.stream.set_nonblocking(false);
+        c.disconnect();
+    }
+    Ok(FloodResult { messages: count, body, secs })
+}
+
+/// Round trips in microseconds, sorted.
+pub struct PingResult {
+    pub rtts_us: Vec<f64>,
+}
+
+impl PingResult {
+    pub fn percentile(&self, p: f64) -> f64 {
+        percentile(&self.rtts_us, p)
+    }
+}
+
+/// Nearest-rank percentile of a sorted slice (NaN when empty).
+pub fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let rank = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
+    sorted[rank.clamp(1, sorted.len()) - 1]
+}
+
+/// spping-style ping-pong: A multicasts `body` bytes RELIABLE|SELF_DISCARD to a
+/// group both A and B joined; B answers to A's private group with the same
+/// bytes; A's round trip is measured. One thread drives both sessions with
+/// blocking reads, so no thread wake-ups are in the path.
+pub fn ping_pong(ep: &Endpoint, tag: &str, body: usize, warmup: usize, iters: usize, limit: Duration) -> io::Result<PingResult> {
+    let group = format!("{GROUP_PING}{tag}");
+    let mut a = Conn::connect(ep, &format!("pa{tag}"), true, CONNECT_TIMEOUT)?;
+    let mut b = Conn::connect(ep, &format!("pb{tag}"), true, CONNECT_TIMEOUT)?;
+    a.join(&group)?;
+    a.wait_members(&group, 1, 100)?;
+    b.join(&group)?;
+    a.wait_members(&group, 2, 100)?;
+    b.wait_members(&group, 2, 100)?;
+    let dest = [name32(group.as_bytes())];
+    let reply_to = [a.private_group];
+    let mut payload = vec![0x33u8; body];
+    let mut rtts = Vec::with_capacity(iters);
+    let deadline = Instant::now() + limit;
+    for i in 0..warmup + iters {
+        if Instant::now() > deadline {
+            return Err(err(format!("ping-pong timed out after {i} round trips")));
+        }
+        if body >= 4 {
+            payload[..4].copy_from_slice(&(i as u32).to_le_bytes());
+        }
+        let t0 = Instant::now();
+        a.send(RELIABLE_MESS | SELF_DISCARD, &dest, 1, &payload)?;
+        let m = recv_data(&mut b)?;
+        b.send(RELIABLE_MESS, &reply_to, 2, &m.body)?;
+        let r = recv_data(&mut a)?;
+        let dt = t0.elapsed();
+        if r.body != payload {
+            return Err(err("ping-pong body mismatch"));
+        }
+        if i >= warmup {
+            rtts.push(dt.as_secs_f64() * 1e6);
+        }
+    }
+    a.disconnect();
+    b.disconnect();
+    rtts.sort_by(|x, y| x.total_cmp(y));
+    Ok(PingResult { rtts_us: rtts })
+}
+
+fn recv_data(c: &mut Conn) -> io::Result<crate::client::Message> {
+    // Membership messages may still trickle in; skip a bounded number.
+    for _ in 0..64 {
+        let m = c.recv()?;
+        if m.service() & REJECT_MESS != 0 {
+            return Err(err("message rejected"));
+        }
+        if m.service() & REGULAR_MESS != 0 {
+            return Ok(m);
+        }
+    }
+    Err(err("no data message among 64 received"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn percentiles() {
+        let v: Vec<f64> = (1..=100).map(f64::from).collect();
+        assert_eq!(percentile(&v, 50.0), 50.0);
+        assert_eq!(percentile(&v, 99.0), 99.0);
+        assert_eq!(percentile(&v, 100.0), 100.0);
+        assert_eq!(percentile(&[7.0], 99.0), 7.0);
+        assert!(percentile(&[], 50.0).is_nan());
+        let r = FloodResult { messages: 1000, body: 1000, secs: 0.5 };
+        assert_eq!(r.msgs_per_sec(), 2000.0);
+        assert_eq!(r.mbit_per_sec(), 16.0);
+    }
+}

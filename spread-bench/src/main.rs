@@ -1,0 +1,319 @@
+//! `spread-bench`: spflooder/spping-style benchmark of our daemon, side by side
+//! with the original 5.0.1 daemon when `SPREAD_REF_PREFIX` is set.
+//!
+//! ```text
+//! spread-bench [--ours PATH] [--ref-prefix DIR] [--runs N] [--quick]
+//!              [--ours-port P] [--ref-port P] [--markdown FILE]
+//! ```
+//! Loopback only; the daemons are our children and are killed by PID.
+
+use std::fmt::Write as _;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use spread_bench::daemon::Daemon;
+use spread_bench::load::{flood, ping_pong, FloodMode};
+use spread_bench::median;
+
+struct Opts {
+    ours: Option<PathBuf>,
+    reference: Option<PathBuf>,
+    runs: usize,
+    quick: bool,
+    ours_port: u16,
+    ref_port: u16,
+    markdown: Option<PathBuf>,
+}
+
+fn usage() -> ! {
+    eprintln!(
+        "usage: spread-bench [--ours PATH|none] [--ref-prefix DIR] [--runs N] [--quick] \
+         [--ours-port P] [--ref-port P] [--markdown FILE]\n\
+         SPREAD_REF_PREFIX in the environment is used when --ref-prefix is absent."
+    );
+    std::process::exit(2)
+}
+
+fn parse_opts() -> Opts {
+    let mut o = Opts {
+        ours: Some(PathBuf::from("target/release/spread")),
+        reference: std::env::var_os("SPREAD_REF_PREFIX").filter(|v| !v.is_empty()).map(PathBuf::from),
+        runs: 5,
+        quick: false,
+        ours_port: 45010,
+        ref_port: 45110,
+        markdown: None,
+    };
+    let mut args = std::env::args().skip(1);
+    while let Some(a) = args.next() {
+        let mut val = || args.next().unwrap_or_else(|| usage());
+        match a.as_str() {
+            "--ours" => {
+                let v = val();
+                o.ours = if v == "none" { None } else { Some(PathBuf::from(v)) };
+            }
+            "--ref-prefix" => o.reference = Some(PathBuf::from(val())),
+            "--runs" => o.runs = val().parse().unwrap_or_else(|_| usage()),
+            "--quick" => o.quick = true,
+            "--ours-port" => o.ours_port = val().parse().unwrap_or_else(|_| usage()),
+            "--ref-port" => o.ref_port = val().parse().unwrap_or_else(|_| usage()),
+            "--markdown" => o.markdown = Some(PathBuf::from(val())),
+            _ => usage(),
+        }
+    }
+    o.runs = o.runs.clamp(1, 21);
+    o
+}
+
+/// A daemon under test plus the per-scenario samples gathered from it.
+struct Target {
+    name: &'static str,
+    daemon: Daemon,
+    binary: PathBuf,
+    runs_done: u32,
+}
+
+impl Target {
+    fn tag(&mut self) -> String {
+        self.runs_done += 1;
+        format!("{}{}", &self.name[..1], self.runs_done)
+    }
+    /// Restart the daemon if a failed run took it down.
+    fn ensure_alive(&mut self) {
+        if !self.daemon.alive() {
+            eprintln!("  {} daemon died; restarting it", self.name);
+            let port = self.daemon.port;
+            self.daemon.stop();
+            match Daemon::start(self.name, &self.binary, port, Duration::from_secs(15)) {
+                Ok(d) => self.daemon = d,
+                Err(e) => eprintln!("  restart failed: {e}"),
+            }
+        }
+    }
+}
+
+/// Median figure per target for one row; NaN = no successful run.
+struct Row {
+    label: String,
+    values: Vec<[f64; 2]>,
+}
+
+fn fmt_num(v: f64) -> String {
+    if !v.is_finite() {
+        "n/a".into()
+    } else if v >= 100.0 {
+        format!("{v:.0}")
+    } else if v >= 10.0 {
+        format!("{v:.1}")
+    } else {
+        format!("{v:.2}")
+    }
+}
+
+fn main() {
+    let o = parse_opts();
+    let mut targets: Vec<Target> = Vec::new();
+    if let Some(p) = o.ours.clone() {
+        if !p.exists() {
+            eprintln!("spread-bench: our daemon {} does not exist (build it: cargo build --release -p spread-daemon)", p.display());
+            std::process::exit(1);
+        }
+        match Daemon::start("ours", &p, o.ours_port, Duration::from_secs(15)) {
+            Ok(d) => targets.push(Target { name: "ours", daemon: d, binary: p, runs_done: 0 }),
+            Err(e) => {
+                eprintln!("spread-bench: cannot start our daemon: {e}");
+                std::process::exit(1);
+            }
+        }
+    }
+    if let Some(prefix) = o.reference.clone() {
+        let p = prefix.join("sbin/spread");
+        match Daemon::start("original", &p, o.ref_port, Duration::from_secs(15)) {
+            Ok(d) => targets.push(Target { name: "original", daemon: d, binary: p, runs_done: 0 }),
+            Err(e) => {
+                eprintln!("spread-bench: cannot start the original daemon {}: {e}", p.display());
+                std::process::exit(1);
+            }
+        }
+    } else {
+        eprintln!("spread-bench: SPREAD_REF_PREFIX not set: measuring our daemon only");
+    }
+    if targets.is_empty() {
+        eprintln!("spread-bench: nothing to measure");
+        std::process::exit(1);
+    }
+    for t in &targets {
+        eprintln!("{} daemon: {} (pid {:?}, port {})", t.name, t.binary.display(), t.daemon.pid(), t.daemon.port);
+    }
+
+    let sizes: [(usize, u64); 4] = if o.quick {
+        [(100, 20_000), (1_000, 10_000), (10_000, 3_000), (100_000, 400)]
+    } else {
+        [(100, 100_000), (1_000, 60_000), (10_000, 20_000), (100_000, 2_500)]
+    };
+    let (warmup, iters) = if o.quick { (100, 1_000) } else { (300, 5_000) };
+    let limit = Duration::from_secs(60);
+    let started = Instant::now();
+
+    // Flood rows: msgs/s and Mbit/s medians per target.
+    let mut flood_rows: Vec<(String, usize, Vec<[f64; 2]>)> = Vec::new();
+    for mode in [FloodMode::OneToOne, FloodMode::SelfRecv] {
+        let window = match mode {
+            FloodMode::OneToOne => 500,
+            FloodMode::SelfRecv => 200,
+        };
+        for &(size, count) in &sizes {
+            let mut samples: Vec<Vec<(f64, f64)>> = vec![Vec::new(); targets.len()];
+            // Interleave the daemons run by run so slow drifts of the machine
+            // hit both alike.
+            for run in 0..o.runs {
+                for (i, t) in targets.iter_mut().enumerate() {
+                    let tag = t.tag();
+                    match flood(&t.daemon.endpoint(), &tag, mode, size, count, window, limit) {
+                        Ok(r) => {
+                            eprintln!(
+                                "  {:8} {:24} {:>6} B run {}: {:>10.0} msg/s {:>9.1} Mbit/s ({:.2} s)",
+                                t.name, mode.label(), size, run + 1, r.msgs_per_sec(), r.mbit_per_sec(), r.secs
+                            );
+                            samples[i].push((r.msgs_per_sec(), r.mbit_per_sec()));
+                        }
+                        Err(e) => {
+                            eprintln!("  {:8} {:24} {:>6} B run {}: FAILED: {e}", t.name, mode.label(), size, run + 1);
+                            t.ensure_alive();
+                        }
+                    }
+                }
+            }
+            let med: Vec<[f64; 2]> = samples
+                .iter()
+                .map(|s| {
+                    let m: Vec<f64> = s.iter().map(|x| x.0).collect();
+                    let b: Vec<f64> = s.iter().map(|x| x.1).collect();
+                    [median(&m), median(&b)]
+                })
+                .collect();
+            flood_rows.push((mode.label().to_string(), size, med));
+        }
+    }
+
+    // Ping-pong rows: p50 / p99 per target (median over runs of each).
+    let mut ping_rows: Vec<Row> = Vec::new();
+    for size in [48usize, 1000] {
+        let mut samples: Vec<Vec<(f64, f64)>> = vec![Vec::new(); targets.len()];
+        for run in 0..o.runs {
+            for (i, t) in targets.iter_mut().enumerate() {
+                let tag = t.tag();
+                match ping_pong(&t.daemon.endpoint(), &tag, size, warmup, iters, limit) {
+                    Ok(r) => {
+                        let (p50, p99) = (r.percentile(50.0), r.percentile(99.0));
+                        eprintln!("  {:8} ping-pong {:>5} B run {}: p50 {:>7.1} us  p99 {:>7.1} us", t.name, size, run + 1, p50, p99);
+                        samples[i].push((p50, p99));
+                    }
+                    Err(e) => {
+                        eprintln!("  {:8} ping-pong {:>5} B run {}: FAILED: {e}", t.name, size, run + 1);
+                        t.ensure_alive();
+                    }
+                }
+            }
+        }
+        let med: Vec<[f64; 2]> = samples
+            .iter()
+            .map(|s| {
+                let a: Vec<f64> = s.iter().map(|x| x.0).collect();
+                let b: Vec<f64> = s.iter().map(|x| x.1).collect();
+                [median(&a), median(&b)]
+            })
+            .collect();
+        ping_rows.push(Row { label: format!("{size} B"), values: med });
+    }
+    let elapsed = started.elapsed();
+    let names: Vec<&str> = targets.iter().map(|t| t.name).collect();
+    let pair = names.len() == 2;
+
+    // ---- the table -------------------------------------------------------
+    let mut md = String::new();
+    let _ = writeln!(
+        md,
+        "Throughput (RELIABLE, one daemon on 127.0.0.1, TCP, payload bytes; median of {} runs):\n",
+        o.runs
+    );
+    if pair {
+        let _ = writeln!(md, "| load | body | ours msg/s | ours Mbit/s | original msg/s | original Mbit/s | ours / original |");
+        let _ = writeln!(md, "|---|---:|---:|---:|---:|---:|---:|");
+    } else {
+        let _ = writeln!(md, "| load | body | {} msg/s | {} Mbit/s |", names[0], names[0]);
+        let _ = writeln!(md, "|---|---:|---:|---:|");
+    }
+    for (label, size, v) in &flood_rows {
+        let body = if *size >= 1000 { format!("{} KB", size / 1000) } else { format!("{size} B") };
+        if pair {
+            let _ = writeln!(
+                md,
+                "| {label} | {body} | {} | {} | {} | {} | {}x |",
+                fmt_num(v[0][0]),
+                fmt_num(v[0][1]),
+                fmt_num(v[1][0]),
+                fmt_num(v[1][1]),
+                fmt_num(v[0][0] / v[1][0])
+            );
+        } else {
+            let _ = writeln!(md, "| {label} | {body} | {} | {} |", fmt_num(v[0][0]), fmt_num(v[0][1]));
+        }
+    }
+    let _ = writeln!(
+        md,
+        "\nRound trip (spping-style: RELIABLE|SELF_DISCARD to a group, unicast reply; {iters} round trips after {warmup} warm-up; median of {} runs):\n",
+        o.runs
+    );
+    if pair {
+        let _ = writeln!(md, "| body | ours p50 us | ours p99 us | original p50 us | original p99 us | p50 ours / original | p99 ours / original |");
+        let _ = writeln!(md, "|---:|---:|---:|---:|---:|---:|---:|");
+    } else {
+        let _ = writeln!(md, "| body | {} p50 us | {} p99 us |", names[0], names[0]);
+        let _ = writeln!(md, "|---:|---:|---:|");
+    }
+    for r in &ping_rows {
+        let v = &r.values;
+        if pair {
+            let _ = writeln!(
+                md,
+                "| {} | {} | {} | {} | {} | {}x | {}x |",
+                r.label,
+                fmt_num(v[0][0]),
+                fmt_num(v[0][1]),
+                fmt_num(v[1][0]),
+                fmt_num(v[1][1]),
+                fmt_num(v[0][0] / v[1][0]),
+                fmt_num(v[0][1] / v[1][1])
+            );
+        } else {
+            let _ = writeln!(md, "| {} | {} | {} |", r.label, fmt_num(v[0][0]), fmt_num(v[0][1]));
+        }
+    }
+    if pair && names[0] == "ours" {
+        let r100 = flood_rows.iter().find(|r| r.0 == FloodMode::OneToOne.label() && r.1 == 100).map(|r| r.2[0][0] / r.2[1][0]);
+        let r100k = flood_rows.iter().find(|r| r.0 == FloodMode::OneToOne.label() && r.1 == 100_000).map(|r| r.2[0][1] / r.2[1][1]);
+        let p50 = ping_rows.first().map(|r| r.values[0][0] / r.values[1][0]);
+        let verdict = |ok: bool| if ok { "met" } else { "NOT met" };
+        let _ = writeln!(md, "\nTargets (1 sender -> 1 receiver; round trip at 48 B):\n");
+        if let Some(x) = r100 {
+            let _ = writeln!(md, "* msg/s at 100 B >= 3x the original: {}x, {}", fmt_num(x), verdict(x >= 3.0));
+        }
+        if let Some(x) = r100k {
+            let _ = writeln!(md, "* Mbit/s at 100 KB >= 1.5x the original: {}x, {}", fmt_num(x), verdict(x >= 1.5));
+        }
+        if let Some(x) = p50 {
+            let _ = writeln!(md, "* p50 round trip <= 0.7x the original: {}x, {}", fmt_num(x), verdict(x <= 0.7));
+        }
+    }
+    let _ = writeln!(md, "\n(wall time of the whole benchmark: {:.0} s)", elapsed.as_secs_f64());
+    println!("\n{md}");
+    if let Some(p) = o.markdown {
+        if let Err(e) = std::fs::write(&p, &md) {
+            eprintln!("spread-bench: cannot write {}: {e}", p.display());
+        }
+    }
+    for t in &mut targets {
+        t.daemon.stop();
+    }
+}
