@@ -1,0 +1,215 @@
+//! Starting our `spread` daemon for a test: temporary config, log file,
+//! waiting (bounded) until it accepts clients, and stopping it by PID when
+//! the guard is dropped.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::frames;
+use crate::net::Conn;
+use crate::paths::spread_binary;
+use crate::tempdir::TempDir;
+
+/// A running daemon; killed (SIGTERM, then SIGKILL) when dropped.
+pub struct Daemon {
+    child: Option<Child>,
+    pub name: String,
+    pub port: u16,
+    pub conf_path: PathBuf,
+    pub log_path: PathBuf,
+    dir: TempDir,
+}
+
+/// A one-daemon config on 127.0.0.1 with the client/data port `port` (the
+/// token port is `port + 1`, the Unix socket `/tmp/<port>`). `extra` lines
+/// (e.g. `MaxSessionMessages = 5`) are appended.
+pub fn single_conf(name: &str, port: u16, run_dir: &Path, extra: &str) -> String {
+    format!(
+        "Spread_Segment 127.0.0.255:{port} {{\n\t{name}\t127.0.0.1 {{\n\t\tD 127.0.0.1\n\t\tC 127.0.0.1\n\t}}\n}}\n\
+         DaemonUser = nobody\nDaemonGroup = nogroup\nRuntimeDir = {}\n{extra}\n",
+        run_dir.display()
+    )
+}
+
+/// The recorded config with the recorded port replaced by `port` and the
+/// `<RUNTIME_DIR>` placeholder by `run_dir`.
+pub fn rewrite_recorded_conf(conf: &str, recorded_port: u16, port: u16, run_dir: &Path) -> String {
+    conf.replace(&recorded_port.to_string(), &port.to_string())
+        .replace("<RUNTIME_DIR>", &run_dir.display().to_string())
+}
+
+impl Daemon {
+    /// Writes `conf` (use [`Daemon::run_dir_for`]-style paths: the text may
+    /// contain `@RUN@`, replaced by the private run directory), starts
+    /// `spread -n <name> -c <conf>` and waits until 127.0.0.1:`port` accepts.
+    pub fn start(name: &str, port: u16, conf: &str) -> Result<Daemon, String> {
+        let dir = TempDir::new(&format!("d{port}")).map_err(|e| format!("temp dir: {e}"))?;
+        let run = dir.path().join("run");
+        std::fs::create_dir_all(&run).map_err(|e| format!("run dir: {e}"))?;
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let _ = std::fs::set_permissions(&run, std::fs::Permissions::from_mode(0o755));
+        }
+        let conf = conf.replace("@RUN@", &run.display().to_string());
+        let conf_path = dir.path().join("spread.conf");
+        std::fs::write(&conf_path, conf).map_err(|e| format!("write conf: {e}"))?;
+        let log_path = dir.path().join("daemon.log");
+        // our port range only: a stale Unix socket from an earlier run is ours
+        let _ = std::fs::remove_file(format!("/tmp/{port}"));
+        let log = std::fs::File::create(&log_path).map_err(|e| format!("log: {e}"))?;
+        let log2 = log.try_clone().map_err(|e| format!("log: {e}"))?;
+        let bin = spread_binary();
+        let child = Command::new(&bin)
+            .arg("-n")
+            .arg(name)
+            .arg("-c")
+            .arg(&conf_path)
+            .current_dir(dir.path())
+            .stdin(Stdio::null())
+            .stdout(Stdio::from(log))
+            .stderr(Stdio::from(log2))
+            .spawn()
+            .map_err(|e| format!("spawn {}: {e}", bin.display()))?;
+        let mut d = Daemon { child: Some(child), name: name.to_string(), port, conf_path, log_path, dir };
+        d.wait_accepting(Duration::from_secs(15))?;
+        Ok(d)
+    }
+
+    /// Starts a one-daemon ring named `name` on `port` with `extra` config
+    /// lines, and waits until it is operational.
+    pub fn start_single(name: &str, port: u16, extra: &str) -> Result<Daemon, String> {
+        let conf = single_conf(name, port, Path::new("@RUN@"), extra);
+        let d = Daemon::start(name, port, &conf)?;
+        d.wait_operational(Duration::from_secs(20))?;
+        Ok(d)
+    }
+
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(|c| c.id())
+    }
+
+    /// The private directory (config, log, run dir).
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// The daemon's output so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log_path).unwrap_or_default()
+    }
+
+    /// Unix socket path of this daemon.
+    pub fn unix_path(&self) -> String {
+        format!("/tmp/{}", self.port)
+    }
+
+    /// `"<port>@127.0.0.1"`, the library's spread_name for this daemon.
+    pub fn spread_name(&self) -> String {
+        format!("{}@127.0.0.1", self.port)
+    }
+
+    fn exited(&mut self) -> Option<String> {
+        let c = self.child.as_mut()?;
+        match c.try_wait() {
+            Ok(Some(st)) => Some(format!("daemon exited early ({st}); log:\n{}", self.log())),
+            _ => None,
+        }
+    }
+
+    /// Polls TCP connect until the daemon accepts (bounded).
+    pub fn wait_accepting(&mut self, limit: Duration) -> Result<(), String> {
+        let deadline = Instant::now() + limit;
+        let mut tries = 0u32;
+        loop {
+            if let Some(e) = self.exited() {
+                return Err(e);
+            }
+            if let Ok(c) = Conn::tcp(self.port, Duration::from_millis(200)) {
+                drop(c);
+                return Ok(());
+            }
+            tries += 1;
+            if Instant::now() >= deadline || tries > 10_000 {
+                return Err(format!("daemon on port {} did not accept within {limit:?}; log:\n{}", self.port, self.log()));
+            }
+            // connect() to a closed port fails at once; wait a little before
+            // polling again (bounded by the deadline above)
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Waits until the daemon delivers group membership: a raw probe client
+    /// joins a private probe group and waits for its REG_MEMB message, then
+    /// disconnects. Ensures the ring is formed before a test starts.
+    pub fn wait_operational(&self, limit: Duration) -> Result<(), String> {
+        let deadline = Instant::now() + limit;
+        let mut c = Conn::tcp(self.port, Duration::from_secs(2)).map_err(|e| format!("probe connect: {e}"))?;
+        let pg = frames::raw_handshake(&mut c, b"zzprobe", true, deadline)?;
+        c.write_all(&frames::message(frames::JOIN_MESS, pg.as_bytes(), &[b"zz-probe-group"], 0, b""))
+            .map_err(|e| format!("probe join: {e}"))?;
+        let m = frames::read_msg(&mut c, deadline).map_err(|e| format!("probe waited for its membership: {e}; log:\n{}", self.log()))?;
+        let h = frames::head(&m).ok_or("probe: short frame")?;
+        if h.type_ & frames::REG_MEMB_MESS == 0 {
+            return Err(format!("probe: expected a membership message, got type {:#x}", h.type_));
+        }
+        let _ = c.write_all(&frames::message(frames::KILL_MESS, pg.as_bytes(), &[pg.as_bytes()], 0, b""));
+        c.shutdown_write();
+        let _ = c.wait_close_by(Instant::now() + Duration::from_secs(5));
+        Ok(())
+    }
+
+    /// Sends `sig` to the daemon process.
+    pub fn signal(&self, sig: libc::c_int) {
+        if let Some(pid) = self.pid() {
+            // SAFETY: plain kill(2) on the PID of our own child.
+            unsafe {
+                libc::kill(pid as libc::pid_t, sig);
+            }
+        }
+    }
+
+    /// Is the process still running?
+    pub fn alive(&mut self) -> bool {
+        match self.child.as_mut() {
+            Some(c) => matches!(c.try_wait(), Ok(None)),
+            None => false,
+        }
+    }
+
+    /// Stops the daemon: SIGTERM, wait up to 5 s, then SIGKILL and reap.
+    pub fn stop(&mut self) {
+        let Some(mut c) = self.child.take() else { return };
+        if let Ok(Some(_)) = c.try_wait() {
+            return;
+        }
+        // SAFETY: kill(2) on our own child's PID.
+        unsafe {
+            libc::kill(c.id() as libc::pid_t, libc::SIGTERM);
+        }
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = c.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        let _ = c.kill();
+        let _ = c.wait();
+    }
+
+    /// Kills at once (SIGKILL) and reaps.
+    pub fn kill_now(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        self.stop();
+        let _ = std::fs::remove_file(format!("/tmp/{}", self.port));
+    }
+}

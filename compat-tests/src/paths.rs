@@ -1,0 +1,78 @@
+//! Locating the workspace, the built `spread` binary, the C libraries and the
+//! reference recordings.
+
+use std::path::{Path, PathBuf};
+
+/// The workspace root (parent of this crate).
+pub fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from("."))
+}
+
+/// `target/<profile>` of the running test binary: test executables live in
+/// `target/<profile>/deps/`, so this is the parent of their directory. Falls
+/// back to `$CARGO_TARGET_DIR` or `<root>/target` with `release`.
+pub fn profile_dir() -> PathBuf {
+    if let Ok(exe) = std::env::current_exe() {
+        if let Some(dir) = exe.parent() {
+            if dir.file_name().map(|n| n == "deps").unwrap_or(false) {
+                if let Some(p) = dir.parent() {
+                    return p.to_path_buf();
+                }
+            }
+            return dir.to_path_buf();
+        }
+    }
+    let target = std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| workspace_root().join("target"));
+    target.join("release")
+}
+
+/// The daemon binary under test: `$RSPREAD_SPREAD_BIN`, else
+/// `target/<profile>/spread`, else `target/release/spread`. Panics with a
+/// clear message when missing (run `cargo build --release --workspace` or
+/// `make build` first).
+pub fn spread_binary() -> PathBuf {
+    if let Some(p) = std::env::var_os("RSPREAD_SPREAD_BIN") {
+        return PathBuf::from(p);
+    }
+    let mut tried = Vec::new();
+    let candidates = [profile_dir().join("spread"), workspace_root().join("target").join("release").join("spread")];
+    for c in candidates {
+        if c.is_file() {
+            return c;
+        }
+        tried.push(c.display().to_string());
+    }
+    panic!(
+        "the `spread` daemon binary is missing (looked at {}). Build it first with \
+         `cargo build --release --workspace` (or `make build`), or point RSPREAD_SPREAD_BIN at one.",
+        tried.join(", ")
+    );
+}
+
+/// Directory of the built C libraries (`build/lib`, made by the Makefile), or
+/// `$RSPREAD_LIB_DIR`.
+pub fn c_lib_dir() -> PathBuf {
+    std::env::var_os("RSPREAD_LIB_DIR").map(PathBuf::from).unwrap_or_else(|| workspace_root().join("build").join("lib"))
+}
+
+/// A built C library by file name (e.g. `libtspread-core.so.3`); panics with
+/// a clear message when it is missing.
+pub fn c_library(file: &str) -> PathBuf {
+    let p = c_lib_dir().join(file);
+    if !p.is_file() {
+        panic!(
+            "{} is missing: build the C libraries first (`make build`, which puts them in build/lib/), \
+             or point RSPREAD_LIB_DIR at a directory holding them.",
+            p.display()
+        );
+    }
+    p
+}
+
+/// The reference transcripts directory (`$RSPREAD_TRANSCRIPTS` or
+/// `/work/shared/ref/transcripts`).
+pub fn transcripts_dir() -> PathBuf {
+    std::env::var_os("RSPREAD_TRANSCRIPTS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/work/shared/ref/transcripts"))
+}
