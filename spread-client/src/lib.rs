@@ -1,3 +1,52 @@
 //! Safe Rust client for the Spread 5.0.1 client protocol: the engine behind
 //! `libspread` (connect/handshake, sessions, send, receive with the original's
 //! short-buffer contract). The C ABI in `libspread-ffi` is a thin shell over it.
+//!
+//! Results follow the C library: `Ok(..)` or `Err(code)` where `code` is one of
+//! the negative `spread_wire::consts` error codes.
+//!
+//! * [`target`] — `"4803"` / `"4803@host"` parsing (the `%hu%s` rules);
+//! * [`auth`] — the process-wide auth method table;
+//! * [`connect`] — socket set-up, the handshake, the connect deadline;
+//! * [`session`] — the 1024-slot session table, kill/disconnect, poll;
+//! * [`send`] — the send path (whole frames under the session send lock);
+//! * [`recv`] — the receive path (§2.8 of the client spec);
+//! * [`memb`] — membership body helpers over contiguous or scattered bodies;
+//! * [`diag`] — the few messages the original prints to stdout.
+
+pub mod auth;
+pub mod connect;
+pub mod diag;
+mod io;
+pub mod memb;
+pub mod recv;
+pub mod send;
+pub mod session;
+pub mod target;
+
+pub use connect::{connect, validate_timeout, Connected, Timeout};
+pub use recv::{receive, RecvOutputs};
+pub use send::{multicast, SendBody};
+pub use session::{disconnect, kill, poll};
+
+/// An error code as the C API returns it (negative, see `spread_wire::consts`).
+pub type Code = i32;
+
+/// The directory of the daemon's Unix-domain socket (`SP_UNIX_SOCKET`), a
+/// build-time setting as in the original; `/tmp` by default.
+pub const SP_UNIX_SOCKET: &str = match option_env!("SPREAD_UNIX_SOCKET_DIR") {
+    Some(d) => d,
+    None => "/tmp",
+};
+
+/// One-time library initialisation (`sp_initialize`): ignore SIGPIPE
+/// process-wide, as the original does on the first connect or auth call.
+pub fn init() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        // SAFETY: setting a signal disposition to SIG_IGN has no memory effects.
+        unsafe {
+            libc::signal(libc::SIGPIPE, libc::SIG_IGN);
+        }
+    });
+}

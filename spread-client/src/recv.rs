@@ -1,0 +1,203 @@
+//! The receive path (`SP_scat_receive`, client spec §2.8), including the
+//! short-buffer contract: without `DROP_RECV` a message that does not fit is
+//! left in the socket, its header kept in the session, and the sizes needed
+//! are reported as negative numbers; with `DROP_RECV` it is truncated.
+//!
+//! Fixed relative to 5.0.1: the kept header is forgotten whenever its frame
+//! has been consumed, including the `DROP_RECV` truncation path (§6 item 2).
+
+use spread_wire::consts::*;
+use spread_wire::endian::{clear_endian, flip32, same_endian};
+use spread_wire::header::{decode_hint, Header};
+use spread_wire::membership::flip_regular_body;
+use spread_wire::names::{name_bytes, Name32};
+
+use crate::io;
+use crate::session::{lock, lookup_active, Session};
+use crate::Code;
+
+/// What a receive call hands back besides its return value. A field is
+/// `None` when the call did not (yet) set it — the C shell leaves the
+/// caller's variable untouched then, as the original does.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RecvOutputs {
+    pub service: Option<u32>,
+    pub sender: Option<Name32>,
+    pub num_groups: Option<i32>,
+    pub mess_type: Option<i16>,
+    pub endian_mismatch: Option<i32>,
+}
+
+/// `strncpy(dst, src, 32)` of a 32-byte field: bytes up to the first NUL,
+/// then zeros.
+fn strncpy32(src: &Name32) -> Name32 {
+    let mut out = [0u8; MAX_GROUP_NAME];
+    let n = name_bytes(src).len();
+    out[..n].copy_from_slice(&src[..n]);
+    out
+}
+
+fn has_data_bits(t: u32) -> bool {
+    t & REGULAR_MESS != 0 || t & REJECT_MESS != 0
+}
+
+/// Receive one message on `mbox`.
+///
+/// * `drop_recv`: the `DROP_RECV` bit of the caller's `*service_type`;
+/// * `groups`: room for `groups.len()` group names (`max_groups`);
+/// * `body`: the scatter the body is read into, piece after piece.
+///
+/// Returns the body length, or an error code (`ILLEGAL_SESSION`,
+/// `NET_ERROR_ON_SESSION`, `CONNECTION_CLOSED`, `ILLEGAL_MESSAGE`,
+/// `GROUPS_TOO_SHORT`, `BUFFER_TOO_SHORT`).
+pub fn receive(mbox: i32, drop_recv: bool, groups: &mut [Name32], body: &mut [&mut [u8]], out: &mut RecvOutputs) -> Code {
+    let s = match lookup_active(mbox) {
+        Ok(s) => s,
+        Err(e) => return e,
+    };
+    let mut st = lock(&s.recv);
+    if !s.is_current() {
+        return ILLEGAL_SESSION;
+    }
+    if !s.is_active() {
+        return NET_ERROR_ON_SESSION;
+    }
+    let closed = |s: &Session| {
+        s.set_error();
+        CONNECTION_CLOSED
+    };
+    let fd = s.fd();
+
+    let was_saved = st.saved.is_some();
+    let h = match st.saved {
+        Some(h) => h,
+        None => {
+            let mut raw = [0u8; HEADER_LEN];
+            if io::recv_exact(fd, &mut raw).is_err() {
+                return closed(&s);
+            }
+            Header::decode(&raw)
+        }
+    };
+
+    let max_mess: i64 = body.iter().map(|b| b.len() as i64).sum::<i64>().min(i32::MAX as i64);
+    let max_groups = groups.len() as i64;
+
+    if h.num_groups < 0 || h.data_len < 0 {
+        // Only the header has been consumed; the stream is out of step now.
+        return ILLEGAL_MESSAGE;
+    }
+    let (ng, dl) = (h.num_groups as i64, h.data_len as i64);
+
+    if !drop_recv && (ng > max_groups || dl > max_mess) {
+        if !was_saved {
+            st.saved = Some(h);
+        }
+        out.mess_type = Some(if has_data_bits(h.type_) { decode_hint(h.hint).0 } else { 0 });
+        out.service = Some(clear_endian(h.type_));
+        let n = if ng > max_groups { -h.num_groups } else { 0 };
+        out.num_groups = Some(n);
+        out.endian_mismatch = Some(if dl > max_mess { -h.data_len } else { 0 });
+        out.sender = Some(strncpy32(&h.sender));
+        return if n != 0 { GROUPS_TOO_SHORT } else { BUFFER_TOO_SHORT };
+    }
+
+    // From here on the frame is consumed (or the session fails).
+    st.saved = None;
+
+    if has_data_bits(h.type_) {
+        let (mt, mismatch) = decode_hint(h.hint);
+        out.mess_type = Some(mt);
+        out.endian_mismatch = Some(mismatch as i32);
+    } else {
+        out.mess_type = Some(-1);
+        out.endian_mismatch = Some(0);
+    }
+    out.sender = Some(strncpy32(&h.sender));
+
+    let mut type_ = h.type_;
+    let foreign = !same_endian(h.type_);
+    if h.type_ & REJECT_MESS != 0 {
+        let mut raw = [0u8; 4];
+        if io::recv_exact(fd, &mut raw).is_err() {
+            return closed(&s);
+        }
+        let mut old = u32::from_ne_bytes(raw);
+        if foreign {
+            old = flip32(old);
+        }
+        type_ = old | REJECT_MESS;
+    }
+
+    // Groups: as many as fit, the rest discarded (drop mode only).
+    let take = ng.min(max_groups) as usize;
+    let short_groups = ng > max_groups;
+    if take > 0 {
+        let mut tmp = vec![0u8; take * MAX_GROUP_NAME];
+        if io::recv_exact(fd, &mut tmp).is_err() {
+            return closed(&s);
+        }
+        for (g, c) in groups.iter_mut().zip(tmp.chunks_exact(MAX_GROUP_NAME)) {
+            g.copy_from_slice(c);
+        }
+    }
+    if short_groups {
+        if io::discard(fd, ((ng - take as i64) as u64 * MAX_GROUP_NAME as u64) as usize).is_err() {
+            return closed(&s);
+        }
+        out.num_groups = Some(-h.num_groups);
+    } else {
+        out.num_groups = Some(h.num_groups);
+    }
+
+    // Body: into the scatter pieces in order.
+    let body_take = dl.min(max_mess) as usize;
+    let short_buffer = dl > max_mess;
+    let mut remain = body_take;
+    for piece in body.iter_mut() {
+        if remain == 0 {
+            break;
+        }
+        let k = remain.min(piece.len());
+        if io::recv_exact(fd, &mut piece[..k]).is_err() {
+            return closed(&s);
+        }
+        remain -= k;
+    }
+
+    if type_ & REG_MEMB_MESS != 0 && !short_groups {
+        let me = name_bytes(s.private_group());
+        if let Some(i) = groups[..take].iter().position(|g| name_bytes(g) == me) {
+            out.mess_type = Some(i as i16);
+        }
+    }
+
+    if type_ & REG_MEMB_MESS != 0 && foreign && body_take > 0 {
+        // Convert the membership body to host order, clipped to what was
+        // received, across scatter pieces.
+        let mut flat = Vec::with_capacity(body_take);
+        let mut left = body_take;
+        for p in body.iter() {
+            let k = left.min(p.len());
+            flat.extend_from_slice(&p[..k]);
+            left -= k;
+        }
+        flip_regular_body(&mut flat);
+        let mut off = 0;
+        for p in body.iter_mut() {
+            let k = (flat.len() - off).min(p.len());
+            p[..k].copy_from_slice(&flat[off..off + k]);
+            off += k;
+        }
+    }
+
+    out.service = Some(clear_endian(type_));
+
+    if short_buffer {
+        if io::discard(fd, (dl - body_take as i64) as usize).is_err() {
+            return closed(&s);
+        }
+        return BUFFER_TOO_SHORT;
+    }
+    h.data_len
+}

@@ -1,0 +1,182 @@
+//! The process-wide session table (client spec §1.4, §3): 1024 slots, the
+//! mailbox is the socket descriptor, slot search starts at `fd & 1023` and
+//! probes linearly.
+//!
+//! Each session lives in an `Arc`. Looking a mailbox up clones the `Arc`, so
+//! a thread blocked in a receive keeps the session (and its descriptor) alive
+//! even if another thread kills the mailbox meanwhile: the descriptor is
+//! closed when the last user lets go, never under a blocked reader's feet, and
+//! its number cannot be reused while someone might still read from it.
+
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use spread_wire::consts::*;
+use spread_wire::header::Header;
+use spread_wire::names::Name32;
+
+use crate::Code;
+
+const ACTIVE: u8 = 1;
+const ERROR: u8 = 2;
+
+/// Receive-side state guarded by the session's receive lock.
+#[derive(Debug, Default)]
+pub(crate) struct RecvState {
+    /// Header kept after a `*_TOO_SHORT` result; the frame is still unread.
+    pub saved: Option<Header>,
+}
+
+/// One open session.
+#[derive(Debug)]
+pub struct Session {
+    fd: OwnedFd,
+    mbox: i32,
+    private_group: Name32,
+    state: AtomicU8,
+    killed: AtomicBool,
+    pub(crate) send_lock: Mutex<()>,
+    pub(crate) recv: Mutex<RecvState>,
+}
+
+pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl Session {
+    pub fn mbox(&self) -> i32 {
+        self.mbox
+    }
+    pub(crate) fn fd(&self) -> RawFd {
+        self.fd.as_raw_fd()
+    }
+    /// The private group name, NUL-padded.
+    pub fn private_group(&self) -> &Name32 {
+        &self.private_group
+    }
+    pub fn is_active(&self) -> bool {
+        self.state.load(Ordering::Acquire) == ACTIVE
+    }
+    /// Still in the table (not killed)?
+    pub fn is_current(&self) -> bool {
+        !self.killed.load(Ordering::Acquire)
+    }
+    /// A send or receive failed: every later I/O call reports
+    /// `NET_ERROR_ON_SESSION`.
+    pub(crate) fn set_error(&self) {
+        self.state.store(ERROR, Ordering::Release);
+    }
+}
+
+struct Table {
+    slots: Vec<Option<Arc<Session>>>,
+    count: usize,
+}
+
+static TABLE: Mutex<Option<Table>> = Mutex::new(None);
+
+fn with_table<R>(f: impl FnOnce(&mut Table) -> R) -> R {
+    let mut g = lock(&TABLE);
+    let t = g.get_or_insert_with(|| Table { slots: vec![None; MAX_LIB_SESSIONS], count: 0 });
+    f(t)
+}
+
+fn base_slot(mbox: i32) -> usize {
+    (mbox as u32 as usize) & (MAX_LIB_SESSIONS - 1)
+}
+
+fn find(t: &Table, mbox: i32) -> Option<usize> {
+    if mbox < 0 {
+        return None;
+    }
+    let base = base_slot(mbox);
+    (0..MAX_LIB_SESSIONS).map(|k| (base + k) % MAX_LIB_SESSIONS).find(|&i| matches!(&t.slots[i], Some(s) if s.mbox == mbox))
+}
+
+/// Look a mailbox up (`SP_get_session`).
+pub fn lookup(mbox: i32) -> Option<Arc<Session>> {
+    with_table(|t| find(t, mbox).and_then(|i| t.slots[i].clone()))
+}
+
+/// Look up and require an ACTIVE session: `ILLEGAL_SESSION` /
+/// `NET_ERROR_ON_SESSION` otherwise.
+pub(crate) fn lookup_active(mbox: i32) -> Result<Arc<Session>, Code> {
+    let s = lookup(mbox).ok_or(ILLEGAL_SESSION)?;
+    if !s.is_active() {
+        return Err(NET_ERROR_ON_SESSION);
+    }
+    Ok(s)
+}
+
+/// Register a freshly connected socket (end of `SP_connect`).
+/// `REJECT_QUOTA` when 1024 sessions are open (the socket is closed).
+pub(crate) fn register(fd: OwnedFd, private_group: Name32) -> Result<i32, Code> {
+    let mbox = fd.as_raw_fd();
+    with_table(|t| {
+        if t.count >= MAX_LIB_SESSIONS {
+            return Err(REJECT_QUOTA);
+        }
+        let base = base_slot(mbox);
+        let Some(i) = (0..MAX_LIB_SESSIONS).map(|k| (base + k) % MAX_LIB_SESSIONS).find(|&i| t.slots[i].is_none())
+        else {
+            return Err(SP_BUG);
+        };
+        t.slots[i] = Some(Arc::new(Session {
+            fd,
+            mbox,
+            private_group,
+            state: AtomicU8::new(ACTIVE),
+            killed: AtomicBool::new(false),
+            send_lock: Mutex::new(()),
+            recv: Mutex::new(RecvState::default()),
+        }));
+        t.count += 1;
+        Ok(mbox)
+    })
+}
+
+/// Number of open sessions.
+pub fn count() -> usize {
+    with_table(|t| t.count)
+}
+
+/// `SP_kill`: forget the session; its socket is closed (at once unless
+/// another thread is inside a call on it, then when that call returns).
+/// Nothing is sent. Unknown mailboxes are ignored.
+pub fn kill(mbox: i32) {
+    let victim = with_table(|t| {
+        let i = find(t, mbox)?;
+        let s = t.slots[i].take()?;
+        t.count -= 1;
+        s.killed.store(true, Ordering::Release);
+        Some(s)
+    });
+    // Dropped here, outside the table lock; closes the fd if we were the
+    // last holder.
+    drop(victim);
+}
+
+/// `SP_disconnect`: send a KILL frame (result ignored; nothing is sent if the
+/// session is in ERROR state), then [`kill`]. Returns 0 or `ILLEGAL_SESSION`.
+pub fn disconnect(mbox: i32) -> Code {
+    let Some(s) = lookup(mbox) else { return ILLEGAL_SESSION };
+    let group = *s.private_group();
+    drop(s);
+    let _ = crate::send::send_frame(mbox, KILL_MESS, &[group], 0, &crate::send::SendBody::Empty);
+    kill(mbox);
+    0
+}
+
+/// `SP_poll`: bytes waiting in the socket receive buffer.
+pub fn poll(mbox: i32) -> Code {
+    let Some(s) = lookup(mbox) else { return ILLEGAL_SESSION };
+    let mut n: libc::c_int = 0;
+    // SAFETY: FIONREAD writes one int.
+    let r = unsafe { libc::ioctl(s.fd(), libc::FIONREAD, &mut n) };
+    if r < 0 {
+        ILLEGAL_SESSION
+    } else {
+        n
+    }
+}
