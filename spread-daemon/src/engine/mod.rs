@@ -1,1 +1,821 @@
-//! (in progress)
+//! The sans-I/O daemon engine: sessions → ordering → groups → delivery.
+//!
+//! The engine never touches a socket or a clock. The driver (or a test) tells
+//! it what happened — a connection was accepted, bytes arrived, a connection
+//! closed, time passed — and then drains [`Action`]s and the per-connection
+//! output queues:
+//!
+//! * [`Engine::accept`] → a [`ConnId`] (or the quota reject byte);
+//! * [`Engine::recv_buf`] + [`Engine::on_received`] (zero-copy: the driver
+//!   reads straight into the session's buffer) or [`Engine::on_data`];
+//! * [`Engine::on_closed`] for EOF / socket errors;
+//! * [`Engine::on_timeout`] when [`Engine::next_timeout`] has passed;
+//! * [`Engine::poll_action`]: `Flush(id)` = that connection has queued frames
+//!   (write them with [`Engine::out_slices`] / [`Engine::on_written`]);
+//!   `Close` = close it (after a best-effort write of `linger`).
+//!
+//! A delivered message is one [`bytes::Bytes`] frame shared by all its
+//! recipients; a client's data frame is passed on without copying its body.
+
+pub mod auth;
+mod fxhash;
+pub mod groups;
+pub mod ordering;
+pub mod session;
+
+use std::collections::{HashMap, VecDeque};
+use std::io::IoSlice;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use bytes::{Buf, Bytes, BytesMut};
+use spread_wire::consts::*;
+use spread_wire::endian::{set_endian, Order, ARCH_ENDIAN};
+use spread_wire::handshake::{self, ConnectParse, ConnectRequest, AUTH_CHOICE_LEN};
+use spread_wire::names::{name32, private_group, Name32};
+use spread_wire::Header;
+
+pub use auth::{AuthConfig, AuthMethod, IpRule};
+use fxhash::FxBuild;
+pub use groups::{Groups, GroupsConfig, LocalMember};
+pub use ordering::{OrderedMessage, Ordering, RingOfOne, ServiceClass};
+pub use session::{ConnId, ConnKind, Phase, Session};
+
+/// How much the driver should be able to read in one call.
+pub const READ_CHUNK: usize = 128 * 1024;
+
+/// Everything the engine needs to know about its daemon.
+#[derive(Clone, Debug)]
+pub struct EngineConfig {
+    /// This daemon's name (≤ 19 characters).
+    pub daemon_name: Vec<u8>,
+    /// This daemon's VID (`memb_id.proc_id` of group ids on a ring of one).
+    pub vid: u32,
+    /// Ring formation time in seconds (`memb_id.time`).
+    pub memb_time: i32,
+    /// All daemon names of the configuration, in order (this one included).
+    pub daemons: Vec<Vec<u8>>,
+    /// MaxSessionMessages: a blocked session with this many queued messages
+    /// is killed when one more is to be written.
+    pub max_session_messages: usize,
+    /// Connections (handshaking or operational) beyond this get REJECT_QUOTA.
+    pub max_sessions: usize,
+    pub auth: AuthConfig,
+    /// Time allowed from accept to the end of the handshake.
+    pub handshake_timeout: Duration,
+    /// Seed of the random private names (`r<n>-<id>`).
+    pub rng_seed: u64,
+}
+
+impl EngineConfig {
+    /// A single daemon `name` with defaults everywhere else.
+    pub fn single(name: &[u8], vid: u32, memb_time: i32) -> EngineConfig {
+        EngineConfig {
+            daemon_name: name.to_vec(),
+            vid,
+            memb_time,
+            daemons: vec![name.to_vec()],
+            max_session_messages: DEFAULT_MAX_SESSION_MESSAGES,
+            max_sessions: MAX_SESSIONS,
+            auth: AuthConfig::default(),
+            handshake_timeout: Duration::from_secs(10),
+            rng_seed: 0x2545_f491_4f6c_dd1d,
+        }
+    }
+}
+
+/// Something the driver must do.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Action {
+    /// The connection has frames queued: write them (`out_slices`).
+    Flush(ConnId),
+    /// Close the connection; first try (non-blocking, once) to write `linger`.
+    Close { id: ConnId, linger: Vec<Bytes> },
+}
+
+/// Result of [`Engine::accept`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Accepted {
+    Conn(ConnId),
+    /// Too many sessions: write these bytes (REJECT_QUOTA) and close.
+    Rejected(Bytes),
+}
+
+struct Slot {
+    gen: u32,
+    sess: Option<Session>,
+}
+
+/// Counters for tests and the status reply.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Stats {
+    pub messages_delivered: u64,
+    pub sessions_killed: u64,
+}
+
+pub struct Engine {
+    cfg: EngineConfig,
+    slots: Vec<Slot>,
+    free: Vec<u32>,
+    live: usize,
+    by_name: HashMap<Name32, u32, FxBuild>,
+    groups: Groups,
+    ordering: RingOfOne,
+    actions: VecDeque<Action>,
+    deadlines: VecDeque<(Instant, ConnId)>,
+    rng: u64,
+    notif: groups::Out,
+    targets: Vec<u32>,
+    stats: Stats,
+}
+
+impl Engine {
+    pub fn new(cfg: EngineConfig) -> Engine {
+        let my_idx = cfg.daemons.iter().position(|d| *d == cfg.daemon_name).unwrap_or(0);
+        let mut daemons = cfg.daemons.clone();
+        if daemons.is_empty() {
+            daemons.push(cfg.daemon_name.clone());
+        }
+        let groups = Groups::new(GroupsConfig { daemons, my_idx, memb_id: (cfg.vid as i32, cfg.memb_time) });
+        let rng = cfg.rng_seed | 1;
+        Engine {
+            cfg,
+            slots: Vec::new(),
+            free: Vec::new(),
+            live: 0,
+            by_name: HashMap::default(),
+            groups,
+            ordering: RingOfOne::new(),
+            actions: VecDeque::new(),
+            deadlines: VecDeque::new(),
+            rng,
+            notif: Vec::new(),
+            targets: Vec::new(),
+            stats: Stats::default(),
+        }
+    }
+
+    pub fn config(&self) -> &EngineConfig {
+        &self.cfg
+    }
+
+    pub fn stats(&self) -> Stats {
+        self.stats
+    }
+
+    pub fn groups(&self) -> &Groups {
+        &self.groups
+    }
+
+    /// Live connections (handshaking, operational or dying).
+    pub fn num_connections(&self) -> usize {
+        self.live
+    }
+
+    /// Sessions that completed the handshake and are not dead.
+    pub fn num_sessions(&self) -> usize {
+        self.slots.iter().filter(|s| matches!(s.sess.as_ref().map(|x| &x.phase), Some(Phase::Op))).count()
+    }
+
+    /// The session behind a connection id, if it is still alive.
+    pub fn session(&self, id: ConnId) -> Option<&Session> {
+        let s = self.slots.get(id.idx as usize)?;
+        if s.gen != id.gen {
+            return None;
+        }
+        s.sess.as_ref()
+    }
+
+    fn sess_mut(&mut self, id: ConnId) -> Option<&mut Session> {
+        let s = self.slots.get_mut(id.idx as usize)?;
+        if s.gen != id.gen {
+            return None;
+        }
+        s.sess.as_mut()
+    }
+
+    #[inline]
+    fn slot_mut(&mut self, idx: u32) -> Option<&mut Session> {
+        self.slots.get_mut(idx as usize).and_then(|s| s.sess.as_mut())
+    }
+
+    /// The next action for the driver.
+    pub fn poll_action(&mut self) -> Option<Action> {
+        self.actions.pop_front()
+    }
+
+    // ------------------------------------------------------------------ events
+
+    /// A connection was accepted.
+    pub fn accept(&mut self, now: Instant, kind: ConnKind, peer: Option<SocketAddr>) -> Accepted {
+        if self.live >= self.cfg.max_sessions {
+            return Accepted::Rejected(Bytes::from_static(&[REJECT_QUOTA as i8 as u8]));
+        }
+        let idx = match self.free.pop() {
+            Some(i) => i,
+            None => {
+                self.slots.push(Slot { gen: 0, sess: None });
+                (self.slots.len() - 1) as u32
+            }
+        };
+        let slot = &mut self.slots[idx as usize];
+        let id = ConnId { idx, gen: slot.gen };
+        let mut s = Session::new(id, kind, peer);
+        let deadline = now + self.cfg.handshake_timeout;
+        s.deadline = Some(deadline);
+        slot.sess = Some(s);
+        self.live += 1;
+        self.deadlines.push_back((deadline, id));
+        Accepted::Conn(id)
+    }
+
+    /// The buffer the driver reads into for `id` (with at least `READ_CHUNK`
+    /// bytes of spare capacity); `None` if the engine no longer reads it.
+    pub fn recv_buf(&mut self, id: ConnId) -> Option<&mut BytesMut> {
+        let s = self.sess_mut(id)?;
+        if s.phase == Phase::Dead {
+            return None;
+        }
+        if s.rbuf.capacity() - s.rbuf.len() < READ_CHUNK / 4 {
+            s.rbuf.reserve(READ_CHUNK);
+        }
+        Some(&mut s.rbuf)
+    }
+
+    /// Bytes were appended to `recv_buf(id)`: parse and act on them.
+    pub fn on_received(&mut self, now: Instant, id: ConnId) {
+        if self.session(id).is_none() {
+            return;
+        }
+        self.process(now, id.idx);
+        self.run_ordering();
+    }
+
+    /// Convenience for tests and simulators: feed `data` for `id`.
+    pub fn on_data(&mut self, now: Instant, id: ConnId, data: &[u8]) {
+        match self.sess_mut(id) {
+            Some(s) if s.phase != Phase::Dead => s.rbuf.extend_from_slice(data),
+            _ => return,
+        }
+        self.on_received(now, id);
+    }
+
+    /// The connection hit EOF or an error.
+    pub fn on_closed(&mut self, _now: Instant, id: ConnId) {
+        let Some(s) = self.sess_mut(id) else { return };
+        s.closed = true;
+        if s.phase == Phase::Dead {
+            return;
+        }
+        if s.phase == Phase::Op {
+            self.kill(id.idx);
+        } else {
+            self.drop_conn(id.idx, false);
+        }
+        self.run_ordering();
+    }
+
+    /// When the engine next needs [`Engine::on_timeout`].
+    pub fn next_timeout(&mut self) -> Option<Instant> {
+        while let Some(&(t, id)) = self.deadlines.front() {
+            let live = self.session(id).map_or(false, |s| s.phase.is_handshake());
+            if live {
+                return Some(t);
+            }
+            self.deadlines.pop_front();
+        }
+        None
+    }
+
+    /// Time passed: close handshakes that took too long.
+    pub fn on_timeout(&mut self, now: Instant) {
+        while let Some(&(t, id)) = self.deadlines.front() {
+            if t > now {
+                break;
+            }
+            self.deadlines.pop_front();
+            if self.session(id).map_or(false, |s| s.phase.is_handshake()) {
+                self.drop_conn(id.idx, false);
+            }
+        }
+    }
+
+    // ------------------------------------------------------------------ output
+
+    /// Fill `out` with the queued frames of `id` (at most `max` slices);
+    /// returns the number of bytes offered.
+    pub fn out_slices<'a>(&'a self, id: ConnId, out: &mut Vec<IoSlice<'a>>, max: usize) -> usize {
+        let Some(s) = self.session(id) else { return 0 };
+        let mut n = 0;
+        for (i, b) in s.out.iter().enumerate() {
+            if out.len() >= max {
+                break;
+            }
+            let sl = if i == 0 { &b[s.out_off..] } else { &b[..] };
+            n += sl.len();
+            out.push(IoSlice::new(sl));
+        }
+        n
+    }
+
+    /// `n` bytes of the offered slices were written.
+    pub fn on_written(&mut self, id: ConnId, mut n: usize) {
+        let Some(s) = self.sess_mut(id) else { return };
+        while n > 0 {
+            let Some(front) = s.out.front() else { break };
+            let rest = front.len() - s.out_off;
+            if n >= rest {
+                n -= rest;
+                s.out.pop_front();
+                s.out_off = 0;
+            } else {
+                s.out_off += n;
+                n = 0;
+            }
+        }
+        if s.out.is_empty() {
+            s.blocked = false;
+        }
+    }
+
+    /// The socket could not take everything (`true`) or the queue was drained.
+    pub fn set_write_blocked(&mut self, id: ConnId, blocked: bool) {
+        if let Some(s) = self.sess_mut(id) {
+            s.blocked = blocked && !s.out.is_empty();
+        }
+    }
+
+    /// Whether `id` has queued output.
+    pub fn has_output(&self, id: ConnId) -> bool {
+        self.session(id).map_or(false, |s| !s.out.is_empty())
+    }
+
+    /// Test helper: take everything queued for `id` as if it had been written.
+    pub fn drain_output(&mut self, id: ConnId) -> Vec<u8> {
+        let Some(s) = self.sess_mut(id) else { return Vec::new() };
+        let mut v = Vec::new();
+        let off = s.out_off;
+        for (i, b) in s.out.drain(..).enumerate() {
+            v.extend_from_slice(if i == 0 { &b[off..] } else { &b[..] });
+        }
+        s.out_off = 0;
+        s.blocked = false;
+        v
+    }
+
+    // ------------------------------------------------------------- internals
+
+    fn queue_out(&mut self, idx: u32, b: Bytes) {
+        let Some(s) = self.slot_mut(idx) else { return };
+        let was_empty = s.out.is_empty();
+        s.out.push_back(b);
+        let id = s.id;
+        if was_empty {
+            self.actions.push_back(Action::Flush(id));
+        }
+    }
+
+    /// Forget a connection now (handshake failures, EOF before operational):
+    /// tell the driver to close it after writing what is queued if `linger`.
+    fn drop_conn(&mut self, idx: u32, linger: bool) {
+        let Some(slot) = self.slots.get_mut(idx as usize) else { return };
+        let Some(mut s) = slot.sess.take() else { return };
+        slot.gen = slot.gen.wrapping_add(1);
+        self.free.push(idx);
+        self.live -= 1;
+        if s.named {
+            self.by_name.remove(&s.pg);
+        }
+        if !s.closed {
+            let mut l: Vec<Bytes> = Vec::new();
+            if linger {
+                let off = s.out_off;
+                for (i, b) in s.out.drain(..).enumerate() {
+                    l.push(if i == 0 { b.slice(off..) } else { b });
+                }
+            }
+            self.actions.push_back(Action::Close { id: s.id, linger: l });
+        }
+    }
+
+    /// Free the slot of a dead session (its KILL was delivered).
+    fn free_session(&mut self, idx: u32) {
+        let Some(slot) = self.slots.get_mut(idx as usize) else { return };
+        let Some(s) = slot.sess.take() else { return };
+        slot.gen = slot.gen.wrapping_add(1);
+        self.free.push(idx);
+        self.live -= 1;
+        if s.named {
+            self.by_name.remove(&s.pg);
+        }
+        if !s.closed {
+            self.actions.push_back(Action::Close { id: s.id, linger: Vec::new() });
+        }
+    }
+
+    /// Reject during the handshake: one byte, close.
+    fn reject(&mut self, idx: u32, code: i32) {
+        self.queue_out_silent(idx, Bytes::from(vec![handshake::reject_byte(code)]));
+        self.drop_conn(idx, true);
+    }
+
+    fn queue_out_silent(&mut self, idx: u32, b: Bytes) {
+        if let Some(s) = self.slot_mut(idx) {
+            s.out.push_back(b);
+        }
+    }
+
+    /// Daemon-side kill (`Sess_kill`): stop reading and writing, close, and
+    /// announce it with a SAFE KILL through the ordering layer.
+    fn kill(&mut self, idx: u32) {
+        let Some(s) = self.slot_mut(idx) else { return };
+        match s.phase {
+            Phase::Op => {}
+            Phase::Dead => return,
+            _ => {
+                self.drop_conn(idx, false);
+                return;
+            }
+        }
+        s.phase = Phase::Dead;
+        s.out.clear();
+        s.out_off = 0;
+        s.rbuf = BytesMut::new();
+        let pg = s.pg;
+        let id = s.id;
+        let closed = std::mem::replace(&mut s.closed, true);
+        if !closed {
+            self.actions.push_back(Action::Close { id, linger: Vec::new() });
+        }
+        self.stats.sessions_killed += 1;
+        self.submit_kill(pg, KILL_MESS | SAFE_MESS, ARCH_ENDIAN);
+    }
+
+    fn submit_kill(&mut self, pg: Name32, type_: u32, hint: u32) {
+        let h = Header { type_: set_endian(type_), sender: pg, num_groups: 0, hint, data_len: 0 };
+        let frame = Bytes::copy_from_slice(&h.encode());
+        self.ordering.submit(OrderedMessage::new(h, frame));
+    }
+
+    fn next_rand(&mut self) -> u64 {
+        // xorshift64*
+        let mut x = self.rng;
+        x ^= x >> 12;
+        x ^= x << 25;
+        x ^= x >> 27;
+        self.rng = x;
+        x.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+
+    /// Parse what is buffered for session `idx`, phase by phase.
+    fn process(&mut self, now: Instant, idx: u32) {
+        // Bounded: every iteration either consumes input, changes phase to a
+        // later one, or returns.
+        for _ in 0..8 {
+            let Some(s) = self.slot_mut(idx) else { return };
+            match s.phase {
+                Phase::Connect => match handshake::parse_connect_request(&s.rbuf) {
+                    ConnectParse::Incomplete => return,
+                    ConnectParse::Reject { code, .. } => {
+                        self.reject(idx, code);
+                        return;
+                    }
+                    ConnectParse::Done { req, consumed } => {
+                        s.rbuf.advance(consumed);
+                        self.connect_done(idx, req);
+                    }
+                },
+                Phase::AuthChoice => {
+                    if s.rbuf.len() < AUTH_CHOICE_LEN {
+                        return;
+                    }
+                    let mut choice = [0u8; AUTH_CHOICE_LEN];
+                    choice.copy_from_slice(&s.rbuf[..AUTH_CHOICE_LEN]);
+                    s.rbuf.advance(AUTH_CHOICE_LEN);
+                    let req = handshake::parse_auth_choice(&choice);
+                    match self.cfg.auth.methods_for_choice(&req) {
+                        None => {
+                            self.deny(idx);
+                            return;
+                        }
+                        Some(methods) => {
+                            if let Some(s) = self.slot_mut(idx) {
+                                s.phase = Phase::AuthRun { methods, next: 0, ok: true };
+                            }
+                        }
+                    }
+                }
+                Phase::AuthRun { .. } => {
+                    if !self.run_auth(idx) {
+                        return;
+                    }
+                }
+                Phase::Op => {
+                    self.read_messages(now, idx);
+                    return;
+                }
+                Phase::Dead => {
+                    s.rbuf.clear();
+                    return;
+                }
+            }
+        }
+    }
+
+    /// The connect request is complete: name, uniqueness, then auth.
+    fn connect_done(&mut self, idx: u32, req: ConnectRequest) {
+        let daemon = self.cfg.daemon_name.clone();
+        let name: Vec<u8> = if req.name.is_empty() {
+            // r<0..9998>-<id>, at most 9 characters, unique.
+            let mut found = None;
+            for _ in 0..100_000 {
+                let r = self.next_rand() % 9999;
+                let mut n = format!("r{r}-{idx}").into_bytes();
+                n.truncate(MAX_PRIVATE_NAME - 1);
+                if !self.by_name.contains_key(&private_group(&n, &daemon)) {
+                    found = Some(n);
+                    break;
+                }
+            }
+            match found {
+                Some(n) => n,
+                None => {
+                    self.drop_conn(idx, false);
+                    return;
+                }
+            }
+        } else {
+            req.name.clone()
+        };
+        let pg = private_group(&name, &daemon);
+        if self.by_name.contains_key(&pg) {
+            self.reject(idx, REJECT_NOT_UNIQUE);
+            return;
+        }
+        self.by_name.insert(pg, idx);
+        let legacy = !req.negotiates_auth();
+        let Some(s) = self.slot_mut(idx) else { return };
+        s.name = name;
+        s.pg = pg;
+        s.named = true;
+        s.memb = req.wants_membership();
+        s.req = Some(req);
+        let peer = s.peer;
+        if legacy {
+            let auth = &self.cfg.auth;
+            let ok = if auth.is_enabled(AuthMethod::Ip) {
+                auth.ip_allows(peer)
+            } else {
+                auth.is_enabled(AuthMethod::Null)
+            };
+            if ok {
+                self.authorized(idx);
+            } else {
+                self.deny(idx);
+            }
+            return;
+        }
+        let list = self.cfg.auth.allowed_list();
+        let mut b = Vec::with_capacity(1 + list.len());
+        b.push(list.len() as u8);
+        b.extend_from_slice(&list);
+        self.queue_out(idx, Bytes::from(b));
+        if list.is_empty() {
+            self.deny(idx);
+            return;
+        }
+        if let Some(s) = self.slot_mut(idx) {
+            s.phase = Phase::AuthChoice;
+        }
+    }
+
+    /// Run auth methods until one needs more input (false) or all ran and a
+    /// verdict was sent (true).
+    fn run_auth(&mut self, idx: u32) -> bool {
+        let auth = &self.cfg.auth;
+        let Some(s) = self.slots.get_mut(idx as usize).and_then(|x| x.sess.as_mut()) else { return false };
+        let Phase::AuthRun { methods, mut next, mut ok } = std::mem::replace(&mut s.phase, Phase::Connect) else {
+            return false;
+        };
+        let mut reply: Option<u8> = None;
+        while next < methods.len() {
+            match methods[next] {
+                AuthMethod::Null => {}
+                AuthMethod::Ip => ok &= auth.ip_allows(s.peer),
+                AuthMethod::Pword => {
+                    if s.rbuf.len() < 40 {
+                        s.phase = Phase::AuthRun { methods, next, ok };
+                        return false;
+                    }
+                    let user = spread_wire::names::name_bytes(&s.rbuf[..32]).to_vec();
+                    let pw = spread_wire::names::name_bytes(&s.rbuf[32..40]).to_vec();
+                    s.rbuf.advance(40);
+                    let good = auth.pword.as_ref().map_or(false, |f| f(&user, &pw));
+                    ok &= good;
+                    reply = Some(good as u8);
+                }
+            }
+            next += 1;
+            if reply.is_some() {
+                break;
+            }
+        }
+        if let Some(r) = reply {
+            // PWORD answers at once; the remaining methods run on the next pass.
+            s.phase = Phase::AuthRun { methods, next, ok };
+            self.queue_out(idx, Bytes::from(vec![r]));
+            return true;
+        }
+        // PERMIT: open_connection always allows.
+        if ok {
+            self.authorized(idx);
+        } else {
+            self.deny(idx);
+        }
+        true
+    }
+
+    fn deny(&mut self, idx: u32) {
+        self.reject(idx, REJECT_AUTH);
+    }
+
+    fn authorized(&mut self, idx: u32) {
+        let Some(s) = self.slot_mut(idx) else { return };
+        let Some(req) = s.req.as_ref() else { return };
+        let pg_bytes = spread_wire::names::name_bytes(&s.pg).to_vec();
+        let acc = handshake::encode_accept(req, &pg_bytes);
+        s.phase = Phase::Op;
+        s.deadline = None;
+        self.queue_out(idx, Bytes::from(acc));
+    }
+
+    /// Operational session: cut frames out of the read buffer and act on them.
+    fn read_messages(&mut self, _now: Instant, idx: u32) {
+        let daemon_name = std::mem::take(&mut self.cfg.daemon_name);
+        self.read_messages_inner(idx, &daemon_name);
+        self.cfg.daemon_name = daemon_name;
+    }
+
+    fn read_messages_inner(&mut self, idx: u32, daemon_name: &[u8]) {
+        loop {
+            let Some(s) = self.slot_mut(idx) else { return };
+            if s.phase != Phase::Op || s.rbuf.len() < HEADER_LEN {
+                return;
+            }
+            let mut h = Header::decode_slice(&s.rbuf).expect("48 bytes present");
+            let foreign = h.is_foreign();
+            h.type_ = set_endian(h.type_);
+            if session::validate_header(&h, &s.name, daemon_name).is_err() {
+                self.kill(idx);
+                return;
+            }
+            let total = HEADER_LEN + MAX_GROUP_NAME * h.num_groups as usize + h.data_len as usize;
+            if s.rbuf.len() < total {
+                let need = total - s.rbuf.len();
+                if s.rbuf.capacity() - s.rbuf.len() < need {
+                    s.rbuf.reserve(need.max(READ_CHUNK));
+                }
+                return;
+            }
+            let mut f = s.rbuf.split_to(total);
+            if foreign {
+                // Re-encode the integers in this daemon's order; hint stays raw.
+                let o = Order::NATIVE;
+                o.write_u32(&mut f[0..4], h.type_);
+                o.write_i32(&mut f[36..40], h.num_groups);
+                o.write_i32(&mut f[44..48], h.data_len);
+            } else if h.type_ != Order::NATIVE.read_u32(&f[0..4]) {
+                Order::NATIVE.write_u32(&mut f[0..4], h.type_);
+            }
+            let frame = f.freeze();
+            self.client_message(idx, h, frame);
+        }
+    }
+
+    /// One valid message from an operational session.
+    fn client_message(&mut self, idx: u32, h: Header, frame: Bytes) {
+        let t = h.type_;
+        let Some(s) = self.slot_mut(idx) else { return };
+        let pg = s.pg;
+        if t & KILL_MESS != 0 {
+            // SP_disconnect: stop reading at once; the group KILL is agreed.
+            s.phase = Phase::Dead;
+            s.out.clear();
+            s.out_off = 0;
+            s.rbuf = BytesMut::new();
+            let id = s.id;
+            if !std::mem::replace(&mut s.closed, true) {
+                self.actions.push_back(Action::Close { id, linger: Vec::new() });
+            }
+            self.submit_kill(pg, t, h.hint);
+            return;
+        }
+        if t & (JOIN_MESS | LEAVE_MESS) != 0 {
+            if h.num_groups < 1 {
+                // Nothing to join or leave; the original would read a stale name.
+                return;
+            }
+            if t & JOIN_MESS != 0 {
+                let g = groups::norm_name(&frame[HEADER_LEN..HEADER_LEN + MAX_GROUP_NAME]);
+                if self.groups.num_local(&g) >= groups::MAX_LOCAL_GROUP_MEMBERS {
+                    let old = (t & !JOIN_MESS) | CAUSED_BY_JOIN;
+                    let rej = groups::reject_message(&h, old, &frame, &pg);
+                    if t & SELF_DISCARD == 0 {
+                        self.enqueue(idx, rej);
+                    }
+                    return;
+                }
+            }
+        }
+        self.ordering.submit(OrderedMessage::new(h, frame));
+    }
+
+    /// Write one frame to a session, killing it if it is a slow reader.
+    fn enqueue(&mut self, idx: u32, frame: Bytes) {
+        let max = self.cfg.max_session_messages;
+        let Some(s) = self.slot_mut(idx) else { return };
+        if s.phase != Phase::Op {
+            return;
+        }
+        if s.blocked && s.out.len() >= max {
+            self.kill(idx);
+            return;
+        }
+        let was_empty = s.out.is_empty();
+        s.out.push_back(frame);
+        if was_empty {
+            let id = s.id;
+            self.actions.push_back(Action::Flush(id));
+        }
+    }
+
+    fn local_member(&self, pg: &Name32) -> Option<LocalMember> {
+        let idx = *self.by_name.get(pg)?;
+        let s = self.slots.get(idx as usize)?.sess.as_ref()?;
+        Some(LocalMember { slot: idx, memb: s.memb })
+    }
+
+    /// Deliver everything the ordering layer has ready.
+    fn run_ordering(&mut self) {
+        while let Some(m) = self.ordering.poll_deliver() {
+            let t = m.header.type_;
+            let sender = groups::norm_name(&m.header.sender);
+            if t & (JOIN_MESS | LEAVE_MESS | KILL_MESS) != 0 {
+                let local = self.local_member(&sender);
+                let mut out = std::mem::take(&mut self.notif);
+                if t & JOIN_MESS != 0 {
+                    if m.num_groups() >= 1 {
+                        let g = groups::norm_name(m.group(0));
+                        self.groups.join(&sender, &g, local, &mut out);
+                    }
+                } else if t & LEAVE_MESS != 0 {
+                    if m.num_groups() >= 1 {
+                        let g = groups::norm_name(m.group(0));
+                        self.groups.leave(&sender, &g, local, &mut out);
+                    }
+                } else {
+                    self.groups.kill(&sender, local.map(|l| l.slot), &mut out);
+                    if let Some(l) = local {
+                        self.free_session(l.slot);
+                    }
+                }
+                for (slot, f) in out.drain(..) {
+                    self.enqueue(slot, f);
+                }
+                self.notif = out;
+                continue;
+            }
+            if t & GROUPS_MESS != 0 {
+                continue;
+            }
+            // Data message.
+            let mut targets = std::mem::take(&mut self.targets);
+            targets.clear();
+            let ng = m.num_groups();
+            {
+                let by_name = &self.by_name;
+                let names = (0..ng).map(|i| groups::norm_name(m.group(i)));
+                self.groups.route(names, ng > 1, |n| by_name.get(n).copied(), &mut targets);
+            }
+            let skip = if t & SELF_DISCARD != 0 { self.by_name.get(&sender).copied() } else { None };
+            for &slot in &targets {
+                if Some(slot) == skip {
+                    continue;
+                }
+                self.enqueue(slot, m.frame.clone());
+            }
+            self.stats.messages_delivered += 1;
+            self.targets = targets;
+        }
+    }
+}
+
+/// The private group name this daemon gives a session called `name`.
+pub fn private_group_of(name: &[u8], daemon: &[u8]) -> Name32 {
+    private_group(name, daemon)
+}
+
+/// Build a 32-byte name (helper re-exported for tests).
+pub fn name(s: &[u8]) -> Name32 {
+    name32(s)
+}

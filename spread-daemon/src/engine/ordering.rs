@@ -1,0 +1,156 @@
+//! The ordering component: messages go down with a service class and come
+//! back up, later, in one total order.
+//!
+//! For now this is a *ring of one*: a single daemon is its own token ring, so
+//! every submitted message is stamped with the next sequence number and is
+//! delivered in submission order, whatever its class (on one daemon AGREED,
+//! SAFE, FIFO and RELIABLE orders coincide). The token ring replaces
+//! [`RingOfOne`] behind the same two calls: [`Ordering::submit`] and
+//! [`Ordering::poll_deliver`].
+
+use std::collections::VecDeque;
+
+use bytes::Bytes;
+use spread_wire::consts::*;
+use spread_wire::Header;
+
+/// Packet service class a message travels with (daemon spec §3.7,
+/// `message.c:Message_get_packet_type`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ServiceClass {
+    Reliable,
+    Fifo,
+    Agreed,
+    Safe,
+}
+
+impl ServiceClass {
+    /// The class of a client message type (already validated): UNRELIABLE and
+    /// RELIABLE travel reliably, FIFO as FIFO, CAUSAL and AGREED as AGREED, SAFE
+    /// as SAFE, and JOIN/LEAVE/KILL as AGREED. A daemon-made `KILL|SAFE` is SAFE.
+    pub fn of_type(t: u32) -> ServiceClass {
+        if t & SAFE_MESS != 0 {
+            ServiceClass::Safe
+        } else if t & (AGREED_MESS | CAUSAL_MESS) != 0 {
+            ServiceClass::Agreed
+        } else if t & FIFO_MESS != 0 {
+            ServiceClass::Fifo
+        } else if t & (RELIABLE_MESS | UNRELIABLE_MESS) != 0 {
+            ServiceClass::Reliable
+        } else {
+            ServiceClass::Agreed
+        }
+    }
+}
+
+/// A whole message as it travels through the ordering layer: its decoded
+/// header (host values, this daemon's marker in `type_`) and the complete
+/// encoded frame (header in this daemon's byte order, then groups, then body).
+/// The frame is shared, never copied, by every local recipient.
+#[derive(Clone, Debug)]
+pub struct OrderedMessage {
+    pub class: ServiceClass,
+    pub header: Header,
+    pub frame: Bytes,
+    /// Sequence number assigned by the ordering layer (0 until submitted).
+    pub seq: u64,
+}
+
+impl OrderedMessage {
+    pub fn new(header: Header, frame: Bytes) -> OrderedMessage {
+        OrderedMessage { class: ServiceClass::of_type(header.type_), header, frame, seq: 0 }
+    }
+
+    /// The `i`-th destination name of the frame (32 bytes).
+    pub fn group(&self, i: usize) -> &[u8] {
+        let off = HEADER_LEN + i * MAX_GROUP_NAME;
+        &self.frame[off..off + MAX_GROUP_NAME]
+    }
+
+    pub fn num_groups(&self) -> usize {
+        self.header.num_groups.max(0) as usize
+    }
+}
+
+/// What the session and groups layers need from an ordering protocol.
+pub trait Ordering {
+    /// Hand a message down; it comes back through `poll_deliver` once ordered.
+    fn submit(&mut self, msg: OrderedMessage);
+    /// The next message in the total order, if one is deliverable now.
+    fn poll_deliver(&mut self) -> Option<OrderedMessage>;
+    /// Number of messages submitted and not yet delivered.
+    fn pending(&self) -> usize;
+}
+
+/// A single daemon forming its own ring: sequence numbers from 1, delivery in
+/// submission order.
+#[derive(Debug, Default)]
+pub struct RingOfOne {
+    queue: VecDeque<OrderedMessage>,
+    highest_seq: u64,
+    delivered_seq: u64,
+}
+
+impl RingOfOne {
+    pub fn new() -> RingOfOne {
+        RingOfOne::default()
+    }
+
+    /// Highest sequence number handed out.
+    pub fn highest_seq(&self) -> u64 {
+        self.highest_seq
+    }
+
+    /// Sequence number of the last delivered message.
+    pub fn delivered_seq(&self) -> u64 {
+        self.delivered_seq
+    }
+}
+
+impl Ordering for RingOfOne {
+    fn submit(&mut self, mut msg: OrderedMessage) {
+        self.highest_seq += 1;
+        msg.seq = self.highest_seq;
+        self.queue.push_back(msg);
+    }
+
+    fn poll_deliver(&mut self) -> Option<OrderedMessage> {
+        let m = self.queue.pop_front()?;
+        self.delivered_seq = m.seq;
+        Some(m)
+    }
+
+    fn pending(&self) -> usize {
+        self.queue.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn classes() {
+        assert_eq!(ServiceClass::of_type(UNRELIABLE_MESS), ServiceClass::Reliable);
+        assert_eq!(ServiceClass::of_type(RELIABLE_MESS), ServiceClass::Reliable);
+        assert_eq!(ServiceClass::of_type(FIFO_MESS), ServiceClass::Fifo);
+        assert_eq!(ServiceClass::of_type(CAUSAL_MESS), ServiceClass::Agreed);
+        assert_eq!(ServiceClass::of_type(AGREED_MESS | SELF_DISCARD), ServiceClass::Agreed);
+        assert_eq!(ServiceClass::of_type(SAFE_MESS), ServiceClass::Safe);
+        assert_eq!(ServiceClass::of_type(JOIN_MESS), ServiceClass::Agreed);
+        assert_eq!(ServiceClass::of_type(KILL_MESS | SAFE_MESS), ServiceClass::Safe);
+    }
+
+    #[test]
+    fn ring_of_one_keeps_submission_order() {
+        let mut r = RingOfOne::new();
+        for (i, t) in [SAFE_MESS, RELIABLE_MESS, AGREED_MESS, FIFO_MESS].into_iter().enumerate() {
+            let h = Header { type_: t, data_len: i as i32, ..Header::default() };
+            r.submit(OrderedMessage::new(h, Bytes::new()));
+        }
+        assert_eq!(r.pending(), 4);
+        let got: Vec<i32> = std::iter::from_fn(|| r.poll_deliver()).map(|m| m.header.data_len).collect();
+        assert_eq!(got, vec![0, 1, 2, 3]);
+        assert_eq!(r.delivered_seq(), 4);
+    }
+}
