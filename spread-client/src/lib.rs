@@ -29,6 +29,25 @@ pub use recv::{receive, RecvOutputs};
 pub use send::{multicast, SendBody};
 pub use session::{disconnect, kill, poll};
 
+/// Hooks for tests of the layers above (not part of the API).
+#[doc(hidden)]
+pub mod testing {
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    static PANIC_IN_POLL: AtomicBool = AtomicBool::new(false);
+
+    /// Make [`crate::poll`] panic (to exercise the C shell's panic guard).
+    pub fn set_panic_in_poll(on: bool) {
+        PANIC_IN_POLL.store(on, Ordering::SeqCst);
+    }
+
+    pub(crate) fn maybe_panic() {
+        if PANIC_IN_POLL.load(Ordering::SeqCst) {
+            panic!("test hook: deliberate panic in poll");
+        }
+    }
+}
+
 /// An error code as the C API returns it (negative, see `spread_wire::consts`).
 pub type Code = i32;
 

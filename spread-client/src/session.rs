@@ -109,6 +109,15 @@ pub(crate) fn lookup_active(mbox: i32) -> Result<Arc<Session>, Code> {
     Ok(s)
 }
 
+/// 0 if `mbox` is an ACTIVE session, else `ILLEGAL_SESSION` /
+/// `NET_ERROR_ON_SESSION`.
+pub fn check_active(mbox: i32) -> Code {
+    match lookup_active(mbox) {
+        Ok(_) => 0,
+        Err(e) => e,
+    }
+}
+
 /// Register a freshly connected socket (end of `SP_connect`).
 /// `REJECT_QUOTA` when 1024 sessions are open (the socket is closed).
 pub(crate) fn register(fd: OwnedFd, private_group: Name32) -> Result<i32, Code> {
@@ -170,6 +179,7 @@ pub fn disconnect(mbox: i32) -> Code {
 
 /// `SP_poll`: bytes waiting in the socket receive buffer.
 pub fn poll(mbox: i32) -> Code {
+    crate::testing::maybe_panic();
     let Some(s) = lookup(mbox) else { return ILLEGAL_SESSION };
     let mut n: libc::c_int = 0;
     // SAFETY: FIONREAD writes one int.
