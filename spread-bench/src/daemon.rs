@@ -35,13 +35,28 @@ impl Daemon {
     /// Start `binary -n localhost -c <dir>/spread.conf` and wait (bounded by
     /// `ready_timeout`) until a client session can be opened on TCP.
     pub fn start(label: &str, binary: &Path, port: u16, ready_timeout: Duration) -> io::Result<Daemon> {
+        Daemon::start_wrapped(label, &[], binary, port, ready_timeout)
+    }
+
+    /// Like [`Daemon::start`], with a command prefix such as
+    /// `perf record -e cpu-clock -g -o FILE --` (the prefix's process is the
+    /// one we own; it is stopped with SIGTERM so that it can write its data).
+    pub fn start_wrapped(label: &str, wrapper: &[String], binary: &Path, port: u16, ready_timeout: Duration) -> io::Result<Daemon> {
         let dir = std::env::temp_dir().join(format!("spread-bench-{}-{port}", std::process::id()));
         let run = dir.join("run");
         fs::create_dir_all(&run)?;
         let conf = dir.join("spread.conf");
         fs::write(&conf, config_text(port, &run))?;
         let log = fs::File::create(dir.join("daemon.log"))?;
-        let child = Command::new(binary)
+        let mut cmd = match wrapper.split_first() {
+            Some((first, rest)) => {
+                let mut c = Command::new(first);
+                c.args(rest).arg(binary);
+                c
+            }
+            None => Command::new(binary),
+        };
+        let child = cmd
             .arg("-n")
             .arg("localhost")
             .arg("-c")
@@ -103,9 +118,24 @@ impl Daemon {
         }
     }
 
+    /// SIGTERM, then SIGKILL if the process is still there after 10 s.
     pub fn stop(&mut self) {
         if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
+            if let Ok(None) = c.try_wait() {
+                // SAFETY: kill(2) on the PID of our own, not yet reaped child.
+                unsafe {
+                    libc::kill(c.id() as libc::pid_t, libc::SIGTERM);
+                }
+                let deadline = Instant::now() + Duration::from_secs(10);
+                while let Ok(None) = c.try_wait() {
+                    if Instant::now() > deadline {
+                        let _ = c.kill();
+                        break;
+                    }
+                    // Waiting for a child's exit: std has no timed wait.
+                    std::thread::sleep(Duration::from_millis(10));
+                }
+            }
             let _ = c.wait();
         }
         let _ = fs::remove_dir_all(&self.dir);

@@ -23,12 +23,18 @@ struct Opts {
     ours_port: u16,
     ref_port: u16,
     markdown: Option<PathBuf>,
+    /// Command prefix for our daemon (profilers).
+    ours_wrapper: Vec<String>,
+    /// Skip the floods or the ping-pongs.
+    no_flood: bool,
+    no_ping: bool,
 }
 
 fn usage() -> ! {
     eprintln!(
         "usage: spread-bench [--ours PATH|none] [--ref-prefix DIR] [--runs N] [--quick] \
-         [--ours-port P] [--ref-port P] [--markdown FILE]\n\
+         [--ours-port P] [--ref-port P] [--markdown FILE] \
+         [--ours-wrapper 'CMD ARGS --'] [--no-flood] [--no-ping]\n\
          SPREAD_REF_PREFIX in the environment is used when --ref-prefix is absent."
     );
     std::process::exit(2)
@@ -43,6 +49,9 @@ fn parse_opts() -> Opts {
         ours_port: 45010,
         ref_port: 45110,
         markdown: None,
+        ours_wrapper: Vec::new(),
+        no_flood: false,
+        no_ping: false,
     };
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
@@ -58,6 +67,9 @@ fn parse_opts() -> Opts {
             "--ours-port" => o.ours_port = val().parse().unwrap_or_else(|_| usage()),
             "--ref-port" => o.ref_port = val().parse().unwrap_or_else(|_| usage()),
             "--markdown" => o.markdown = Some(PathBuf::from(val())),
+            "--ours-wrapper" => o.ours_wrapper = val().split_whitespace().map(str::to_string).collect(),
+            "--no-flood" => o.no_flood = true,
+            "--no-ping" => o.no_ping = true,
             _ => usage(),
         }
     }
@@ -118,7 +130,7 @@ fn main() {
             eprintln!("spread-bench: our daemon {} does not exist (build it: cargo build --release -p spread-daemon)", p.display());
             std::process::exit(1);
         }
-        match Daemon::start("ours", &p, o.ours_port, Duration::from_secs(15)) {
+        match Daemon::start_wrapped("ours", &o.ours_wrapper, &p, o.ours_port, Duration::from_secs(30)) {
             Ok(d) => targets.push(Target { name: "ours", daemon: d, binary: p, runs_done: 0 }),
             Err(e) => {
                 eprintln!("spread-bench: cannot start our daemon: {e}");
@@ -157,7 +169,8 @@ fn main() {
 
     // Flood rows: msgs/s and Mbit/s medians per target.
     let mut flood_rows: Vec<(String, usize, Vec<[f64; 2]>)> = Vec::new();
-    for mode in [FloodMode::OneToOne, FloodMode::SelfRecv] {
+    let modes: &[FloodMode] = if o.no_flood { &[] } else { &[FloodMode::OneToOne, FloodMode::SelfRecv] };
+    for &mode in modes {
         let window = match mode {
             FloodMode::OneToOne => 500,
             FloodMode::SelfRecv => 200,
@@ -198,7 +211,8 @@ fn main() {
 
     // Ping-pong rows: p50 / p99 per target (median over runs of each).
     let mut ping_rows: Vec<Row> = Vec::new();
-    for size in [48usize, 1000] {
+    let ping_sizes: &[usize] = if o.no_ping { &[] } else { &[48, 1000] };
+    for &size in ping_sizes {
         let mut samples: Vec<Vec<(f64, f64)>> = vec![Vec::new(); targets.len()];
         for run in 0..o.runs {
             for (i, t) in targets.iter_mut().enumerate() {
