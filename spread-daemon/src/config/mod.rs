@@ -1,1 +1,547 @@
-//! (in progress)
+//! `spread.conf`: the 5.0.1 grammar, defaults, validation, VirtualIDs and the
+//! configuration hash (daemon spec §1).
+//!
+//! * [`parse_str`] / [`load`] build a [`Config`] from the original file format
+//!   (a `*.toml` file is read by [`load`] through the optional TOML form, see
+//!   [`toml_form`]);
+//! * [`default_config`] is what `spread` runs when no file is found: the
+//!   sample's minimal file, one daemon `localhost` on 127.0.0.1, port 4803;
+//! * [`Config::find_me`] picks the daemon this process is (by `-n` or by a
+//!   local address);
+//! * [`Config::hash`] and [`Daemon::vid`] are byte-exact with 5.0.1.
+
+pub mod hash;
+mod lexer;
+mod local;
+mod parser;
+pub mod toml_form;
+
+use std::fmt;
+use std::net::{IpAddr, SocketAddr};
+use std::path::Path;
+
+pub use local::local_addresses;
+
+/// `DEFAULT_SPREAD_PORT`.
+pub const DEFAULT_PORT: u16 = 4803;
+/// `MAX_PROC_NAME` (20, so 19 usable bytes).
+pub const MAX_PROC_NAME: usize = 20;
+pub const MAX_SEGMENTS: usize = 20;
+pub const MAX_PROCS_SEGMENT: usize = 128;
+pub const MAX_PROCS_RING: usize = 128;
+pub const MAX_ADDRS_SEGMENT: usize = 5;
+pub const MAX_INTERFACES_PROC: usize = 10;
+pub const DEFAULT_WINDOW: u32 = 160;
+pub const DEFAULT_PERSONAL_WINDOW: u32 = 20;
+pub const DEFAULT_ACCELERATED_WINDOW: u32 = 15;
+pub const DEFAULT_MAX_SESSION_MESSAGES: u32 = 1000;
+/// `SP_RUNTIME_DIR`.
+pub const DEFAULT_RUNTIME_DIR: &str = "/var/run/spread";
+/// `SP_USER` / `SP_GROUP`.
+pub const DEFAULT_USER: &str = "spread";
+pub const DEFAULT_GROUP: &str = "spread";
+/// The log timestamp format used when `EventTimeStamp` has no value.
+pub const DEFAULT_TIMESTAMP_FORMAT: &str = "%m/%d/%y %H:%M:%S";
+
+/// The text of [`default_config`]: the minimal file of the original sample.
+pub const DEFAULT_CONFIG_TEXT: &str = "Spread_Segment 127.0.0.255:4803 {\n\tlocalhost\t127.0.0.1\n}\n";
+
+/// Debug-flag (alarm type) mask bits, as written in `DebugFlags = { … }`.
+pub mod flags {
+    pub const EXIT: u32 = 0x1;
+    pub const DATA_LINK: u32 = 0x2;
+    pub const MEMORY: u32 = 0x4;
+    pub const EVENTS: u32 = 0x8;
+    pub const PRINT: u32 = 0x10;
+    pub const NETWORK: u32 = 0x20;
+    pub const PROTOCOL: u32 = 0x40;
+    pub const SESSION: u32 = 0x80;
+    pub const CONFIGURATION: u32 = 0x100;
+    pub const MEMBERSHIP: u32 = 0x200;
+    pub const FLOW_CONTROL: u32 = 0x400;
+    pub const STATUS: u32 = 0x800;
+    pub const DEBUG: u32 = 0x1000;
+    pub const GROUPS: u32 = 0x2000;
+    pub const SKIPLIST: u32 = 0x20_0000;
+    pub const ACM: u32 = 0x40_0000;
+    pub const SECURITY: u32 = 0x80_0000;
+    pub const ALL: u32 = 0xffff_ffff;
+    pub const NONE: u32 = 0;
+    /// The mask in force when the file has no `DebugFlags`: the library's
+    /// initial PRINT|EXIT plus CONFIGURATION added by the daemon's `main`.
+    pub const DEFAULT: u32 = PRINT | EXIT | CONFIGURATION;
+
+    /// Keyword → bit, in the lexer's order.
+    pub const NAMES: &[(&str, u32)] = &[
+        ("ALL", ALL),
+        ("EXIT", EXIT),
+        ("DATA_LINK", DATA_LINK),
+        ("MEMORY", MEMORY),
+        ("EVENTS", EVENTS),
+        ("PRINT", PRINT),
+        ("NETWORK", NETWORK),
+        ("PROTOCOL", PROTOCOL),
+        ("SESSION", SESSION),
+        ("CONFIGURATION", CONFIGURATION),
+        ("MEMBERSHIP", MEMBERSHIP),
+        ("FLOW_CONTROL", FLOW_CONTROL),
+        ("STATUS", STATUS),
+        ("DEBUG", DEBUG),
+        ("GROUPS", GROUPS),
+        ("SKIPLIST", SKIPLIST),
+        ("ACM", ACM),
+        ("SECURITY", SECURITY),
+        ("NONE", NONE),
+    ];
+}
+
+/// `EventPriority` levels (1..6 as written; 7 is the internal FATAL level).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Priority {
+    Debug = 1,
+    Info = 2,
+    Warning = 3,
+    Error = 4,
+    Critical = 5,
+    /// `FATAL` in the file maps to 6, which is the always-printed level.
+    Fatal = 6,
+}
+
+/// `SocketPortReuse`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum PortReuse {
+    /// SO_REUSEADDR only for listeners bound to a specific address.
+    #[default]
+    Auto,
+    On,
+    Off,
+}
+
+/// `ActiveIPVersion`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum IpVersion {
+    V4,
+    V6,
+}
+
+impl IpVersion {
+    pub fn of(ip: &IpAddr) -> IpVersion {
+        match ip {
+            IpAddr::V4(_) => IpVersion::V4,
+            IpAddr::V6(_) => IpVersion::V6,
+        }
+    }
+}
+
+/// Interface kinds of an interface block entry (bit set).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct IfType(pub u8);
+
+impl IfType {
+    pub const MONITOR: IfType = IfType(0x1);
+    pub const CLIENT: IfType = IfType(0x2);
+    pub const DAEMON: IfType = IfType(0x4);
+    /// An entry with no letter: all three kinds.
+    pub const ALL: IfType = IfType(0x7);
+    /// Set only on the implicit interface (no block): bind the unspecified address.
+    pub const ANY: IfType = IfType(0x8);
+
+    pub fn is_monitor(self) -> bool {
+        self.0 & 0x1 != 0
+    }
+    pub fn is_client(self) -> bool {
+        self.0 & 0x2 != 0
+    }
+    pub fn is_daemon(self) -> bool {
+        self.0 & 0x4 != 0
+    }
+    pub fn is_any(self) -> bool {
+        self.0 & 0x8 != 0
+    }
+}
+
+/// One entry of a daemon's interface block (or the implicit one).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Interface {
+    /// Address with the segment port (IPv6: scope id from `%if` if given).
+    pub addr: SocketAddr,
+    pub kinds: IfType,
+}
+
+/// One configured daemon ("proc").
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Daemon {
+    /// At most 19 bytes.
+    pub name: String,
+    /// Address with the segment's port.
+    pub addr: SocketAddr,
+    pub vid: u32,
+    /// `VirtualID = N` was written.
+    pub vid_explicit: bool,
+    /// Never empty: without a block, one implicit entry `ALL|ANY` on `addr`.
+    pub interfaces: Vec<Interface>,
+    /// `true` when the file had an interface block.
+    pub explicit_interfaces: bool,
+    pub seg_index: usize,
+    pub index_in_seg: usize,
+    /// Line (1-based) where the entry was written.
+    pub line: u32,
+}
+
+impl Daemon {
+    pub fn ip(&self) -> IpAddr {
+        self.addr.ip()
+    }
+    pub fn port(&self) -> u16 {
+        self.addr.port()
+    }
+    /// Port of the token channel (`port + 1`).
+    pub fn token_port(&self) -> u16 {
+        self.addr.port().wrapping_add(1)
+    }
+}
+
+/// One `Spread_Segment`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Segment {
+    pub port: u16,
+    /// 1..=5 segment (broadcast/multicast) addresses, all with `port`.
+    pub addrs: Vec<SocketAddr>,
+    /// Proc indexes (into [`Config::daemons`]) in listing order.
+    pub daemons: Vec<usize>,
+}
+
+/// Membership timeouts in milliseconds (§1.8).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Timeouts {
+    pub token: u32,
+    pub hurry: u32,
+    pub alive: u32,
+    pub join: u32,
+    pub rep: u32,
+    pub seg: u32,
+    pub gather: u32,
+    pub form: u32,
+    pub lookup: u32,
+}
+
+impl Timeouts {
+    pub const LAN: Timeouts = Timeouts {
+        token: 1250,
+        hurry: 500,
+        alive: 250,
+        join: 250,
+        rep: 625,
+        seg: 500,
+        gather: 1250,
+        form: 1250,
+        lookup: 30000,
+    };
+    pub const WAN: Timeouts = Timeouts {
+        token: 5000,
+        hurry: 1500,
+        alive: 250,
+        join: 250,
+        rep: 1250,
+        seg: 500,
+        gather: 2500,
+        form: 2500,
+        lookup: 45000,
+    };
+}
+
+/// The nine timeout keywords as written (each `None` when absent).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct TimeoutSettings {
+    pub token: Option<u32>,
+    pub hurry: Option<u32>,
+    pub alive: Option<u32>,
+    pub join: Option<u32>,
+    pub rep: Option<u32>,
+    pub seg: Option<u32>,
+    pub gather: Option<u32>,
+    pub form: Option<u32>,
+    pub lookup: Option<u32>,
+}
+
+impl TimeoutSettings {
+    fn all(&self) -> [Option<u32>; 9] {
+        [self.token, self.hurry, self.alive, self.join, self.rep, self.seg, self.gather, self.form, self.lookup]
+    }
+    pub fn any_set(&self) -> bool {
+        self.all().iter().any(Option::is_some)
+    }
+    pub fn all_set(&self) -> bool {
+        self.all().iter().all(Option::is_some)
+    }
+}
+
+/// Log timestamp settings (`EventTimeStamp`, `EventPreciseTimeStamp`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Timestamp {
+    /// strftime format, at most 39 bytes; for a precise stamp it already ends
+    /// in `%s`/`%S` (a ` %s` was appended if it fitted).
+    pub format: String,
+    /// Append `.uuuuuu` microseconds.
+    pub precise: bool,
+}
+
+/// Authentication settings (`AllowedAuthMethods`, `RequiredAuthMethods`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AuthSettings {
+    /// `true` until the first `AllowedAuthMethods`/`RequiredAuthMethods`.
+    pub null_enabled: bool,
+    /// Names listed in `AllowedAuthMethods` (as written, in order).
+    pub allowed: Vec<String>,
+    /// Names listed in `RequiredAuthMethods`.
+    pub required: Vec<String>,
+}
+
+impl Default for AuthSettings {
+    fn default() -> Self {
+        AuthSettings { null_enabled: true, allowed: Vec::new(), required: Vec::new() }
+    }
+}
+
+/// A parsed configuration, every parameter with its 5.0.1 default.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Config {
+    /// File label used in messages.
+    pub file: String,
+    pub segments: Vec<Segment>,
+    /// All daemons in conf order (index = proc index).
+    pub daemons: Vec<Daemon>,
+
+    /// `DebugFlags` mask; [`flags::DEFAULT`] when absent.
+    pub debug_flags: u32,
+    /// `true` if the file had a `DebugFlags` line.
+    pub debug_flags_set: bool,
+    pub event_priority: Priority,
+    /// `EventLogFile` after `%h`/`%H` expansion; `None` = stdout.
+    pub event_log_file: Option<String>,
+    pub event_timestamp: Option<Timestamp>,
+    pub dangerous_monitor: bool,
+    pub socket_port_reuse: PortReuse,
+    pub runtime_dir: String,
+    pub daemon_user: String,
+    pub daemon_group: String,
+    pub max_session_messages: u32,
+    pub auth: AuthSettings,
+    pub access_control_policy: String,
+    pub active_ip_version: IpVersion,
+    pub window: u32,
+    pub personal_window: u32,
+    /// `AcceleratedRing` as written (`None` = absent).
+    pub accelerated_ring_setting: Option<bool>,
+    pub accelerated_window: u32,
+    pub timeouts: TimeoutSettings,
+    /// `WideAreaNetwork` as written (`None` = absent).
+    pub wide_area_network_setting: Option<bool>,
+    pub exclude_seg_addrs_from_hash: bool,
+    pub ignore_multicast_join_errors: bool,
+
+    /// The configuration hash (§1.7).
+    pub hash: u32,
+    /// The text that was hashed (without its NUL).
+    pub hash_text: String,
+    /// The ring protocol run (and hashed): accelerated only if
+    /// `AcceleratedRing = true` was written (first load; see §1.8, §1.9).
+    pub accelerated_ring_in_use: bool,
+    /// The accelerated flag after the original's `Memb_init` defaulting; it
+    /// is what a reload without the keyword inherits.
+    pub(crate) accel_after_init: bool,
+    /// A custom `EventTimeStamp` format seen so far (reload keeps it).
+    pub(crate) ts_custom_state: Option<String>,
+    /// Parser warnings (the original prints them and goes on).
+    pub warnings: Vec<String>,
+    /// Keywords that parsed but whose feature this daemon does not implement
+    /// yet; the caller must log them at start-up.
+    pub unsupported: Vec<String>,
+}
+
+/// An error in a configuration: displays as `<file>:<line>: <message>`
+/// (or `<file>: <message>` when no line applies).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConfigError {
+    pub file: String,
+    /// 1-based; 0 = no particular line.
+    pub line: u32,
+    pub message: String,
+}
+
+impl ConfigError {
+    pub fn new(file: impl Into<String>, line: u32, message: impl Into<String>) -> Self {
+        ConfigError { file: file.into(), line, message: message.into() }
+    }
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.line > 0 {
+            write!(f, "{}:{}: {}", self.file, self.line, self.message)
+        } else {
+            write!(f, "{}: {}", self.file, self.message)
+        }
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+/// Who this daemon is, as chosen by [`Config::find_me`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MeInfo {
+    /// Proc index in conf order.
+    pub index: usize,
+    /// The daemon entry; for IPv6 its address carries the scope id found on
+    /// the local interface list (when the file gave none).
+    pub daemon: Daemon,
+}
+
+/// Read and parse a configuration file. A path ending in `.toml` is read as the
+/// TOML form.
+pub fn load(path: &Path) -> Result<Config, ConfigError> {
+    let label = path.display().to_string();
+    let bytes = std::fs::read(path).map_err(|e| ConfigError::new(&label, 0, format!("cannot read: {e}")))?;
+    let text = String::from_utf8_lossy(&bytes);
+    if path.extension().is_some_and(|e| e == "toml") {
+        toml_form::parse_toml(&text, &label)
+    } else {
+        parse_str(&text, &label)
+    }
+}
+
+/// Parse configuration text; `file_label` names it in messages.
+pub fn parse_str(text: &str, file_label: &str) -> Result<Config, ConfigError> {
+    parser::parse(text, file_label, None)
+}
+
+/// Parse a configuration for a reload, reproducing the 5.0.1 quirks (§1.9):
+/// a daemon without an explicit `VirtualID` keeps the VID the previous load
+/// stored in the same table slot, and when `AcceleratedRing` is absent the
+/// protocol (and hash) follow the `!WideAreaNetwork` default that the first
+/// start-up applied after hashing.
+pub fn parse_str_reload(text: &str, file_label: &str, previous: &Config) -> Result<Config, ConfigError> {
+    parser::parse(text, file_label, Some(previous))
+}
+
+/// The embedded default: [`DEFAULT_CONFIG_TEXT`] (one segment 127.0.0.255,
+/// one daemon `localhost` on 127.0.0.1, port 4803).
+pub fn default_config() -> Config {
+    match parser::parse(DEFAULT_CONFIG_TEXT, "<default>", None) {
+        Ok(c) => c,
+        // The embedded text is fixed and covered by tests.
+        Err(e) => unreachable!("embedded default configuration does not parse: {e}"),
+    }
+}
+
+impl Config {
+    /// The configuration hash carried in every daemon packet.
+    pub fn hash(&self) -> u32 {
+        self.hash
+    }
+
+    /// Proc index of the daemon with this VID.
+    pub fn index_by_vid(&self, vid: u32) -> Option<usize> {
+        self.daemons.iter().position(|d| d.vid == vid)
+    }
+
+    /// Proc index of the daemon with this name (exact match).
+    pub fn index_by_name(&self, name: &str) -> Option<usize> {
+        self.daemons.iter().position(|d| d.name == name)
+    }
+
+    pub fn daemon_by_vid(&self, vid: u32) -> Option<&Daemon> {
+        self.daemons.iter().find(|d| d.vid == vid)
+    }
+
+    /// `Wide_network`: `WideAreaNetwork` if written, else more than one segment.
+    pub fn wide_area(&self) -> bool {
+        self.wide_area_network_setting.unwrap_or(self.segments.len() > 1)
+    }
+
+    /// The ring protocol actually run at first start-up: accelerated only if
+    /// `AcceleratedRing = true` was written (§1.8 quirk). Matches the hash text.
+    pub fn accelerated_ring(&self) -> bool {
+        self.accelerated_ring_in_use
+    }
+
+    /// The membership timeouts in force: the nine configured values, or the
+    /// LAN/WAN defaults when none is set. Setting only some is an error.
+    pub fn membership_timeouts(&self) -> Result<Timeouts, ConfigError> {
+        let t = &self.timeouts;
+        if !t.any_set() {
+            return Ok(if self.wide_area() { Timeouts::WAN } else { Timeouts::LAN });
+        }
+        match (t.token, t.hurry, t.alive, t.join, t.rep, t.seg, t.gather, t.form, t.lookup) {
+            (Some(token), Some(hurry), Some(alive), Some(join), Some(rep), Some(seg), Some(gather), Some(form), Some(lookup)) => {
+                Ok(Timeouts { token, hurry, alive, join, rep, seg, gather, form, lookup })
+            }
+            _ => Err(ConfigError::new(
+                &self.file,
+                0,
+                "Only some of the membership timeouts were specified! If you specify any, then you must specify all!",
+            )),
+        }
+    }
+
+    /// Pick the daemon this process is (§1.5), using this machine's addresses.
+    pub fn find_me(&self, name: Option<&str>) -> Result<MeInfo, ConfigError> {
+        let locals = local_addresses().map_err(|e| {
+            ConfigError::new(&self.file, 0, format!("Couldn't find any local internet addresses on this machine! ({e})"))
+        })?;
+        self.find_me_among(name, &locals)
+    }
+
+    /// [`Config::find_me`] against a given list of local addresses (IPv6 entries
+    /// may carry their interface's scope id).
+    pub fn find_me_among(&self, name: Option<&str>, locals: &[SocketAddr]) -> Result<MeInfo, ConfigError> {
+        if locals.is_empty() {
+            return Err(ConfigError::new(&self.file, 0, "Couldn't find any local internet addresses on this machine!"));
+        }
+        let index = match name {
+            Some(n) => {
+                let n = truncate_name(n);
+                self.index_by_name(n)
+                    .ok_or_else(|| ConfigError::new(&self.file, 0, format!("My proc {n} is not in configuration!")))?
+            }
+            None => self
+                .daemons
+                .iter()
+                .position(|d| locals.iter().any(|l| l.ip() == d.ip()))
+                .ok_or_else(|| {
+                    ConfigError::new(
+                        &self.file,
+                        0,
+                        "None of this machine's internet addresses match any daemon's address in configuration!",
+                    )
+                })?,
+        };
+        let mut daemon = self.daemons[index].clone();
+        let local = locals.iter().find(|l| l.ip() == daemon.ip()).ok_or_else(|| {
+            ConfigError::new(
+                &self.file,
+                0,
+                format!("None of this machine's internet addresses match this daemon's address {}!", daemon.ip()),
+            )
+        })?;
+        if let (SocketAddr::V6(mine), SocketAddr::V6(l)) = (&mut daemon.addr, local) {
+            if mine.scope_id() == 0 {
+                mine.set_scope_id(l.scope_id());
+            }
+        }
+        Ok(MeInfo { index, daemon })
+    }
+}
+
+/// A daemon name as the original keeps it: at most `MAX_PROC_NAME - 1` bytes
+/// (cut on a character boundary at or below that).
+pub fn truncate_name(name: &str) -> &str {
+    if name.len() < MAX_PROC_NAME {
+        return name;
+    }
+    let mut end = MAX_PROC_NAME - 1;
+    while !name.is_char_boundary(end) {
+        end -= 1;
+    }
+    &name[..end]
+}
