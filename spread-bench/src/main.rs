@@ -28,13 +28,15 @@ struct Opts {
     /// Skip the floods or the ping-pongs.
     no_flood: bool,
     no_ping: bool,
+    /// Divide every message / round-trip count by this (for slow profilers).
+    divide: u64,
 }
 
 fn usage() -> ! {
     eprintln!(
         "usage: spread-bench [--ours PATH|none] [--ref-prefix DIR] [--runs N] [--quick] \
          [--ours-port P] [--ref-port P] [--markdown FILE] \
-         [--ours-wrapper 'CMD ARGS --'] [--no-flood] [--no-ping]\n\
+         [--ours-wrapper 'CMD ARGS --'] [--no-flood] [--no-ping] [--divide N]\n\
          SPREAD_REF_PREFIX in the environment is used when --ref-prefix is absent."
     );
     std::process::exit(2)
@@ -52,6 +54,7 @@ fn parse_opts() -> Opts {
         ours_wrapper: Vec::new(),
         no_flood: false,
         no_ping: false,
+        divide: 1,
     };
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
@@ -61,7 +64,11 @@ fn parse_opts() -> Opts {
                 let v = val();
                 o.ours = if v == "none" { None } else { Some(PathBuf::from(v)) };
             }
-            "--ref-prefix" => o.reference = Some(PathBuf::from(val())),
+            "--ref-prefix" => {
+                let v = val();
+                o.reference = if v.is_empty() || v == "none" { None } else { Some(PathBuf::from(v)) };
+            }
+            "--divide" => o.divide = val().parse::<u64>().unwrap_or_else(|_| usage()).max(1),
             "--runs" => o.runs = val().parse().unwrap_or_else(|_| usage()),
             "--quick" => o.quick = true,
             "--ours-port" => o.ours_port = val().parse().unwrap_or_else(|_| usage()),
@@ -163,7 +170,9 @@ fn main() {
     } else {
         [(100, 100_000), (1_000, 60_000), (10_000, 20_000), (100_000, 2_500)]
     };
+    let sizes = sizes.map(|(s, c)| (s, (c / o.divide).max(10)));
     let (warmup, iters) = if o.quick { (100, 1_000) } else { (300, 5_000) };
+    let (warmup, iters) = (warmup / o.divide as usize, (iters / o.divide as usize).max(10));
     let limit = Duration::from_secs(60);
     let started = Instant::now();
 
