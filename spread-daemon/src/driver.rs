@@ -1,1 +1,422 @@
-//! (in progress)
+//! The mio driver: sockets and time in, engine actions out.
+//!
+//! * TCP listeners on every configured client address (SO_REUSEADDR, so a
+//!   restarted daemon binds at once even with connections in TIME_WAIT) and
+//!   the Unix socket `/tmp/<port>` (unlink, bind, chmod 0666; unlinked again
+//!   on exit);
+//! * reads go straight into the session's buffer (up to
+//!   [`crate::engine::READ_CHUNK`] per call), writes gather many queued frames
+//!   into one `writev`;
+//! * edge-triggered readiness: a connection is read until `EAGAIN`, with a
+//!   per-wakeup budget so one busy client cannot starve the others (the rest
+//!   is resumed on the next loop turn);
+//! * SIGINT / SIGTERM end the loop cleanly through a self-pipe.
+
+use std::io::{self, IoSlice, Write};
+use std::net::SocketAddr;
+use std::os::fd::AsRawFd;
+use std::os::unix::fs::PermissionsExt;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicI32, Ordering as AtomicOrdering};
+use std::time::{Duration, Instant};
+
+use mio::net::{TcpListener, TcpStream, UnixListener, UnixStream};
+use mio::unix::SourceFd;
+use mio::{Events, Interest, Poll, Token};
+
+use crate::engine::{Accepted, Action, ConnId, ConnKind, Engine};
+
+/// Where to listen.
+#[derive(Clone, Debug, Default)]
+pub struct DriverConfig {
+    pub tcp: Vec<SocketAddr>,
+    /// Unix-domain socket path (`/tmp/<port>`), if any.
+    pub unix_path: Option<PathBuf>,
+}
+
+const SIGNAL: Token = Token(0);
+const LISTENER_BASE: usize = 1;
+const CONN_BASE: usize = 1 << 20;
+/// Reads per connection per wakeup before yielding to others.
+const READ_BUDGET: usize = 8;
+/// Slices per writev (IOV_MAX is 1024 on Linux).
+const MAX_IOV: usize = 1024;
+
+enum Stream {
+    Tcp(TcpStream),
+    Unix(UnixStream),
+}
+
+impl Stream {
+    fn fd(&self) -> i32 {
+        match self {
+            Stream::Tcp(s) => s.as_raw_fd(),
+            Stream::Unix(s) => s.as_raw_fd(),
+        }
+    }
+    fn write_vectored(&mut self, b: &[IoSlice<'_>]) -> io::Result<usize> {
+        match self {
+            Stream::Tcp(s) => s.write_vectored(b),
+            Stream::Unix(s) => s.write_vectored(b),
+        }
+    }
+    fn source(&mut self) -> &mut dyn mio::event::Source {
+        match self {
+            Stream::Tcp(s) => s,
+            Stream::Unix(s) => s,
+        }
+    }
+}
+
+enum Listener {
+    Tcp(TcpListener),
+    Unix(UnixListener),
+}
+
+struct Conn {
+    id: ConnId,
+    stream: Stream,
+}
+
+static SIGNAL_FD: AtomicI32 = AtomicI32::new(-1);
+
+extern "C" fn on_signal(_sig: libc::c_int) {
+    let fd = SIGNAL_FD.load(AtomicOrdering::Relaxed);
+    if fd >= 0 {
+        let b = 1u8;
+        // SAFETY: write(2) is async-signal-safe; the buffer is a valid byte.
+        unsafe {
+            libc::write(fd, &b as *const u8 as *const libc::c_void, 1);
+        }
+    }
+}
+
+/// Create the self-pipe and route SIGINT/SIGTERM to it. Returns the read end.
+fn install_signal_pipe() -> io::Result<i32> {
+    let mut fds = [0i32; 2];
+    // SAFETY: fds is a valid array of two ints.
+    let r = unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_NONBLOCK | libc::O_CLOEXEC) };
+    if r != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    SIGNAL_FD.store(fds[1], AtomicOrdering::Relaxed);
+    for sig in [libc::SIGINT, libc::SIGTERM] {
+        // SAFETY: a zeroed sigaction with a plain handler is valid.
+        unsafe {
+            let mut sa: libc::sigaction = std::mem::zeroed();
+            sa.sa_sigaction = on_signal as extern "C" fn(libc::c_int) as usize;
+            sa.sa_flags = libc::SA_RESTART;
+            libc::sigemptyset(&mut sa.sa_mask);
+            libc::sigaction(sig, &sa, std::ptr::null_mut());
+        }
+    }
+    Ok(fds[0])
+}
+
+fn set_sockopt(fd: i32, level: i32, name: i32, v: i32) {
+    // SAFETY: v is a valid int for the duration of the call.
+    unsafe {
+        libc::setsockopt(
+            fd,
+            level,
+            name,
+            &v as *const i32 as *const libc::c_void,
+            std::mem::size_of::<i32>() as libc::socklen_t,
+        );
+    }
+}
+
+/// The running daemon: listeners, connections and the engine.
+pub struct Driver {
+    poll: Poll,
+    engine: Engine,
+    listeners: Vec<Listener>,
+    conns: Vec<Option<Conn>>,
+    unix_path: Option<PathBuf>,
+    signal_fd: i32,
+    pending_reads: Vec<ConnId>,
+}
+
+impl Driver {
+    /// Bind everything. Fails if a listener cannot be bound.
+    pub fn bind(engine: Engine, cfg: &DriverConfig) -> io::Result<Driver> {
+        let poll = Poll::new()?;
+        let mut listeners = Vec::new();
+        for a in &cfg.tcp {
+            // mio sets SO_REUSEADDR on Unix before binding.
+            let mut l = TcpListener::bind(*a)?;
+            poll.registry().register(&mut l, Token(LISTENER_BASE + listeners.len()), Interest::READABLE)?;
+            listeners.push(Listener::Tcp(l));
+        }
+        if let Some(p) = &cfg.unix_path {
+            let _ = std::fs::remove_file(p);
+            let mut l = UnixListener::bind(p)?;
+            let _ = std::fs::set_permissions(p, std::fs::Permissions::from_mode(0o666));
+            poll.registry().register(&mut l, Token(LISTENER_BASE + listeners.len()), Interest::READABLE)?;
+            listeners.push(Listener::Unix(l));
+        }
+        let signal_fd = install_signal_pipe()?;
+        poll.registry().register(&mut SourceFd(&signal_fd), SIGNAL, Interest::READABLE)?;
+        Ok(Driver {
+            poll,
+            engine,
+            listeners,
+            conns: Vec::new(),
+            unix_path: cfg.unix_path.clone(),
+            signal_fd,
+            pending_reads: Vec::new(),
+        })
+    }
+
+    /// Local addresses of the TCP listeners (useful with port 0).
+    pub fn tcp_addrs(&self) -> Vec<SocketAddr> {
+        self.listeners
+            .iter()
+            .filter_map(|l| match l {
+                Listener::Tcp(t) => t.local_addr().ok(),
+                Listener::Unix(_) => None,
+            })
+            .collect()
+    }
+
+    pub fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
+    /// Run until SIGINT/SIGTERM.
+    pub fn run(mut self) -> io::Result<()> {
+        let mut events = Events::with_capacity(1024);
+        let mut stop = false;
+        while !stop {
+            let now = Instant::now();
+            let timeout = if !self.pending_reads.is_empty() {
+                Some(Duration::ZERO)
+            } else {
+                self.engine.next_timeout().map(|t| t.saturating_duration_since(now))
+            };
+            match self.poll.poll(&mut events, timeout) {
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
+            }
+            for ev in events.iter() {
+                match ev.token() {
+                    SIGNAL => {
+                        let mut b = [0u8; 64];
+                        // SAFETY: reading into a local buffer of the given size.
+                        unsafe { libc::read(self.signal_fd, b.as_mut_ptr() as *mut libc::c_void, b.len()) };
+                        stop = true;
+                    }
+                    Token(t) if t >= CONN_BASE => {
+                        let idx = t - CONN_BASE;
+                        let Some(id) = self.conns.get(idx).and_then(|c| c.as_ref()).map(|c| c.id) else { continue };
+                        if ev.is_writable() {
+                            self.flush(id);
+                        }
+                        if ev.is_readable() || ev.is_read_closed() || ev.is_error() {
+                            self.read(id);
+                        }
+                        self.drain_actions();
+                    }
+                    Token(t) => self.accept(t - LISTENER_BASE),
+                }
+            }
+            if !self.pending_reads.is_empty() {
+                let pending = std::mem::take(&mut self.pending_reads);
+                for id in pending {
+                    self.read(id);
+                    self.drain_actions();
+                }
+            }
+            let now = Instant::now();
+            if self.engine.next_timeout().map_or(false, |t| t <= now) {
+                self.engine.on_timeout(now);
+                self.drain_actions();
+            }
+        }
+        Ok(())
+    }
+
+    fn accept(&mut self, li: usize) {
+        // Bounded: at most this many accepts per wakeup (edge-triggered, so
+        // the listener is put back by a zero-timeout turn if more remain).
+        for _ in 0..256 {
+            let Some(l) = self.listeners.get(li) else { return };
+            let (stream, kind, peer) = match l {
+                Listener::Tcp(l) => match l.accept() {
+                    Ok((s, a)) => {
+                        let _ = s.set_nodelay(true);
+                        set_sockopt(s.as_raw_fd(), libc::SOL_SOCKET, libc::SO_KEEPALIVE, 1);
+                        (Stream::Tcp(s), ConnKind::Tcp, Some(a))
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                    Err(_) => return,
+                },
+                Listener::Unix(l) => match l.accept() {
+                    Ok((s, _)) => (Stream::Unix(s), ConnKind::Unix, None),
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                    Err(_) => return,
+                },
+            };
+            let now = Instant::now();
+            match self.engine.accept(now, kind, peer) {
+                Accepted::Rejected(bytes) => {
+                    let mut s = stream;
+                    let _ = s.write_vectored(&[IoSlice::new(&bytes)]);
+                }
+                Accepted::Conn(id) => {
+                    let mut conn = Conn { id, stream };
+                    let tok = Token(CONN_BASE + id.idx as usize);
+                    if self
+                        .poll
+                        .registry()
+                        .register(conn.stream.source(), tok, Interest::READABLE | Interest::WRITABLE)
+                        .is_err()
+                    {
+                        self.engine.on_closed(now, id);
+                        self.drain_actions();
+                        continue;
+                    }
+                    let i = id.idx as usize;
+                    if self.conns.len() <= i {
+                        self.conns.resize_with(i + 1, || None);
+                    }
+                    self.conns[i] = Some(conn);
+                    self.drain_actions();
+                }
+            }
+        }
+        // Budget used up: there may be more waiting.
+        self.pending_accept(li);
+    }
+
+    fn pending_accept(&mut self, li: usize) {
+        // Re-arm by reregistering: epoll reports the listener again if a
+        // connection is still pending.
+        if let Some(l) = self.listeners.get_mut(li) {
+            let tok = Token(LISTENER_BASE + li);
+            let _ = match l {
+                Listener::Tcp(l) => self.poll.registry().reregister(l, tok, Interest::READABLE),
+                Listener::Unix(l) => self.poll.registry().reregister(l, tok, Interest::READABLE),
+            };
+        }
+    }
+
+    fn conn_fd(&self, id: ConnId) -> Option<i32> {
+        let c = self.conns.get(id.idx as usize)?.as_ref()?;
+        (c.id == id).then(|| c.stream.fd())
+    }
+
+    /// Read from a connection until EAGAIN, EOF or the budget is spent.
+    fn read(&mut self, id: ConnId) {
+        let Some(fd) = self.conn_fd(id) else { return };
+        for _ in 0..READ_BUDGET {
+            let Some(buf) = self.engine.recv_buf(id) else { return };
+            let spare = buf.spare_capacity_mut();
+            let cap = spare.len();
+            // SAFETY: recv writes at most `cap` bytes into the spare capacity,
+            // and exactly the returned count is then marked initialised.
+            let n = unsafe { libc::recv(fd, spare.as_mut_ptr() as *mut libc::c_void, cap, 0) };
+            if n > 0 {
+                let n = n as usize;
+                // SAFETY: n ≤ cap bytes were just written by recv.
+                unsafe { buf.set_len(buf.len() + n) };
+                self.engine.on_received(Instant::now(), id);
+                self.drain_actions();
+                continue;
+            }
+            if n == 0 {
+                self.engine.on_closed(Instant::now(), id);
+                return;
+            }
+            let e = io::Error::last_os_error();
+            match e.kind() {
+                io::ErrorKind::WouldBlock => return,
+                io::ErrorKind::Interrupted => continue,
+                _ => {
+                    self.engine.on_closed(Instant::now(), id);
+                    return;
+                }
+            }
+        }
+        self.pending_reads.push(id);
+    }
+
+    /// Write what the engine has queued for `id`.
+    fn flush(&mut self, id: ConnId) {
+        let idx = id.idx as usize;
+        // Bounded: each turn writes up to MAX_IOV frames or stops.
+        for _ in 0..64 {
+            let Some(Some(conn)) = self.conns.get_mut(idx) else { return };
+            if conn.id != id {
+                return;
+            }
+            let mut iov: Vec<IoSlice<'_>> = Vec::with_capacity(64);
+            let offered = self.engine.out_slices(id, &mut iov, MAX_IOV);
+            if offered == 0 {
+                drop(iov);
+                self.engine.set_write_blocked(id, false);
+                return;
+            }
+            let r = conn.stream.write_vectored(&iov);
+            drop(iov);
+            match r {
+                Ok(n) => {
+                    self.engine.on_written(id, n);
+                    if n < offered {
+                        self.engine.set_write_blocked(id, true);
+                        return;
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    self.engine.set_write_blocked(id, true);
+                    return;
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(_) => {
+                    self.engine.on_closed(Instant::now(), id);
+                    return;
+                }
+            }
+        }
+    }
+
+    fn drain_actions(&mut self) {
+        // Bounded by what the engine queued: flushing never creates actions
+        // except through on_closed, which only adds Close/Flush for others a
+        // finite number of times.
+        for _ in 0..1_000_000 {
+            let Some(a) = self.engine.poll_action() else { return };
+            match a {
+                Action::Flush(id) => self.flush(id),
+                Action::Close { id, linger } => self.close(id, &linger),
+            }
+        }
+    }
+
+    fn close(&mut self, id: ConnId, linger: &[bytes::Bytes]) {
+        let idx = id.idx as usize;
+        let Some(slot) = self.conns.get_mut(idx) else { return };
+        if slot.as_ref().map(|c| c.id) != Some(id) {
+            return;
+        }
+        let Some(mut conn) = slot.take() else { return };
+        if !linger.is_empty() {
+            let iov: Vec<IoSlice<'_>> = linger.iter().map(|b| IoSlice::new(b)).collect();
+            let _ = conn.stream.write_vectored(&iov);
+        }
+        let _ = self.poll.registry().deregister(conn.stream.source());
+        drop(conn);
+        self.pending_reads.retain(|p| *p != id);
+    }
+}
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        if let Some(p) = &self.unix_path {
+            let _ = std::fs::remove_file(p);
+        }
+    }
+}
