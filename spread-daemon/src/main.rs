@@ -2,61 +2,15 @@
 //! engine under the mio driver until SIGINT/SIGTERM.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use spread_daemon::config::{self, Config};
+use spread_daemon::{cli, logging};
 use spread_daemon::driver::{Driver, DriverConfig};
 use spread_daemon::engine::auth::parse_access_ip;
 use spread_daemon::engine::{AuthConfig, AuthMethod, Engine, EngineConfig};
-
-/// The command line (`spread.c:main`): options matched on their first two
-/// characters, each with one argument.
-#[derive(Default, Debug)]
-struct Args {
-    name: Option<String>,
-    conf: Option<PathBuf>,
-    log: bool,
-}
-
-fn usage() -> ExitCode {
-    eprintln!("Usage: spread\n\t[-l y/n          ] : print log\n\t[-n <proc name>  ] : force this machine name\n\t[-c <config file>] : specify config file");
-    ExitCode::from(1)
-}
-
-fn parse_args(args: &[String]) -> Option<Args> {
-    let mut a = Args::default();
-    let mut i = 0;
-    while i < args.len() {
-        let opt = args[i].as_bytes();
-        let val = args.get(i + 1)?;
-        match opt.get(..2) {
-            Some(b"-n") => a.name = Some(val.clone()),
-            Some(b"-c") => a.conf = Some(PathBuf::from(val)),
-            Some(b"-l") => a.log = val.starts_with('y'),
-            _ => return None,
-        }
-        i += 2;
-    }
-    Some(a)
-}
-
-/// The file to load: `-c` (default `spread.conf`), `./spread.conf`,
-/// `/usr/local/etc/spread.conf`, `/etc/spread.conf`. `None`: no file found
-/// and none was named explicitly (the embedded default then runs).
-fn find_config_file(explicit: Option<&Path>) -> Result<Option<PathBuf>, String> {
-    if let Some(p) = explicit {
-        return if p.is_file() { Ok(Some(p.to_path_buf())) } else { Err(format!("cannot open configuration file {}", p.display())) };
-    }
-    for p in ["spread.conf", "./spread.conf", "/usr/local/etc/spread.conf", "/etc/spread.conf"] {
-        let p = Path::new(p);
-        if p.is_file() {
-            return Ok(Some(p.to_path_buf()));
-        }
-    }
-    Ok(None)
-}
 
 fn auth_config(c: &Config) -> AuthConfig {
     let mut enabled = Vec::new();
@@ -103,32 +57,30 @@ fn raise_fd_limit() {
 
 fn main() -> ExitCode {
     let argv: Vec<String> = std::env::args().skip(1).collect();
-    let Some(args) = parse_args(&argv) else { return usage() };
-    let _ = args.log;
-
-    let conf = match find_config_file(args.conf.as_deref()) {
-        Ok(Some(p)) => match config::load(&p) {
+    let opts = match cli::parse(&argv) {
+        Ok(o) => o,
+        Err(msg) => cli::exit_fatal(&msg),
+    };
+    let conf = match cli::find_config_file(&opts) {
+        Some(p) => match config::load(&p) {
             Ok(c) => c,
-            Err(e) => {
-                eprintln!("{e}");
-                return ExitCode::from(1);
-            }
+            Err(e) => cli::exit_fatal(&e.to_string()),
         },
-        Ok(None) => config::default_config(),
-        Err(e) => {
-            eprintln!("{e}");
-            return ExitCode::from(1);
+        None if opts.config_given => {
+            cli::exit_fatal(&format!("Conf_load_conf_file: cannot open configuration file {}", opts.config_file))
         }
+        None => config::default_config(),
+    };
+    let _log_guard = match logging::init(&conf) {
+        Ok(g) => g,
+        Err(e) => cli::exit_fatal(&e),
     };
     for w in &conf.warnings {
         eprintln!("{w}");
     }
-    let me = match conf.find_me(args.name.as_deref()) {
+    let me = match conf.find_me(opts.name.as_deref()) {
         Ok(m) => m,
-        Err(e) => {
-            eprintln!("{e}");
-            return ExitCode::from(1);
-        }
+        Err(e) => cli::exit_fatal(&e.to_string()),
     };
     let port = me.daemon.port();
     let mut tcp: Vec<SocketAddr> = Vec::new();
