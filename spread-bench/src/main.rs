@@ -30,13 +30,23 @@ struct Opts {
     no_ping: bool,
     /// Divide every message / round-trip count by this (for slow profilers).
     divide: u64,
+    /// Clients connect through the Unix socket /tmp/<port> instead of TCP.
+    unix: bool,
+}
+
+fn ep(d: &Daemon, unix: bool) -> spread_bench::client::Endpoint {
+    if unix {
+        spread_bench::client::Endpoint::unix_default(d.port)
+    } else {
+        d.endpoint()
+    }
 }
 
 fn usage() -> ! {
     eprintln!(
         "usage: spread-bench [--ours PATH|none] [--ref-prefix DIR] [--runs N] [--quick] \
          [--ours-port P] [--ref-port P] [--markdown FILE] \
-         [--ours-wrapper 'CMD ARGS --'] [--no-flood] [--no-ping] [--divide N]\n\
+         [--ours-wrapper 'CMD ARGS --'] [--no-flood] [--no-ping] [--divide N] [--unix]\n\
          SPREAD_REF_PREFIX in the environment is used when --ref-prefix is absent."
     );
     std::process::exit(2)
@@ -55,6 +65,7 @@ fn parse_opts() -> Opts {
         no_flood: false,
         no_ping: false,
         divide: 1,
+        unix: false,
     };
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
@@ -77,6 +88,7 @@ fn parse_opts() -> Opts {
             "--ours-wrapper" => o.ours_wrapper = val().split_whitespace().map(str::to_string).collect(),
             "--no-flood" => o.no_flood = true,
             "--no-ping" => o.no_ping = true,
+            "--unix" => o.unix = true,
             _ => usage(),
         }
     }
@@ -191,7 +203,7 @@ fn main() {
             for run in 0..o.runs {
                 for (i, t) in targets.iter_mut().enumerate() {
                     let tag = t.tag();
-                    match flood(&t.daemon.endpoint(), &tag, mode, size, count, window, limit) {
+                    match flood(&ep(&t.daemon, o.unix), &tag, mode, size, count, window, limit) {
                         Ok(r) => {
                             eprintln!(
                                 "  {:8} {:24} {:>6} B run {}: {:>10.0} msg/s {:>9.1} Mbit/s ({:.2} s)",
@@ -226,7 +238,7 @@ fn main() {
         for run in 0..o.runs {
             for (i, t) in targets.iter_mut().enumerate() {
                 let tag = t.tag();
-                match ping_pong(&t.daemon.endpoint(), &tag, size, warmup, iters, limit) {
+                match ping_pong(&ep(&t.daemon, o.unix), &tag, size, warmup, iters, limit) {
                     Ok(r) => {
                         let (p50, p99) = (r.percentile(50.0), r.percentile(99.0));
                         eprintln!("  {:8} ping-pong {:>5} B run {}: p50 {:>7.1} us  p99 {:>7.1} us", t.name, size, run + 1, p50, p99);
@@ -257,7 +269,8 @@ fn main() {
     let mut md = String::new();
     let _ = writeln!(
         md,
-        "Throughput (RELIABLE, one daemon on 127.0.0.1, TCP, payload bytes; median of {} runs):\n",
+        "Throughput (RELIABLE, one daemon on 127.0.0.1, clients over {}, payload bytes; median of {} runs):\n",
+        if o.unix { "the Unix socket" } else { "TCP" },
         o.runs
     );
     if pair {
