@@ -1,15 +1,479 @@
-//! Logging through `tracing`, set up from the configuration's EventLogFile,
-//! EventTimeStamp/EventPreciseTimeStamp, EventPriority and DebugFlags.
-//! (Filtering and formatting land in the next commit; this is the API.)
+//! Logging through `tracing`, set up from the configuration the way the
+//! original's event log behaves:
+//!
+//! * **EventLogFile** — append to that file (`%h`/`%H` already expanded by the
+//!   parser); otherwise standard output.
+//! * **EventTimeStamp / EventPreciseTimeStamp** — each line starts with the
+//!   local time formatted by the C library's `strftime` with the configured
+//!   format (default `%m/%d/%y %H:%M:%S`), then `.uuuuuu` microseconds when
+//!   precise, then one space. Without either keyword there is no timestamp.
+//! * **EventPriority** — an event is written if its priority is at least the
+//!   configured one *and* its debug flag is in the mask, or if it is an
+//!   always-printed event (see below), or if its flag is EXIT.
+//! * **DebugFlags** — the flag of an event comes from its `target`.
+//!
+//! Lines carry only the message (no level, no target), like the original.
+//!
+//! ## Targets → DebugFlags
+//!
+//! | target (`spread::<name>`, optionally `::more`) | flag |
+//! |---|---|
+//! | `spread::exit` | EXIT |
+//! | `spread::data_link` | DATA_LINK |
+//! | `spread::memory` | MEMORY |
+//! | `spread::events` | EVENTS |
+//! | `spread::print`, `spread::system` | PRINT |
+//! | `spread::network`, `spread::net` | NETWORK |
+//! | `spread::prot`, `spread::protocol` | PROTOCOL |
+//! | `spread::session`, `spread::sess` | SESSION |
+//! | `spread::config`, `spread::conf` | CONFIGURATION |
+//! | `spread::memb`, `spread::membership` | MEMBERSHIP |
+//! | `spread::flow_control`, `spread::fc` | FLOW_CONTROL |
+//! | `spread::status` | STATUS |
+//! | `spread::debug` | DEBUG |
+//! | `spread::groups` | GROUPS |
+//! | `spread::skiplist` | SKIPLIST |
+//! | `spread::acm` | ACM |
+//! | `spread::security` | SECURITY |
+//!
+//! Any other target (for example a module path such as
+//! `spread_daemon::engine::groups`) is matched by its path components against
+//! the same names; if none matches, the event counts as PRINT.
+//!
+//! ## Levels → EventPriority
+//!
+//! `DEBUG` (and `TRACE`) → pDEBUG, `INFO` → INFO, `WARN` → WARNING,
+//! `ERROR` → ERROR. An event with a field named `critical` has priority
+//! CRITICAL; with a field named `print` or `fatal` it is always written (the
+//! original's PRINT and FATAL priorities). These marker fields are not
+//! printed. Examples:
+//!
+//! ```ignore
+//! tracing::info!(target: "spread::config", "Hash value for this configuration is: {}", h);
+//! tracing::error!(target: "spread::session", print = true, "always shown");
+//! ```
+//!
+//! Filtering is decided per call site from static metadata, so a disabled
+//! event costs one cached-interest check.
 
-use crate::config::Config;
+use std::ffi::CString;
+use std::fmt::{self, Write as _};
+use std::fs::OpenOptions;
+use std::sync::Mutex;
+use std::time::{SystemTime, UNIX_EPOCH};
 
-/// Keeps the logging set-up alive; drop it at exit to flush.
+use tracing::field::{Field, Visit};
+use tracing::{Event, Level, Metadata, Subscriber};
+use tracing_subscriber::fmt::format::Writer;
+use tracing_subscriber::fmt::writer::BoxMakeWriter;
+use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields, MakeWriter};
+use tracing_subscriber::layer::{Context, Filter, SubscriberExt};
+use tracing_subscriber::registry::LookupSpan;
+use tracing_subscriber::Layer;
+
+use crate::config::{flags, Config, Priority, Timestamp};
+
+/// Keeps the logging set-up alive for the life of the process.
 pub struct Guard {
     _private: (),
 }
 
-/// Install the global subscriber for this configuration.
-pub fn init(_config: &Config) -> Result<Guard, String> {
+/// Install the global subscriber for this configuration. Fails if the log
+/// file cannot be opened or a global subscriber is already installed.
+pub fn init(config: &Config) -> Result<Guard, String> {
+    let writer = make_writer(config)?;
+    let sub = subscriber_with_writer(config, writer);
+    tracing::subscriber::set_global_default(sub).map_err(|e| format!("cannot install the logger: {e}"))?;
     Ok(Guard { _private: () })
+}
+
+/// The writer EventLogFile asks for: the file opened for appending, or stdout.
+pub fn make_writer(config: &Config) -> Result<BoxMakeWriter, String> {
+    match &config.event_log_file {
+        Some(path) => {
+            let f = OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(path)
+                .map_err(|e| format!("failed to open log file ({path}): {e}"))?;
+            Ok(BoxMakeWriter::new(Mutex::new(f)))
+        }
+        None => Ok(BoxMakeWriter::new(std::io::stdout)),
+    }
+}
+
+/// A subscriber for this configuration writing to `writer` (for tests and for
+/// callers that want `tracing::subscriber::with_default`).
+pub fn subscriber_with_writer<W>(config: &Config, writer: W) -> impl Subscriber + Send + Sync
+where
+    W: for<'w> MakeWriter<'w> + Send + Sync + 'static,
+{
+    let filter = SpreadFilter { mask: config.debug_flags, priority: config.event_priority as u8 };
+    let layer = tracing_subscriber::fmt::layer()
+        .event_format(SpreadFormat { timestamp: config.event_timestamp.as_ref().map(TimeFormat::new) })
+        .with_writer(writer)
+        .with_filter(filter);
+    tracing_subscriber::registry().with(layer)
+}
+
+/// The debug flag an event target stands for (see the module table).
+pub fn flag_of_target(target: &str) -> u32 {
+    if let Some(rest) = target.strip_prefix("spread::") {
+        let first = rest.split("::").next().unwrap_or("");
+        if let Some(f) = flag_of_name(first) {
+            return f;
+        }
+    }
+    target.rsplit("::").find_map(flag_of_name).unwrap_or(flags::PRINT)
+}
+
+fn flag_of_name(n: &str) -> Option<u32> {
+    Some(match n {
+        "exit" => flags::EXIT,
+        "data_link" => flags::DATA_LINK,
+        "memory" => flags::MEMORY,
+        "events" => flags::EVENTS,
+        "print" | "system" => flags::PRINT,
+        "network" | "net" => flags::NETWORK,
+        "prot" | "protocol" => flags::PROTOCOL,
+        "session" | "sess" | "sessions" => flags::SESSION,
+        "config" | "conf" | "configuration" => flags::CONFIGURATION,
+        "memb" | "membership" => flags::MEMBERSHIP,
+        "flow_control" | "fc" => flags::FLOW_CONTROL,
+        "status" => flags::STATUS,
+        "debug" => flags::DEBUG,
+        "groups" => flags::GROUPS,
+        "skiplist" => flags::SKIPLIST,
+        "acm" => flags::ACM,
+        "security" => flags::SECURITY,
+        _ => return None,
+    })
+}
+
+/// Original priority of an event (1..7) from its level and marker fields.
+pub fn priority_of(meta: &Metadata<'_>) -> u8 {
+    let fields = meta.fields();
+    if fields.field("fatal").is_some() {
+        return 7;
+    }
+    if fields.field("print").is_some() {
+        return 6;
+    }
+    if fields.field("critical").is_some() {
+        return Priority::Critical as u8;
+    }
+    match *meta.level() {
+        Level::ERROR => Priority::Error as u8,
+        Level::WARN => Priority::Warning as u8,
+        Level::INFO => Priority::Info as u8,
+        _ => Priority::Debug as u8,
+    }
+}
+
+/// The original's "is this event written" rule.
+pub fn wanted(mask: u32, threshold: u8, flag: u32, priority: u8) -> bool {
+    flag & flags::EXIT != 0 || priority >= 6 || (priority >= threshold && flag & mask != 0)
+}
+
+#[derive(Clone, Copy, Debug)]
+struct SpreadFilter {
+    mask: u32,
+    priority: u8,
+}
+
+impl SpreadFilter {
+    fn check(&self, meta: &Metadata<'_>) -> bool {
+        if !meta.is_event() {
+            return false;
+        }
+        wanted(self.mask, self.priority, flag_of_target(meta.target()), priority_of(meta))
+    }
+}
+
+impl<S> Filter<S> for SpreadFilter {
+    fn enabled(&self, meta: &Metadata<'_>, _cx: &Context<'_, S>) -> bool {
+        self.check(meta)
+    }
+
+    fn callsite_enabled(&self, meta: &'static Metadata<'static>) -> tracing::subscriber::Interest {
+        if self.check(meta) {
+            tracing::subscriber::Interest::always()
+        } else {
+            tracing::subscriber::Interest::never()
+        }
+    }
+}
+
+/// strftime format prepared once.
+#[derive(Clone, Debug)]
+struct TimeFormat {
+    format: Option<CString>,
+    precise: bool,
+}
+
+impl TimeFormat {
+    fn new(t: &Timestamp) -> Self {
+        TimeFormat { format: CString::new(t.format.as_str()).ok(), precise: t.precise }
+    }
+
+    /// The stamp for `now`, or `None` when the format yields nothing.
+    fn render(&self, now: SystemTime) -> Option<String> {
+        let fmt = self.format.as_ref()?;
+        let d = now.duration_since(UNIX_EPOCH).unwrap_or_default();
+        let secs = d.as_secs() as libc::time_t;
+        // SAFETY: an all-zero `tm` is a valid value for localtime_r to overwrite.
+        let mut tm: libc::tm = unsafe { std::mem::zeroed() };
+        // SAFETY: both pointers are valid for the call.
+        let ok = unsafe { !libc::localtime_r(&secs, &mut tm).is_null() };
+        let mut s = if ok {
+            let mut buf = [0u8; 510];
+            // SAFETY: buf is writable for its length, fmt is NUL-terminated, tm initialised.
+            let n = unsafe { libc::strftime(buf.as_mut_ptr().cast(), buf.len(), fmt.as_ptr(), &tm) };
+            if n == 0 {
+                return None;
+            }
+            String::from_utf8_lossy(&buf[..n]).into_owned()
+        } else {
+            d.as_secs().to_string()
+        };
+        if self.precise {
+            let _ = write!(s, ".{:06}", d.subsec_micros());
+        }
+        Some(s)
+    }
+}
+
+struct SpreadFormat {
+    timestamp: Option<TimeFormat>,
+}
+
+/// Collects the message and any extra fields (except the priority markers).
+struct MessageVisitor<'a> {
+    out: &'a mut String,
+    extra: String,
+}
+
+impl Visit for MessageVisitor<'_> {
+    fn record_str(&mut self, field: &Field, value: &str) {
+        if field.name() == "message" {
+            self.out.push_str(value);
+        } else {
+            self.record_debug(field, &value);
+        }
+    }
+
+    fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
+        match field.name() {
+            "message" => {
+                let _ = write!(self.out, "{value:?}");
+            }
+            "print" | "fatal" | "critical" => {}
+            name => {
+                let _ = write!(self.extra, " {name}={value:?}");
+            }
+        }
+    }
+}
+
+/// One log line for an event's fields (without timestamp), as written.
+fn line_of(event: &Event<'_>) -> String {
+    let mut msg = String::new();
+    let mut v = MessageVisitor { out: &mut msg, extra: String::new() };
+    event.record(&mut v);
+    let extra = std::mem::take(&mut v.extra);
+    while msg.ends_with('\n') {
+        msg.pop();
+    }
+    msg.push_str(&extra);
+    msg
+}
+
+impl<S, N> FormatEvent<S, N> for SpreadFormat
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+    N: for<'a> FormatFields<'a> + 'static,
+{
+    fn format_event(&self, _ctx: &FmtContext<'_, S, N>, mut writer: Writer<'_>, event: &Event<'_>) -> fmt::Result {
+        if let Some(ts) = self.timestamp.as_ref().and_then(|t| t.render(SystemTime::now())) {
+            writer.write_str(&ts)?;
+            writer.write_char(' ')?;
+        }
+        writer.write_str(&line_of(event))?;
+        writer.write_char('\n')
+    }
+}
+
+/// Log what the original logs when it has read its configuration: the file,
+/// each daemon and its VID, each segment, the hash, then every parser warning
+/// and every keyword that is accepted but not supported yet.
+pub fn log_config_loaded(config: &Config) {
+    tracing::info!(target: "spread::config", "Conf_load_conf_file: using file: {}", config.file);
+    for d in &config.daemons {
+        tracing::info!(target: "spread::config", "Configured daemon '{}' with IP '{}'", d.name, d.ip());
+        if d.vid_explicit {
+            tracing::info!(target: "spread::config", "Explicit virtual ID = '{}' for daemon '{}'", d.vid, d.name);
+        } else {
+            tracing::info!(target: "spread::config", "Auto-generated virtual ID = '{}' for daemon '{}'", d.vid, d.name);
+        }
+    }
+    for (i, s) in config.segments.iter().enumerate() {
+        let first = s.addrs.first().map(|a| a.ip().to_string()).unwrap_or_default();
+        tracing::info!(
+            target: "spread::config",
+            "Successfully configured Segment {} [{}]:{} with {} procs:",
+            i,
+            first,
+            s.port,
+            s.daemons.len()
+        );
+        for &p in &s.daemons {
+            if let Some(d) = config.daemons.get(p) {
+                tracing::info!(target: "spread::config", "\t{:>20}: {}", d.name, d.ip());
+            }
+        }
+    }
+    for w in &config.warnings {
+        tracing::warn!(target: "spread::config", "{w}");
+    }
+    tracing::info!(target: "spread::config", "Hash value for this configuration is: {}", config.hash);
+    tracing::info!(target: "spread::config", "Finished configuration file.");
+    for u in &config.unsupported {
+        tracing::warn!(target: "spread::config", print = true, "{u}");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io;
+    use std::sync::Arc;
+
+    #[derive(Clone, Default)]
+    struct Capture(Arc<Mutex<Vec<u8>>>);
+
+    impl io::Write for Capture {
+        fn write(&mut self, b: &[u8]) -> io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(b);
+            Ok(b.len())
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    impl<'a> MakeWriter<'a> for Capture {
+        type Writer = Capture;
+        fn make_writer(&'a self) -> Capture {
+            self.clone()
+        }
+    }
+
+    impl Capture {
+        fn text(&self) -> String {
+            String::from_utf8(self.0.lock().unwrap().clone()).unwrap()
+        }
+    }
+
+    fn conf(extra: &str) -> Config {
+        let text = format!("Spread_Segment 127.0.0.255:47100 {{\n\tlh 127.0.0.1\n}}\n{extra}");
+        crate::config::parse_str(&text, "t").unwrap()
+    }
+
+    fn run(c: &Config, f: impl FnOnce()) -> String {
+        let cap = Capture::default();
+        let sub = subscriber_with_writer(c, cap.clone());
+        tracing::subscriber::with_default(sub, f);
+        cap.text()
+    }
+
+    #[test]
+    fn default_mask_and_priority() {
+        let c = conf("");
+        let out = run(&c, || {
+            tracing::info!(target: "spread::config", "conf info");
+            tracing::debug!(target: "spread::config", "conf debug");
+            tracing::info!(target: "spread::session", "session info");
+            tracing::error!(target: "spread::session", print = true, "always");
+            tracing::warn!(target: "spread::exit", "exit flag");
+        });
+        assert_eq!(out, "conf info\nalways\nexit flag\n");
+    }
+
+    #[test]
+    fn debug_flags_and_priority_filter() {
+        let c = conf("DebugFlags = { ALL !CONFIGURATION }\nEventPriority = WARNING\n");
+        let out = run(&c, || {
+            tracing::info!(target: "spread::config", "no: conf masked");
+            tracing::warn!(target: "spread::config", "no: conf masked warn");
+            tracing::info!(target: "spread::groups", "no: below WARNING");
+            tracing::warn!(target: "spread::groups", "groups warn");
+            tracing::error!(target: "spread_daemon::engine::session", "session error");
+            tracing::warn!(target: "spread::memb", x = 5, "with field");
+        });
+        assert_eq!(out, "groups warn\nsession error\nwith field x=5\n");
+    }
+
+    #[test]
+    fn fatal_priority_only_prints() {
+        let c = conf("EventPriority = FATAL\nDebugFlags = { ALL }\n");
+        let out = run(&c, || {
+            tracing::error!(target: "spread::prot", "no");
+            tracing::error!(target: "spread::prot", critical = true, "no either");
+            tracing::info!(target: "spread::prot", print = true, "yes");
+        });
+        assert_eq!(out, "yes\n");
+    }
+
+    #[test]
+    fn timestamps() {
+        let c = conf("EventTimeStamp = \"<%Y>\"\n");
+        let out = run(&c, || tracing::info!(target: "spread::config", "m"));
+        assert!(out.starts_with('<') && out.ends_with("> m\n"), "{out:?}");
+        assert_eq!(out.len(), "<2026> m\n".len());
+
+        let c = conf("EventTimeStamp\nEventPreciseTimeStamp\n");
+        let out = run(&c, || tracing::info!(target: "spread::config", "m"));
+        // "mm/dd/yy HH:MM:SS.uuuuuu m"
+        let b = out.as_bytes();
+        assert_eq!(out.len(), 26 + 1, "{out:?}");
+        assert_eq!((b[2], b[5], b[8], b[11], b[14], b[17]), (b'/', b'/', b' ', b':', b':', b'.'));
+        assert!(out.ends_with(" m\n"));
+
+        let c = conf("");
+        let out = run(&c, || tracing::info!(target: "spread::config", "plain"));
+        assert_eq!(out, "plain\n");
+    }
+
+    #[test]
+    fn log_file_appends() {
+        let path = std::env::temp_dir().join(format!("h4-log-{}.log", std::process::id()));
+        std::fs::write(&path, "old\n").unwrap();
+        let c = conf(&format!("EventLogFile = \"{}\"\n", path.display()));
+        let w = make_writer(&c).unwrap();
+        let sub = subscriber_with_writer(&c, w);
+        tracing::subscriber::with_default(sub, || tracing::info!(target: "spread::config", "new"));
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "old\nnew\n");
+        std::fs::remove_file(&path).unwrap();
+        let bad = conf("EventLogFile = /nonexistent-dir-h4/x.log\n");
+        assert!(make_writer(&bad).is_err());
+    }
+
+    #[test]
+    fn target_mapping() {
+        assert_eq!(flag_of_target("spread::session"), flags::SESSION);
+        assert_eq!(flag_of_target("spread::groups::sync"), flags::GROUPS);
+        assert_eq!(flag_of_target("spread::prot"), flags::PROTOCOL);
+        assert_eq!(flag_of_target("spread::config"), flags::CONFIGURATION);
+        assert_eq!(flag_of_target("spread_daemon::engine::groups"), flags::GROUPS);
+        assert_eq!(flag_of_target("somewhere::else"), flags::PRINT);
+    }
+
+    #[test]
+    fn config_summary_logged() {
+        let c = conf("");
+        let out = run(&c, || log_config_loaded(&c));
+        assert!(out.contains("Configured daemon 'lh' with IP '127.0.0.1'\n"), "{out}");
+        assert!(out.contains(&format!("Hash value for this configuration is: {}\n", c.hash)));
+        assert!(out.contains("Segment configured with a loopback address"), "{out}");
+    }
 }
