@@ -1,23 +1,137 @@
-# rspread — build, install, test, run, bench.
-# `make test` is the one command that runs every test (CI calls it via .ci/run).
+# rspread: build, install, test, run, bench.
+#
+#   make build                 cargo build (release), then the three C libraries in build/lib,
+#                              then the C examples (build/bin) when c-examples/Makefile exists
+#   make install PREFIX=/opt   lib/ include/ lib/pkgconfig/ sbin/spread bin/ under PREFIX (DESTDIR honoured)
+#   make test                  build, then every test (cargo test --release --workspace)
+#   make run                   the daemon on its embedded default configuration
+#   make bench                 the benchmark (bench.mk)
+#   make headers               regenerate include/*.h (cbindgen + xtask/templates)
+#   make clean
+#
+# The libraries are linked from the Rust static library of libspread-ffi. Each exports exactly the
+# symbols listed in libspread-ffi/exports/ (see the README there); everything else, Rust's runtime
+# included, is local. NEEDED: libc.so.6 and ld-linux-x86-64.so.2 (for __tls_get_addr); libgcc's
+# unwinder is linked in statically.
 
-PREFIX  ?= /usr/local
-CARGO   ?= cargo
-BUILD   := build
-PROFILE := release
+PREFIX     ?= /usr/local
+DESTDIR    ?=
+CARGO      ?= cargo
+CC         ?= cc
+LD         ?= ld
+AR         ?= ar
+OBJCOPY    ?= objcopy
+TARGET_DIR ?= $(or $(CARGO_TARGET_DIR),target)
+PROFILE    := release
 
-.PHONY: all build libs install test run bench clean
+BUILD      := build
+LIBOUT     := $(BUILD)/lib
+OBJDIR     := $(BUILD)/obj
+BINOUT     := $(BUILD)/bin
+EXPORTS    := libspread-ffi/exports
+RUSTLIB    := $(TARGET_DIR)/$(PROFILE)/libspread_ffi.a
+DAEMON     := $(TARGET_DIR)/$(PROFILE)/spread
+
+SOVERSION  := 3
+LIBVERSION := 3.0.0
+LIBS       := libspread libspread-core libtspread-core
+HEADERS    := include/sp.h include/sp_func.h include/sp_events.h include/fl.h
+# What the Rust static library needs from the system (cargo's native-static-libs, less libgcc_s).
+NATIVE     := -lpthread -ldl -lm -lrt -lutil
+
+# Export lists per library: the SP_/E_ API everywhere, FL_ only in libspread.
+EXPORTS_libspread       := $(EXPORTS)/core.syms $(EXPORTS)/fl.syms
+EXPORTS_libspread-core   := $(EXPORTS)/core.syms
+EXPORTS_libtspread-core  := $(EXPORTS)/core.syms
+
+LIB_FILES := $(foreach l,$(LIBS),$(LIBOUT)/$(l).so.$(LIBVERSION) $(LIBOUT)/$(l).so.$(SOVERSION) \
+                                 $(LIBOUT)/$(l).so $(LIBOUT)/$(l).a)
+
+.SECONDARY:
+.DELETE_ON_ERROR:
+.PHONY: all build cargo libs examples install install-files test run bench headers clean
 
 all: build
 
-build:
+build: cargo
+	$(MAKE) --no-print-directory libs examples
+
+cargo:
 	$(CARGO) build --$(PROFILE) --workspace
+
+libs: $(LIB_FILES)
+
+# One symbol per line, comments and blank lines removed.
+$(OBJDIR)/%.list: $(EXPORTS)/core.syms $(EXPORTS)/fl.syms
+	@mkdir -p $(@D)
+	cat $(EXPORTS_$*) | sed -e 's/#.*//' -e 's/[[:space:]]//g' -e '/^$$/d' > $@
+
+# An anonymous version script: the listed symbols global and unversioned, all else local.
+$(OBJDIR)/%.map: $(OBJDIR)/%.list
+	{ echo '{'; echo '  global:'; sed 's/.*/    &;/' $<; echo '  local: *;'; echo '};'; } > $@
+
+# Shared library: -u pulls each exported symbol out of the archive, --gc-sections drops the rest.
+$(LIBOUT)/%.so.$(LIBVERSION): $(RUSTLIB) $(OBJDIR)/%.map $(OBJDIR)/%.list
+	@mkdir -p $(@D)
+	$(CC) -shared -o $@ -Wl,-soname,$*.so.$(SOVERSION) -Wl,--version-script=$(OBJDIR)/$*.map \
+	    -Wl,--gc-sections -Wl,--as-needed -Wl,-z,noexecstack -static-libgcc \
+	    $$(sed 's/^/-Wl,-u,/' $(OBJDIR)/$*.list) $(RUSTLIB) $(NATIVE)
+
+$(LIBOUT)/%.so.$(SOVERSION): $(LIBOUT)/%.so.$(LIBVERSION)
+	ln -sf $(<F) $@
+
+$(LIBOUT)/%.so: $(LIBOUT)/%.so.$(SOVERSION)
+	ln -sf $(<F) $@
+
+# Static library: one relocatable object with only the exported symbols left global.
+$(LIBOUT)/%.a: $(RUSTLIB) $(OBJDIR)/%.list
+	@mkdir -p $(@D)
+	$(LD) -r --gc-sections $$(sed 's/^/-u /' $(OBJDIR)/$*.list) -o $(OBJDIR)/$*.o $(RUSTLIB)
+	$(OBJCOPY) --keep-global-symbols=$(OBJDIR)/$*.list --remove-section=.llvmbc --remove-section=.llvmcmd \
+	    $(OBJDIR)/$*.o
+	rm -f $@ && $(AR) rcs $@ $(OBJDIR)/$*.o
+
+# The C examples, built against include/ and build/lib (c-examples/Makefile, when present).
+examples: libs
+	@if [ -f c-examples/Makefile ]; then \
+	    $(MAKE) --no-print-directory -C c-examples INCDIR=$(CURDIR)/include \
+	        LIBDIR=$(CURDIR)/$(LIBOUT) BINDIR=$(CURDIR)/$(BINOUT); \
+	else echo "c-examples/Makefile not present; no C examples built"; fi
+
+install: build
+	$(MAKE) --no-print-directory install-files
+
+# Copies what `build` made (does not run cargo), then builds the C examples into bin/ against the
+# installed headers and libraries.
+install-files:
+	install -d $(DESTDIR)$(PREFIX)/lib/pkgconfig $(DESTDIR)$(PREFIX)/include \
+	    $(DESTDIR)$(PREFIX)/sbin $(DESTDIR)$(PREFIX)/bin
+	for l in $(LIBS); do \
+	    install -m 755 $(LIBOUT)/$$l.so.$(LIBVERSION) $(DESTDIR)$(PREFIX)/lib/ && \
+	    ln -sf $$l.so.$(LIBVERSION) $(DESTDIR)$(PREFIX)/lib/$$l.so.$(SOVERSION) && \
+	    ln -sf $$l.so.$(SOVERSION) $(DESTDIR)$(PREFIX)/lib/$$l.so && \
+	    install -m 644 $(LIBOUT)/$$l.a $(DESTDIR)$(PREFIX)/lib/ && \
+	    sed -e 's|@PREFIX@|$(PREFIX)|g' pkgconfig/$$l.pc.in > $(DESTDIR)$(PREFIX)/lib/pkgconfig/$$l.pc \
+	    || exit 1; \
+	done
+	install -m 644 $(HEADERS) $(DESTDIR)$(PREFIX)/include/
+	install -m 755 $(DAEMON) $(DESTDIR)$(PREFIX)/sbin/spread
+	@if [ -f c-examples/Makefile ]; then \
+	    $(MAKE) --no-print-directory -C c-examples INCDIR=$(DESTDIR)$(PREFIX)/include \
+	        LIBDIR=$(DESTDIR)$(PREFIX)/lib BINDIR=$(DESTDIR)$(PREFIX)/bin; \
+	else echo "c-examples/Makefile not present; no C examples installed"; fi
 
 test: build
 	$(CARGO) test --$(PROFILE) --workspace
 
 run:
 	$(CARGO) run --$(PROFILE) -p spread-daemon --bin spread
+
+bench: build
+	$(MAKE) -f bench.mk bench
+
+headers:
+	$(CARGO) run --$(PROFILE) -p xtask -- headers
 
 clean:
 	$(CARGO) clean
