@@ -263,7 +263,6 @@ impl Engine {
     /// The connection hit EOF or an error.
     pub fn on_closed(&mut self, _now: Instant, id: ConnId) {
         let Some(s) = self.sess_mut(id) else { return };
-        s.closed = true;
         if s.phase == Phase::Dead {
             return;
         }
