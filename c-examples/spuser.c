@@ -225,11 +225,11 @@ static void on_command(int fd, int code, void *data)
 	read_line(cmd, sizeof cmd);
 
 	switch (cmd[0]) {
-	case 'j': cmd_join_or_leave(cmd + 1, 1); break;
-	case 'l': cmd_join_or_leave(cmd + 1, 0); break;
-	case 's': cmd_send(cmd + 1, 0); break;
-	case 'm': cmd_send(cmd + 1, 1); break;
-	case 'b': cmd_burst(cmd + 1); break;
+	case 'j': cmd_join_or_leave(cmd + 2, 1); break;
+	case 'l': cmd_join_or_leave(cmd + 2, 0); break;
+	case 's': cmd_send(cmd + 2, 0); break;
+	case 'm': cmd_send(cmd + 2, 1); break;
+	case 'b': cmd_burst(cmd + 2); break;
 #ifndef SPUSER_THREADS
 	case 'r': on_message(mbox, 0, NULL); break;
 	case 'p': printf("Polling sais: %d\n", SP_poll(mbox)); break;
