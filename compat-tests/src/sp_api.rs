@@ -327,3 +327,15 @@ impl Sp {
         (r, names[..n].iter().map(|x| name_text(x)).collect())
     }
 }
+
+impl Sp {
+    /// `SP_receive` that first waits (bounded) until the mailbox is readable;
+    /// `None` if nothing arrived before `deadline`. (The mailbox is the
+    /// socket fd.)
+    pub fn sp_receive_by(&self, mbox: mailbox, deadline: std::time::Instant, max_groups: usize, max_len: usize) -> Option<Received> {
+        if !crate::net::poll_readable(mbox, deadline) {
+            return None;
+        }
+        Some(self.sp_receive(mbox, 0, max_groups, max_len))
+    }
+}
