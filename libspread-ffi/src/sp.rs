@@ -228,6 +228,7 @@ pub unsafe extern "C" fn SP_connect_timeout(
     time_out: sp_time,
 ) -> c_int {
     guard(SP_BUG, || {
+        #[allow(clippy::useless_conversion)] // c_long is i32 on 32-bit targets
         let t = spread_client::Timeout { sec: i64::from(time_out.sec), usec: i64::from(time_out.usec) };
         match spread_client::validate_timeout(t) {
             Ok(d) => connect_common(spread_name, private_name, priority, group_membership, mbox, private_group, d),

@@ -41,6 +41,12 @@ pub mod testing {
         PANIC_IN_POLL.store(on, Ordering::SeqCst);
     }
 
+    /// Pretend `n` more sessions are open (negative: fewer), to reach the
+    /// 1024-session quota without 1024 sockets.
+    pub fn pretend_sessions(n: isize) {
+        crate::session::adjust_count(n);
+    }
+
     pub(crate) fn maybe_panic() {
         if PANIC_IN_POLL.load(Ordering::SeqCst) {
             panic!("test hook: deliberate panic in poll");

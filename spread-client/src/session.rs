@@ -145,6 +145,10 @@ pub(crate) fn register(fd: OwnedFd, private_group: Name32) -> Result<i32, Code> 
     })
 }
 
+pub(crate) fn adjust_count(n: isize) {
+    with_table(|t| t.count = (t.count as isize + n).max(0) as usize);
+}
+
 /// Number of open sessions.
 pub fn count() -> usize {
     with_table(|t| t.count)
