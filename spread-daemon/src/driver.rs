@@ -39,6 +39,8 @@ const LISTENER_BASE: usize = 1;
 const CONN_BASE: usize = 1 << 20;
 /// Reads per connection per wakeup before yielding to others.
 const READ_BUDGET: usize = 8;
+/// SO_SNDBUF / SO_RCVBUF of client connections.
+const SOCKET_BUFFER: i32 = 200 * 1024;
 /// Slices per writev (IOV_MAX is 1024 on Linux).
 const MAX_IOV: usize = 1024;
 
@@ -260,6 +262,11 @@ impl Driver {
                     Err(_) => return,
                 },
             };
+            // Socket buffers as the original sets them (up to 200 KiB each):
+            // room for bursts before a reader counts as slow.
+            let fd = stream.fd();
+            set_sockopt(fd, libc::SOL_SOCKET, libc::SO_SNDBUF, SOCKET_BUFFER);
+            set_sockopt(fd, libc::SOL_SOCKET, libc::SO_RCVBUF, SOCKET_BUFFER);
             let now = Instant::now();
             match self.engine.accept(now, kind, peer) {
                 Accepted::Rejected(bytes) => {

@@ -1,0 +1,211 @@
+//! Driver-level tests: the built `spread` binary on ports 42000–42199 with raw
+//! clients over TCP and the Unix socket.
+
+mod daemon_util;
+use daemon_util::*;
+
+use std::collections::HashMap;
+use std::io::Read;
+
+const AGREED: u32 = 0x10;
+const REG_JOIN: u32 = 0x8000_1180;
+const REG_DISCONNECT: u32 = 0x8000_1480;
+
+#[test]
+fn connect_join_multicast_roundtrip_tcp_and_unix() {
+    let mut d = Daemon::start(42010, "");
+    let mut a = connect_tcp(42010, "alice", true);
+    assert_eq!(a.pg, "#alice#d1");
+    let mut b = connect_unix(42010, "bob", true);
+    assert_eq!(b.pg, "#bob#d1");
+    a.join("g1");
+    let m = a.recv();
+    assert_eq!(m.type_, REG_JOIN);
+    assert_eq!(m.groups, vec!["#alice#d1"]);
+    b.join("g1");
+    for c in [&mut a, &mut b] {
+        let m = c.recv();
+        assert_eq!(m.type_, REG_JOIN);
+        assert_eq!(m.sender, "g1");
+        assert_eq!(m.groups, vec!["#alice#d1", "#bob#d1"]);
+        // gid: (VID of d1, ring time, index 2); one vs-set with the joiner
+        let body = &m.body;
+        assert_eq!(u32::from_le_bytes(body[0..4].try_into().unwrap()), 1_552_775_919);
+        assert_eq!(i32::from_le_bytes(body[8..12].try_into().unwrap()), 2);
+        assert_eq!(&body[12..24], &[1, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0]);
+        assert_eq!(&body[24..31], b"#bob#d1");
+    }
+    a.mcast(AGREED, &["g1"], 7, b"hello");
+    let want = frame(AGREED, "#alice#d1", &["g1"], 7, b"hello");
+    assert_eq!(a.recv().raw, want);
+    assert_eq!(b.recv().raw, want);
+    // SP_disconnect from bob over the Unix socket.
+    b.mcast(0x40000, &["#bob#d1"], 0, b"");
+    let m = a.recv();
+    assert_eq!(m.type_, REG_DISCONNECT);
+    let mut rest = Vec::new();
+    let r = b.s.read_to_end(&mut rest);
+    assert!(r.is_ok() && rest.is_empty(), "bob sees a plain EOF: {r:?} {rest:?}");
+    // SIGTERM: clean exit, Unix socket removed.
+    assert!(d.unix_path().exists());
+    let st = d.stop(libc::SIGTERM);
+    assert!(st.success(), "{st:?}");
+    assert!(!d.unix_path().exists());
+}
+
+#[test]
+fn two_hundred_clients_hundred_groups() {
+    let _d = Daemon::start(42020, "");
+    let groups: Vec<String> = (0..100).map(|i| format!("grp{i}")).collect();
+    let gref: Vec<&str> = groups.iter().map(|s| s.as_str()).collect();
+    let mut clients: Vec<Client> = (0..200).map(|i| connect_tcp(42020, &format!("c{i}"), false)).collect();
+    let mut watcher = connect_unix(42020, "watch", true);
+    watcher.join("grp0");
+    assert_eq!(watcher.recv().type_, REG_JOIN);
+    // Every client joins every group (one write of 100 joins).
+    for c in clients.iter_mut() {
+        let mut buf = Vec::new();
+        for g in &groups {
+            buf.extend(frame(0x10000, &c.pg, &[g], 0, b""));
+        }
+        c.send(&buf);
+    }
+    // The watcher sees 200 joins in grp0, the last one listing 201 members.
+    let mut last = None;
+    for _ in 0..200 {
+        let m = watcher.recv();
+        assert_eq!(m.type_, REG_JOIN);
+        last = Some(m);
+    }
+    let last = last.unwrap();
+    assert_eq!(last.groups.len(), 201);
+    let mut sorted = last.groups.clone();
+    sorted.sort();
+    assert_eq!(last.groups, sorted, "members in name order");
+    assert_eq!(i32::from_le_bytes(last.body[8..12].try_into().unwrap()), 201);
+    // Each client sends one message to all 100 groups: everyone gets exactly
+    // one copy of each (multigroup dedupe).
+    for (i, c) in clients.iter_mut().enumerate() {
+        c.mcast(AGREED, &gref, 1, format!("m{i}").as_bytes());
+    }
+    for c in clients.iter_mut() {
+        let mut seen = HashMap::new();
+        for _ in 0..200 {
+            let m = c.recv();
+            assert_eq!(m.groups.len(), 100);
+            *seen.entry(m.sender.clone()).or_insert(0) += 1;
+        }
+        assert_eq!(seen.len(), 200);
+        assert!(seen.values().all(|&n| n == 1));
+    }
+    for _ in 0..200 {
+        assert_eq!(watcher.recv().groups.len(), 100);
+    }
+}
+
+#[test]
+fn slow_reader_killed_fast_reader_keeps_stream() {
+    let _d = Daemon::start(42030, "MaxSessionMessages = 200\n");
+    let mut snd = connect_tcp(42030, "snd", false);
+    let mut fast = connect_tcp(42030, "fast", true);
+    // The slow reader never reads; a small receive buffer fills quickly.
+    let slow_sock = tcp(42030);
+    let fd = std::os::fd::AsRawFd::as_raw_fd(&slow_sock);
+    let v: i32 = 4096;
+    // SAFETY: setsockopt on our own socket with a valid int.
+    unsafe {
+        libc::setsockopt(fd, libc::SOL_SOCKET, libc::SO_RCVBUF, &v as *const i32 as *const libc::c_void, 4);
+    }
+    let mut slow = handshake(Box::new(slow_sock), "slow", false);
+    fast.join("g");
+    assert_eq!(fast.recv().type_, REG_JOIN);
+    slow.join("g");
+    assert_eq!(fast.recv().type_, REG_JOIN);
+    const N: u32 = 5_000;
+    const WINDOW: u32 = 100;
+    // The fast reader reports its progress; the sender keeps at most two
+    // windows outstanding, so "fast" means at most 200 messages behind.
+    let (progress_tx, progress_rx) = std::sync::mpsc::channel::<u32>();
+    let reader = std::thread::spawn(move || {
+        let mut next = 0u32;
+        let mut disconnect_seen = false;
+        while next < N || !disconnect_seen {
+            let m = match fast.try_recv() {
+                Ok(m) => m,
+                Err(e) => panic!("fast reader lost its connection after {next} messages (disconnect seen: {disconnect_seen}): {e}"),
+            };
+            if m.type_ == REG_DISCONNECT {
+                assert_eq!(&m.body[24..32], b"#slow#d1");
+                disconnect_seen = true;
+                continue;
+            }
+            assert_eq!(m.body.len(), 1000);
+            assert_eq!(u32::from_le_bytes(m.body[0..4].try_into().unwrap()), next, "in order, nothing lost");
+            next += 1;
+            if next % WINDOW == 0 {
+                let _ = progress_tx.send(next);
+            }
+        }
+        next
+    });
+    let mut body = vec![7u8; 1000];
+    let mut acked = 0u32;
+    for w in 0..N / WINDOW {
+        while acked + 2 * WINDOW < (w + 1) * WINDOW {
+            acked = progress_rx.recv_timeout(IO_TIMEOUT).expect("fast reader progress");
+        }
+        let mut batch = Vec::new();
+        for i in w * WINDOW..(w + 1) * WINDOW {
+            body[0..4].copy_from_slice(&i.to_le_bytes());
+            batch.extend(frame(AGREED, "#snd#d1", &["g"], 0, &body));
+        }
+        snd.send(&batch);
+    }
+    assert_eq!(reader.join().unwrap(), N);
+    // The slow reader's connection was closed by the daemon.
+    let mut sink = vec![0u8; 1 << 16];
+    let mut total = 0usize;
+    let closed = loop {
+        match slow.s.read(&mut sink) {
+            Ok(0) => break true,
+            Ok(n) => total += n,
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => break true,
+            Err(_) => break false,
+        }
+        if total > 1 << 30 {
+            break false;
+        }
+    };
+    assert!(closed, "slow reader must see EOF");
+    assert!(total < (N as usize) * 1080, "slow reader got only part of the stream");
+}
+
+#[test]
+fn restart_binds_again_at_once() {
+    let mut d = Daemon::start(42040, "");
+    let mut clients: Vec<Client> = (0..10).map(|i| connect_tcp(42040, &format!("c{i}"), true)).collect();
+    for c in clients.iter_mut() {
+        c.join("g");
+    }
+    // Stop the daemon while the clients are connected: its side of every
+    // connection goes to TIME_WAIT.
+    let dir = d.dir.clone();
+    assert!(d.stop(libc::SIGTERM).success());
+    // Keep the directory: start again right away, same port.
+    std::mem::forget(d);
+    let d2 = Daemon::start_in(42040, dir.clone());
+    let mut c = connect_tcp(42040, "again", true);
+    assert_eq!(c.pg, "#again#d1");
+    c.join("g");
+    let m = c.recv();
+    assert_eq!(m.groups, vec!["#again#d1"]);
+    drop(clients);
+    // SIGKILL leaves the Unix socket file behind; the next start replaces it.
+    let mut d2 = d2;
+    let _ = d2.stop(libc::SIGKILL);
+    assert!(std::path::Path::new("/tmp/42040").exists());
+    std::mem::forget(d2);
+    let _d3 = Daemon::start_in(42040, dir);
+    let u = connect_unix(42040, "unixagain", false);
+    assert_eq!(u.pg, "#unixagain#d1");
+}
