@@ -333,3 +333,66 @@ pub fn wait_poll(mbox: i32, n: i32) -> i32 {
         unsafe { libc::poll(&mut pfd, 1, 50) };
     }
 }
+
+/// Read and ignore everything until the client closes (bounded by the read
+/// timeout).
+pub fn drain_to_eof(s: &mut impl Read) {
+    let mut b = [0u8; 4096];
+    loop {
+        match s.read(&mut b) {
+            Ok(0) | Err(_) => return,
+            Ok(_) => {}
+        }
+    }
+}
+
+/// Serve: handshake, write `frames` in one go, then wait for the client to
+/// close.
+pub fn open_with_frames(port: u16, name: &str, frames: Vec<u8>) -> (i32, JoinHandle<()>) {
+    open(port, name, move |mut s| {
+        s.write_all(&frames).unwrap();
+        drain_to_eof(&mut s);
+    })
+}
+
+/// `SP_scat_receive` into pieces of the given sizes; returns the result and
+/// the concatenated piece contents.
+pub fn scat_recv(mbox: i32, service_in: i32, max_groups: usize, sizes: &[usize]) -> (Rx, Vec<Vec<u8>>) {
+    let mut bufs: Vec<Vec<u8>> = sizes.iter().map(|&n| vec![0u8; n]).collect();
+    let mut sc = empty_scatter();
+    sc.num_elements = sizes.len();
+    for (e, b) in sc.elements.iter_mut().zip(bufs.iter_mut()) {
+        *e = scat_element { buf: b.as_mut_ptr() as *mut c_char, len: b.len() };
+    }
+    let mut service = service_in;
+    let mut sender = [0x5a as c_char; 32];
+    let mut num_groups = SENTINEL;
+    let mut groups = vec![[0 as c_char; 32]; max_groups.max(1)];
+    let mut mess_type = SENTINEL16;
+    let mut em = SENTINEL;
+    let ret = unsafe {
+        SP_scat_receive(
+            mbox,
+            &mut service,
+            sender.as_mut_ptr(),
+            max_groups as i32,
+            &mut num_groups,
+            groups.as_mut_ptr(),
+            &mut mess_type,
+            &mut em,
+            &mut sc,
+        )
+    };
+    let ng = if ret >= 0 { num_groups.unsigned_abs().min(max_groups as u32) as usize } else { 0 };
+    let rx = Rx {
+        ret,
+        service,
+        sender: cname(&sender),
+        num_groups,
+        groups: groups[..ng].iter().map(|g| cname(g)).collect(),
+        mess_type,
+        endian_mismatch: em,
+        body: vec![],
+    };
+    (rx, bufs)
+}
