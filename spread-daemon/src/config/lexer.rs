@@ -145,7 +145,17 @@ impl Tok {
                 2 => "C",
                 _ => "D",
             }),
-            Tok::Prio(p) => format!("'{p:?}'"),
+            Tok::Prio(p) => format!(
+                "'{}'",
+                match p {
+                    Priority::Debug => "pDEBUG",
+                    Priority::Info => "INFO",
+                    Priority::Warning => "WARNING",
+                    Priority::Error => "ERROR",
+                    Priority::Critical => "CRITICAL",
+                    Priority::Fatal => "FATAL",
+                }
+            ),
             Tok::IpAddr(a) | Tok::IpPort(a) => format!("'{}'", a.text),
             Tok::Number(n) => format!("'{n}'"),
             Tok::Str(s) => format!("'{s}'"),

@@ -412,7 +412,27 @@ pub fn load(path: &Path) -> Result<Config, ConfigError> {
 
 /// Parse configuration text; `file_label` names it in messages.
 pub fn parse_str(text: &str, file_label: &str) -> Result<Config, ConfigError> {
-    parser::parse(text, file_label, None)
+    parser::parse(text, file_label, None, &parser::system_resolver)
+}
+
+/// [`parse_str`] with a given name resolver for name-only daemon entries
+/// (tests and tools that must not query DNS).
+pub fn parse_str_with_resolver(
+    text: &str,
+    file_label: &str,
+    resolver: &dyn Fn(&str) -> Result<Vec<IpAddr>, String>,
+) -> Result<Config, ConfigError> {
+    parser::parse(text, file_label, None, resolver)
+}
+
+/// A resolver that knows only `localhost` (127.0.0.1, then ::1) and fails
+/// for every other name, without any network traffic.
+pub fn offline_resolver(name: &str) -> Result<Vec<IpAddr>, String> {
+    if name == "localhost" {
+        Ok(vec![IpAddr::V4(std::net::Ipv4Addr::LOCALHOST), IpAddr::V6(std::net::Ipv6Addr::LOCALHOST)])
+    } else {
+        Err("Name or service not known".to_string())
+    }
 }
 
 /// Parse a configuration for a reload, reproducing the 5.0.1 quirks (§1.9):
@@ -421,13 +441,13 @@ pub fn parse_str(text: &str, file_label: &str) -> Result<Config, ConfigError> {
 /// protocol (and hash) follow the `!WideAreaNetwork` default that the first
 /// start-up applied after hashing.
 pub fn parse_str_reload(text: &str, file_label: &str, previous: &Config) -> Result<Config, ConfigError> {
-    parser::parse(text, file_label, Some(previous))
+    parser::parse(text, file_label, Some(previous), &parser::system_resolver)
 }
 
 /// The embedded default: [`DEFAULT_CONFIG_TEXT`] (one segment 127.0.0.255,
 /// one daemon `localhost` on 127.0.0.1, port 4803).
 pub fn default_config() -> Config {
-    match parser::parse(DEFAULT_CONFIG_TEXT, "<default>", None) {
+    match parser::parse(DEFAULT_CONFIG_TEXT, "<default>", None, &offline_resolver) {
         Ok(c) => c,
         // The embedded text is fixed and covered by tests.
         Err(e) => unreachable!("embedded default configuration does not parse: {e}"),

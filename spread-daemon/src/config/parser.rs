@@ -19,6 +19,7 @@ const MAX_TS_FORMAT: usize = 39;
 
 struct P<'a> {
     lx: Lexer<'a>,
+    resolver: Resolver<'a>,
     peeked: Option<Spanned>,
     eof_line: u32,
     file: String,
@@ -35,7 +36,15 @@ struct P<'a> {
 
 type R<T> = Result<T, ConfigError>;
 
-pub fn parse(text: &str, file: &str, previous: Option<&Config>) -> R<Config> {
+/// Name → addresses, in the resolver's order.
+pub type Resolver<'r> = &'r dyn Fn(&str) -> Result<Vec<IpAddr>, String>;
+
+/// The system resolver (`getaddrinfo`).
+pub fn system_resolver(name: &str) -> Result<Vec<IpAddr>, String> {
+    (name, 0u16).to_socket_addrs().map(|it| it.map(|a| a.ip()).collect()).map_err(|e| e.to_string())
+}
+
+pub fn parse(text: &str, file: &str, previous: Option<&Config>, resolver: Resolver<'_>) -> R<Config> {
     let base = match previous {
         // A reload starts from the previous values of every parameter (the
         // original never resets its globals) but an empty daemon table.
@@ -53,6 +62,7 @@ pub fn parse(text: &str, file: &str, previous: Option<&Config>) -> R<Config> {
     };
     let mut p = P {
         lx: Lexer::new(text),
+        resolver,
         peeked: None,
         eof_line: 1,
         file: file.to_string(),
@@ -427,14 +437,8 @@ impl<'a> P<'a> {
                         if !self.c.auth.allowed.iter().any(|a| a == name) {
                             self.c.auth.allowed.push(name.to_string());
                         }
-                        if name != "NULL" {
-                            self.unsupported(kw, l, "only NULL authentication is implemented");
-                        }
                     } else if !self.c.auth.required.iter().any(|a| a == name) {
                         self.c.auth.required.push(name.to_string());
-                        if name != "NULL" {
-                            self.unsupported(kw, l, "only NULL authentication is implemented");
-                        }
                     }
                 }
             }
@@ -768,13 +772,11 @@ impl<'a> P<'a> {
 
     /// Name-only daemon entry: first address of the right family from the resolver.
     fn resolve(&self, name: &str, line: u32) -> R<IpAddr> {
-        let addrs = (name, 0u16)
-            .to_socket_addrs()
-            .map_err(|e| self.err(line, format!("cannot resolve daemon name '{name}': {e}")))?;
+        let addrs = (self.resolver)(name).map_err(|e| self.err(line, format!("cannot resolve daemon name '{name}': {e}")))?;
         for a in addrs {
-            let fam = IpVersion::of(&a.ip());
+            let fam = IpVersion::of(&a);
             if self.active.is_none() || self.active == Some(fam) {
-                return Ok(a.ip());
+                return Ok(a);
             }
         }
         Err(self.err(
