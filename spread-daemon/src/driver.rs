@@ -231,7 +231,7 @@ impl Driver {
                 }
             }
             let now = Instant::now();
-            if self.engine.next_timeout().map_or(false, |t| t <= now) {
+            if self.engine.next_timeout().is_some_and(|t| t <= now) {
                 self.engine.on_timeout(now);
                 self.drain_actions();
             }

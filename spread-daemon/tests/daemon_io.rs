@@ -143,6 +143,7 @@ fn slow_reader_killed_fast_reader_keeps_stream() {
             assert_eq!(u32::from_le_bytes(m.body[0..4].try_into().unwrap()), next, "in order, nothing lost");
             next += 1;
             if next % WINDOW == 0 {
+                // (is_multiple_of is newer than the workspace MSRV)
                 let _ = progress_tx.send(next);
             }
         }

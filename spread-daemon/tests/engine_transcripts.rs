@@ -113,7 +113,7 @@ fn h_connect_variants() {
     let (n, id) = user.split_once('-').unwrap();
     assert!(n.parse::<u32>().unwrap() <= 9998);
     id.parse::<u32>().unwrap();
-    assert!(user.len() + 1 <= 9);
+    assert!(user.len() <= 9);
     assert_streams_equal(&r, &["anon"]);
     assert_closes(&r, &[]);
 }

@@ -277,7 +277,7 @@ impl Engine {
     /// When the engine next needs [`Engine::on_timeout`].
     pub fn next_timeout(&mut self) -> Option<Instant> {
         while let Some(&(t, id)) = self.deadlines.front() {
-            let live = self.session(id).map_or(false, |s| s.phase.is_handshake());
+            let live = self.session(id).is_some_and(|s| s.phase.is_handshake());
             if live {
                 return Some(t);
             }
@@ -293,7 +293,7 @@ impl Engine {
                 break;
             }
             self.deadlines.pop_front();
-            if self.session(id).map_or(false, |s| s.phase.is_handshake()) {
+            if self.session(id).is_some_and(|s| s.phase.is_handshake()) {
                 self.drop_conn(id.idx, false);
             }
         }
@@ -346,7 +346,7 @@ impl Engine {
 
     /// Whether `id` has queued output.
     pub fn has_output(&self, id: ConnId) -> bool {
-        self.session(id).map_or(false, |s| !s.out.is_empty())
+        self.session(id).is_some_and(|s| !s.out.is_empty())
     }
 
     /// Test helper: take everything queued for `id` as if it had been written.
@@ -609,7 +609,7 @@ impl Engine {
                     let user = spread_wire::names::name_bytes(&s.rbuf[..32]).to_vec();
                     let pw = spread_wire::names::name_bytes(&s.rbuf[32..40]).to_vec();
                     s.rbuf.advance(40);
-                    let good = auth.pword.as_ref().map_or(false, |f| f(&user, &pw));
+                    let good = auth.pword.as_ref().is_some_and(|f| f(&user, &pw));
                     ok &= good;
                     reply = Some(good as u8);
                 }
