@@ -96,6 +96,10 @@ fn tv2_tcp_ipv4_and_ipv6() {
         };
         assert_ne!(get(libc::IPPROTO_TCP, libc::TCP_NODELAY), 0);
         assert_ne!(get(libc::SOL_SOCKET, libc::SO_KEEPALIVE), 0);
+        // Buffers grown past the first 10 KiB step (the kernel reports twice
+        // what was set).
+        assert!(get(libc::SOL_SOCKET, libc::SO_SNDBUF) >= 2 * 15 * 1024);
+        assert!(get(libc::SOL_SOCKET, libc::SO_RCVBUF) >= 2 * 15 * 1024);
         let fl = unsafe { libc::fcntl(mbox, libc::F_GETFL) };
         assert_eq!(fl & libc::O_NONBLOCK, 0);
         kill(mbox);
@@ -438,4 +442,42 @@ fn version_strerror_error_and_misc() {
     assert_eq!(unsafe { SP_equal_group_ids(g1, group_id { id: [1, 2, 4] }) }, 0);
     assert_eq!(unsafe { SP_query_groups(0, 0, std::ptr::null_mut()) }, -1);
     assert_eq!(unsafe { SP_query_members(0, std::ptr::null_mut(), 0, std::ptr::null_mut()) }, -1);
+}
+
+/// A TCP listener with a full accept queue drops further SYNs, so a connect
+/// to it stays in progress: the deadline expires *during connect*, which
+/// the original reports as CONNECTION_CLOSED, not COULD_NOT_CONNECT (§6 item 9).
+#[test]
+fn timeout_during_tcp_connect_is_connection_closed() {
+    let _g = serial();
+    unsafe {
+        let l = libc::socket(libc::AF_INET, libc::SOCK_STREAM, 0);
+        assert!(l >= 0);
+        let mut a: libc::sockaddr_in = std::mem::zeroed();
+        a.sin_family = libc::AF_INET as libc::sa_family_t;
+        a.sin_addr.s_addr = u32::from_ne_bytes([127, 0, 0, 1]);
+        let al = std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t;
+        assert_eq!(libc::bind(l, &a as *const _ as *const libc::sockaddr, al), 0);
+        assert_eq!(libc::listen(l, 0), 0);
+        let mut bound: libc::sockaddr_in = std::mem::zeroed();
+        let mut bl = al;
+        libc::getsockname(l, &mut bound as *mut _ as *mut libc::sockaddr, &mut bl);
+        let port = u16::from_be(bound.sin_port);
+        // Fill the accept queue with connections nobody accepts.
+        let mut fillers = vec![];
+        for _ in 0..8 {
+            let c = libc::socket(libc::AF_INET, libc::SOCK_STREAM | libc::SOCK_NONBLOCK, 0);
+            libc::connect(c, &bound as *const _ as *const libc::sockaddr, al);
+            fillers.push(c);
+        }
+        let t0 = Instant::now();
+        let r = connect_timeout(&format!("{port}@127.0.0.1"), "late", sp_time { sec: 0, usec: 400_000 });
+        let el = t0.elapsed();
+        for c in fillers {
+            libc::close(c);
+        }
+        libc::close(l);
+        assert_eq!(r, CONNECTION_CLOSED);
+        assert!(el >= Duration::from_millis(390) && el < Duration::from_secs(10), "{el:?}");
+    }
 }
