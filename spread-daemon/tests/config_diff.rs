@@ -778,4 +778,256 @@ DebugFlags = { PRINT EXIT CONFIGURATION MEMBERSHIP }
 "##,
         expect: Expect::Ok(2705112739, &[("dé", 3449976168)]),
     },
+    Case {
+        name: "no_space_before_brace",
+        text: r##"Spread_Segment 127.0.0.255:47100{a 127.0.0.1}
+"##,
+        expect: Expect::Ok(3226094153, &[("a", 2489203003)]),
+    },
+    Case {
+        name: "ip_then_semicolon_glued",
+        text: r##"Spread_Segment 127.0.0.255:47100 { d1 127.0.0.1; }
+"##,
+        expect: Expect::Err,
+    },
+    Case {
+        name: "quoted_hash",
+        text: r##"Spread_Segment 127.0.0.255:47100 { "a#b" 127.0.0.1 }
+"##,
+        expect: Expect::Ok(2344561781, &[("a#b", 920649755)]),
+    },
+    Case {
+        name: "unterminated_quote",
+        text: r##"Spread_Segment 127.0.0.255:47100 { "abc 127.0.0.1 }
+"##,
+        expect: Expect::Ok(1556658132, &[("\"abc", 3099688658)]),
+    },
+    Case {
+        name: "double_bang",
+        text: r##"DebugFlags = { ALL !!DATA_LINK CONFIGURATION }
+Spread_Segment 127.0.0.255:47100 { d1 127.0.0.1 }
+"##,
+        expect: Expect::Err,
+    },
+    Case {
+        name: "bang_space_flag",
+        text: r##"DebugFlags = { ALL ! DATA_LINK}
+Spread_Segment 127.0.0.255:47100 { d1 127.0.0.1 }
+"##,
+        expect: Expect::Ok(1331157145, &[("d1", 1552775919)]),
+    },
+    Case {
+        name: "lowercase_keyword",
+        text: r##"spread_segment 127.0.0.255:47100 { d1 127.0.0.1 }
+"##,
+        expect: Expect::Err,
+    },
+    Case {
+        name: "glued_keyword",
+        text: r##"Spread_Segment127.0.0.255 { d1 127.0.0.1 }
+"##,
+        expect: Expect::Err,
+    },
+    Case {
+        name: "bool_case",
+        text: r##"DangerousMonitor = YeS
+ExcludeSegAddrsFromHash = TRUE
+Spread_Segment 239.0.0.1:47100 { d1 127.0.0.1 }
+"##,
+        expect: Expect::Ok(2094711295, &[("d1", 1552775919)]),
+    },
+    Case {
+        name: "ipv6_name_like",
+        text: r##"Spread_Segment [ff02::1]:47100 { cafe:: dead::beef }
+"##,
+        expect: Expect::Ok(3013785552, &[("cafe::", 237286186), ("dead::beef", 2871647848)]),
+    },
+    Case {
+        name: "ipv6_nine_groups",
+        text: r##"Spread_Segment [ff02::1]:47100 { x 1:2:3:4:5:6:7:8:9 }
+"##,
+        expect: Expect::Err,
+    },
+    Case {
+        name: "ipv6_mapped_v4_name",
+        text: r##"Spread_Segment [ff02::1]:47100 { ::ffff:1.2.3.4 }
+"##,
+        expect: Expect::Ok(4055678253, &[("::ffff:1.2.3.4", 1956093858)]),
+    },
+    Case {
+        name: "ipv6_bracket_no_port",
+        text: r##"Spread_Segment [ff02::1] { six ::1 }
+"##,
+        expect: Expect::Ok(3290282739, &[("six", 2550157838)]),
+    },
+    Case {
+        name: "ipv6_port_zero",
+        text: r##"Spread_Segment [ff02::1]:0 { six ::1 }
+"##,
+        expect: Expect::Ok(3290282739, &[("six", 2550157838)]),
+    },
+    Case {
+        name: "ipv6_loopback_segment",
+        text: r##"Spread_Segment [::1]:47100 { six ::1 }
+"##,
+        expect: Expect::Ok(2529083130, &[("six", 2550157838)]),
+    },
+    Case {
+        name: "ipv6_empty_if",
+        text: r##"Spread_Segment [ff02::1]:47100 { fe80::1% }
+"##,
+        expect: Expect::Err,
+    },
+    Case {
+        name: "ipv6_compressed_long",
+        text: r##"Spread_Segment [ff02::1]:47100 { n 1:2:3:4:5:6:7::8 }
+"##,
+        expect: Expect::Err,
+    },
+    Case {
+        name: "ipv6_two_double_colons",
+        text: r##"Spread_Segment [ff02::1]:47100 { n 1::2::3 }
+"##,
+        expect: Expect::Err,
+    },
+    Case {
+        name: "name_with_colon",
+        text: r##"Spread_Segment 127.0.0.255:47100 { a:b 127.0.0.1 }
+"##,
+        expect: Expect::Ok(3556691094, &[("a:b", 559132674)]),
+    },
+    Case {
+        name: "name_with_percent_addr_name",
+        text: r##"Spread_Segment [ff02::1]:47100 { fe80::abcd%lo }
+"##,
+        expect: Expect::Ok(3026073608, &[("fe80::abcd", 3872177493)]),
+    },
+    Case {
+        name: "vid_without_value",
+        text: r##"Spread_Segment 127.0.0.255:47100 { a 127.0.0.1 VirtualID b 127.0.0.2 }
+"##,
+        expect: Expect::Err,
+    },
+    Case {
+        name: "two_vids",
+        text: r##"Spread_Segment 127.0.0.255:47100 { a 127.0.0.1 VirtualID = 1 VirtualID = 2 }
+"##,
+        expect: Expect::Err,
+    },
+    Case {
+        name: "explicit_vid_equal_each_other",
+        text: r##"Spread_Segment 127.0.0.255:47100 { a 127.0.0.1 VirtualID = 9 b 127.0.0.2 VirtualID = 9 }
+"##,
+        expect: Expect::Err,
+    },
+    Case {
+        name: "semicolon_only_in_segment",
+        text: r##"Spread_Segment 127.0.0.255:47100 { ; a 127.0.0.1 }
+"##,
+        expect: Expect::Err,
+    },
+    Case {
+        name: "double_semicolon",
+        text: r##"Spread_Segment 127.0.0.255:47100 { a 127.0.0.1 ; ; b 127.0.0.2 }
+"##,
+        expect: Expect::Err,
+    },
+    Case {
+        name: "colon_token",
+        text: r##"Spread_Segment 127.0.0.255:47100 { a 127.0.0.1 : }
+"##,
+        expect: Expect::Err,
+    },
+    Case {
+        name: "equals_in_segment",
+        text: r##"Spread_Segment 127.0.0.255:47100 = { a 127.0.0.1 }
+"##,
+        expect: Expect::Err,
+    },
+    Case {
+        name: "priority_all_levels",
+        text: r##"EventPriority = pDEBUG
+EventPriority = INFO
+Spread_Segment 127.0.0.255:47100 { d1 127.0.0.1 }
+"##,
+        expect: Expect::Ok(1331157145, &[("d1", 1552775919)]),
+    },
+    Case {
+        name: "max_session_negative",
+        text: r##"MaxSessionMessages = -1
+Spread_Segment 127.0.0.255:47100 { d1 127.0.0.1 }
+"##,
+        expect: Expect::Err,
+    },
+    Case {
+        name: "accel_window_zero",
+        text: r##"AcceleratedRing = true
+AcceleratedWindow = 0
+Spread_Segment 127.0.0.255:47100 { d1 127.0.0.1 }
+"##,
+        expect: Expect::Ok(3980360316, &[("d1", 1552775919)]),
+    },
+    Case {
+        name: "accelerated_after_segments",
+        text: r##"Spread_Segment 127.0.0.255:47100 { d1 127.0.0.1 }
+AcceleratedRing = true
+"##,
+        expect: Expect::Ok(3980360316, &[("d1", 1552775919)]),
+    },
+    Case {
+        name: "interface_with_port",
+        text: r##"Spread_Segment 127.0.0.255:47100 { d1 127.0.0.1 { D 127.0.0.1:47100 } }
+"##,
+        expect: Expect::Err,
+    },
+    Case {
+        name: "interface_v6_for_v4_daemon",
+        text: r##"Spread_Segment 127.0.0.255:47100 { d1 127.0.0.1 { D 127.0.0.1 C ::1 } }
+"##,
+        expect: Expect::Ok(1331157145, &[("d1", 1552775919)]),
+    },
+    Case {
+        name: "interface_unspecified_v6_for_v4",
+        text: r##"Spread_Segment 127.0.0.255:47100 { d1 127.0.0.1 { D :: } }
+"##,
+        expect: Expect::Err,
+    },
+    Case {
+        name: "many_daemons_over_segments",
+        text: r##"Spread_Segment 10.0.0.255:47100 {
+@@MANY128@@
+}
+Spread_Segment 10.1.0.255:47100 { extra 10.1.0.1 }
+"##,
+        expect: Expect::Err,
+    },
+    Case {
+        name: "tabs_in_quoted",
+        text: r##"Spread_Segment 127.0.0.255:47100 { "a	b" 127.0.0.1 }
+"##,
+        expect: Expect::Ok(3657579921, &[("a\tb", 2166469339)]),
+    },
+    Case {
+        name: "empty_file",
+        text: r##""##,
+        expect: Expect::Err,
+    },
+    Case {
+        name: "only_comment",
+        text: r##"# nothing here
+"##,
+        expect: Expect::Err,
+    },
+    Case {
+        name: "number_after_segment_brace",
+        text: r##"Spread_Segment 127.0.0.255:47100 { 5 }
+"##,
+        expect: Expect::Err,
+    },
+    Case {
+        name: "hex_name",
+        text: r##"Spread_Segment 127.0.0.255:47100 { abcd 127.0.0.1 beef 127.0.0.2 }
+"##,
+        expect: Expect::Ok(3498015474, &[("abcd", 122868688), ("beef", 1735803730)]),
+    },
 ];

@@ -425,9 +425,12 @@ pub fn parse_str_with_resolver(
     parser::parse(text, file_label, None, resolver)
 }
 
-/// A resolver that knows only `localhost` (127.0.0.1, then ::1) and fails
-/// for every other name, without any network traffic.
+/// A resolver without any network traffic: numeric addresses, and `localhost`
+/// (127.0.0.1, then ::1); every other name fails.
 pub fn offline_resolver(name: &str) -> Result<Vec<IpAddr>, String> {
+    if let Ok(ip) = name.parse::<IpAddr>() {
+        return Ok(vec![ip]);
+    }
     if name == "localhost" {
         Ok(vec![IpAddr::V4(std::net::Ipv4Addr::LOCALHOST), IpAddr::V6(std::net::Ipv6Addr::LOCALHOST)])
     } else {
