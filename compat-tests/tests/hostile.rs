@@ -12,7 +12,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use compat_tests::frames;
-use compat_tests::net::{Conn, Listener};
+use compat_tests::net::Listener;
 use compat_tests::sp_api::{sp, Received};
 use spread_ffi::types::sp_time;
 
