@@ -307,7 +307,7 @@ where
 /// each daemon and its VID, each segment, the hash, then every parser warning
 /// and every keyword that is accepted but not supported yet.
 pub fn log_config_loaded(config: &Config) {
-    tracing::info!(target: "spread::config", "Conf_load_conf_file: using file: {}", config.file);
+    tracing::info!(target: "spread::config", "Using configuration file: {}", config.file);
     for d in &config.daemons {
         tracing::info!(target: "spread::config", "Configured daemon '{}' with IP '{}'", d.name, d.ip());
         if d.vid_explicit {
@@ -474,6 +474,6 @@ mod tests {
         let out = run(&c, || log_config_loaded(&c));
         assert!(out.contains("Configured daemon 'lh' with IP '127.0.0.1'\n"), "{out}");
         assert!(out.contains(&format!("Hash value for this configuration is: {}\n", c.hash)));
-        assert!(out.contains("Segment configured with a loopback address"), "{out}");
+        assert!(out.contains("is a loopback address"), "{out}");
     }
 }

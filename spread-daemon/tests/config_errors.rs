@@ -44,8 +44,8 @@ fn semantic_errors_name_the_line() {
 
 #[test]
 fn end_of_file_checks() {
-    check("\n\n", 3, "No segments specified");
-    check("ActiveIPVersion = IPv4\nSpread_Segment 127.0.0.255 { }\n", 3, "No daemons specified");
+    check("\n\n", 3, "no Spread_Segment");
+    check("ActiveIPVersion = IPv4\nSpread_Segment 127.0.0.255 { }\n", 3, "no daemon is listed");
     check(
         "Window = 10\nPersonalWindow = 11\nSpread_Segment 127.0.0.255 { a 127.0.0.1 }\n",
         4,

@@ -514,13 +514,13 @@ impl<'a> Lexer<'a> {
         let mut port = 0u16;
         if has_port {
             let Some(colon) = text.rfind(':') else {
-                return Err(LexError { line: self.line, message: "Missing ':' char in port spec".into() });
+                return Err(LexError { line: self.line, message: "no ':' in an address with port".into() });
             };
             let p: u32 = text[colon + 1..].parse().unwrap_or(u32::MAX);
             if p > 65535 {
                 return Err(LexError {
                     line: self.line,
-                    message: format!("Port out of valid range in '{text}'!"),
+                    message: format!("Port out of valid range (0..65535) in '{text}'"),
                 });
             }
             port = p as u16;

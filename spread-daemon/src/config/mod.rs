@@ -502,7 +502,7 @@ impl Config {
             _ => Err(ConfigError::new(
                 &self.file,
                 0,
-                "Only some of the membership timeouts were specified! If you specify any, then you must specify all!",
+                "membership timeouts: either all nine (Token, Hurry, Alive, Join, Rep, Seg, Gather, Form, Lookup) or none must be set",
             )),
         }
     }
@@ -510,7 +510,7 @@ impl Config {
     /// Pick the daemon this process is (§1.5), using this machine's addresses.
     pub fn find_me(&self, name: Option<&str>) -> Result<MeInfo, ConfigError> {
         let locals = local_addresses().map_err(|e| {
-            ConfigError::new(&self.file, 0, format!("Couldn't find any local internet addresses on this machine! ({e})"))
+            ConfigError::new(&self.file, 0, format!("cannot list this machine's addresses: {e}"))
         })?;
         self.find_me_among(name, &locals)
     }
@@ -519,13 +519,13 @@ impl Config {
     /// may carry their interface's scope id).
     pub fn find_me_among(&self, name: Option<&str>, locals: &[SocketAddr]) -> Result<MeInfo, ConfigError> {
         if locals.is_empty() {
-            return Err(ConfigError::new(&self.file, 0, "Couldn't find any local internet addresses on this machine!"));
+            return Err(ConfigError::new(&self.file, 0, "this machine has no IPv4/IPv6 address"));
         }
         let index = match name {
             Some(n) => {
                 let n = truncate_name(n);
                 self.index_by_name(n)
-                    .ok_or_else(|| ConfigError::new(&self.file, 0, format!("My proc {n} is not in configuration!")))?
+                    .ok_or_else(|| ConfigError::new(&self.file, 0, format!("no daemon named '{n}' in the configuration")))?
             }
             None => self
                 .daemons
@@ -535,7 +535,7 @@ impl Config {
                     ConfigError::new(
                         &self.file,
                         0,
-                        "None of this machine's internet addresses match any daemon's address in configuration!",
+                        "no configured daemon has an address of this machine (use -n to choose one)",
                     )
                 })?,
         };
@@ -544,7 +544,7 @@ impl Config {
             ConfigError::new(
                 &self.file,
                 0,
-                format!("None of this machine's internet addresses match this daemon's address {}!", daemon.ip()),
+                format!("daemon '{}' has address {}, which is not an address of this machine", daemon.name, daemon.ip()),
             )
         })?;
         if let (SocketAddr::V6(mine), SocketAddr::V6(l)) = (&mut daemon.addr, local) {

@@ -86,16 +86,16 @@ pub fn parse(text: &str, file: &str, previous: Option<&Config>, resolver: Resolv
         Some(prev) => p.c.accelerated_ring_setting.unwrap_or(prev.accel_after_init),
     };
     if p.c.segments.is_empty() {
-        return Err(p.err_eof("No segments specified!"));
+        return Err(p.err_eof("no Spread_Segment in the file: at least one segment is required"));
     }
     if p.c.daemons.is_empty() {
-        return Err(p.err_eof("No daemons specified!"));
+        return Err(p.err_eof("no daemon is listed in any segment: at least one daemon is required"));
     }
     if p.c.personal_window > p.c.window {
-        return Err(p.err_eof("PersonalWindow > Window!"));
+        return Err(p.err_eof("PersonalWindow > Window: the personal window may not exceed the window"));
     }
     if acc_now && p.c.accelerated_window > p.c.personal_window {
-        return Err(p.err_eof("AcceleratedWindow > PersonalWindow!"));
+        return Err(p.err_eof("AcceleratedWindow > PersonalWindow: with AcceleratedRing the accelerated window may not exceed the personal window"));
     }
     p.c.active_ip_version = p.active.unwrap_or(IpVersion::V4);
     let c = &mut p.c;
@@ -324,7 +324,7 @@ impl<'a> P<'a> {
         match self.active {
             Some(a) if a != v => Err(self.err(
                 line,
-                "A daemon's address was of the wrong type!  It disagreed with ActiveIPVersion!",
+                "daemon address family differs from ActiveIPVersion (or from the first daemon's address)",
             )),
             _ => {
                 self.active = Some(v);
@@ -447,7 +447,7 @@ impl<'a> P<'a> {
                 if cut_bytes(&s, 30) != "PERMIT" {
                     return Err(self.err(
                         l,
-                        format!("Invalid Access Control Policy name '{s}' (the only policy is PERMIT)"),
+                        format!("unknown AccessControlPolicy '{s}': the only policy is PERMIT"),
                     ));
                 }
                 self.c.access_control_policy = "PERMIT".to_string();
@@ -458,7 +458,7 @@ impl<'a> P<'a> {
                 let v = match s.as_str() {
                     "IPv4" => IpVersion::V4,
                     "IPv6" => IpVersion::V6,
-                    _ => return Err(self.err(l, "Invalid ActiveIPVersion specified.  Value must be 'IPv4' or 'IPv6'")),
+                    _ => return Err(self.err(l, "ActiveIPVersion must be IPv4 or IPv6")),
                 };
                 if self.active.is_some_and(|a| a != v) {
                     return Err(self.err(l, "ActiveIPVersion already differently specified (by an earlier daemon address or setting)"));
@@ -529,7 +529,7 @@ impl<'a> P<'a> {
             match self.next()? {
                 Some(Spanned { tok: Tok::IpAddr(a), line: l }) => {
                     if self.seg_extra.len() + 1 >= MAX_ADDRS_SEGMENT {
-                        return Err(self.err(l, "Too many segment addresses specified!"));
+                        return Err(self.err(l, "more than 5 addresses for one segment"));
                     }
                     self.seg_extra.push(a);
                 }
@@ -556,7 +556,7 @@ impl<'a> P<'a> {
         let end_line = self.lx.line();
         let port = if first.port == 0 { DEFAULT_PORT } else { first.port };
         if seg_index >= MAX_SEGMENTS {
-            return Err(self.err(end_line, "Too many segments configured!"));
+            return Err(self.err(end_line, "more than 20 segments"));
         }
         let mut addrs = Vec::with_capacity(1 + self.seg_extra.len());
         let extra = std::mem::take(&mut self.seg_extra);
@@ -565,17 +565,17 @@ impl<'a> P<'a> {
             if self.active != Some(fam) {
                 return Err(self.err(
                     end_line,
-                    format!("Segment address {} incompatible with ActiveIPVersion!", a.text),
+                    format!("segment address {} does not match ActiveIPVersion (set it, or list a daemon, before an empty segment)", a.text),
                 ));
             }
             if a.ip.is_unspecified() {
-                return Err(self.err(end_line, format!("Segment configured with an unspecified segment address {}!", a.text)));
+                return Err(self.err(end_line, format!("segment address {} is the unspecified address", a.text)));
             }
             if fam == IpVersion::V6 && !is_multicast(&a.ip) {
-                self.warn(end_line, format!("IPv6 segment configured with a non-multicast segment address {}!", a.text));
+                self.warn(end_line, format!("IPv6 segment address {} is not a multicast address", a.text));
             }
             if a.ip.is_loopback() {
-                self.warn(end_line, format!("Segment configured with a loopback address {}!", a.text));
+                self.warn(end_line, format!("segment address {} is a loopback address", a.text));
             }
             addrs.push(with_port(a.ip, port, a.scope_id));
         }
@@ -590,7 +590,7 @@ impl<'a> P<'a> {
                 return Err(self.err(
                     end_line,
                     format!(
-                        "Daemon's ({}) address ({}) not unique! Already in use by daemon #{} ({})!",
+                        "address {1}:{port} of daemon '{0}' is not unique: daemon #{2} ('{3}') has it too",
                         me.name,
                         me.addr.ip(),
                         j,
@@ -630,7 +630,7 @@ impl<'a> P<'a> {
             self.next()?;
             let (n, l) = self.number_value(Kw::VirtualId)?;
             if n == 0 {
-                return Err(self.err(l, "Virtual IDs must be specified as an integer greater than zero!"));
+                return Err(self.err(l, "VirtualID must be greater than zero"));
             }
             d.vid = n;
             d.vid_explicit = true;
@@ -655,7 +655,7 @@ impl<'a> P<'a> {
                     Some(Spanned { tok: Tok::IfKind(k), .. }) => kinds |= k,
                     Some(Spanned { tok: Tok::IpAddr(a), line: l }) => {
                         if d.interfaces.len() >= MAX_INTERFACES_PROC {
-                            return Err(self.err(l, "Too many interfaces configured on a daemon!"));
+                            return Err(self.err(l, "more than 10 interfaces for one daemon"));
                         }
                         let k = if kinds == 0 { IfType::ALL } else { IfType(kinds) };
                         d.interfaces.push(Interface { addr: with_port(a.ip, 0, a.scope_id), kinds: k });
@@ -665,7 +665,7 @@ impl<'a> P<'a> {
                 }
             }
             if d.interfaces.is_empty() {
-                return Err(self.err(open, "Interfaces section declared but no actual interfaces specified!"));
+                return Err(self.err(open, "empty interface block: no actual interfaces listed"));
             }
             d.explicit_interfaces = true;
         }
@@ -675,10 +675,10 @@ impl<'a> P<'a> {
         }
 
         if index >= MAX_PROCS_RING {
-            return Err(self.err(line, "Too many daemons configured!"));
+            return Err(self.err(line, "more than 128 daemons in the configuration"));
         }
         if index - first_proc >= MAX_PROCS_SEGMENT {
-            return Err(self.err(line, "Too many daemons configured in segment!"));
+            return Err(self.err(line, "more than 128 daemons in one segment"));
         }
         if d.vid == 0 {
             // A reload keeps whatever VID the previous load left in this slot.
@@ -691,7 +691,7 @@ impl<'a> P<'a> {
             return Err(self.err(
                 line,
                 format!(
-                    "The virtual ID '{}' of '{}' is already in use by '{}'!  You will probably need to explicitly reconfigure the daemons' virtual IDs so that they don't conflict.",
+                    "VirtualID {} of '{}' is also the VirtualID of '{}': give one of them an explicit, different VirtualID",
                     d.vid, d.name, o.name
                 ),
             ));
@@ -705,7 +705,7 @@ impl<'a> P<'a> {
                 && (i.kinds.is_daemon() || i.kinds.is_any())
         });
         if !ok {
-            return Err(self.err(line, "Interface spec doesn't include a daemon entry for the daemon's primary address!"));
+            return Err(self.err(line, "interface block has no daemon entry (D, or no letter) for the daemon's own address or the unspecified address"));
         }
         self.c.daemons.push(d);
         Ok(())
@@ -714,28 +714,28 @@ impl<'a> P<'a> {
     fn name_and_addr(&mut self, name: Option<String>, addr: Option<AddrTok>, line: u32) -> R<Daemon> {
         if let Some(n) = &name {
             if n.is_empty() {
-                return Err(self.err(line, "Zero length daemon name!"));
+                return Err(self.err(line, "empty daemon name"));
             }
             if n.ends_with(';') {
                 self.warn(
                     line,
-                    "Daemon name ended with a semicolon! If you intended for it to demark two different daemon specifications then it needs white space around it!",
+                    "daemon name ends in ';' and keeps it: put white space before a ';' that separates two daemons",
                 );
             }
         }
         let (ip, scope) = match (&addr, &name) {
             (Some(a), _) => {
                 if a.ip.is_unspecified() {
-                    return Err(self.err(line, "A daemon's address must not be the unspecified address!"));
+                    return Err(self.err(line, "a daemon address may not be the unspecified address"));
                 }
                 (a.ip, a.scope_id)
             }
             (None, Some(n)) => (self.resolve(n, line)?, 0),
-            (None, None) => return Err(self.err(line, "A daemon must have a name, an address or both!")),
+            (None, None) => return Err(self.err(line, "a daemon needs a name, an address or both")),
         };
         self.set_active(IpVersion::of(&ip), line)?;
         if ip.is_multicast() {
-            return Err(self.err(line, "A daemon's address can't be a multicast address!"));
+            return Err(self.err(line, "a daemon address may not be a multicast address"));
         }
         let full = match (&name, &addr) {
             (Some(n), _) => n.clone(),
@@ -752,10 +752,10 @@ impl<'a> P<'a> {
             }
         }
         if nm.is_empty() {
-            return Err(self.err(line, "Zero length daemon name!"));
+            return Err(self.err(line, "empty daemon name"));
         }
         if let Some(j) = self.c.daemons.iter().position(|o| o.name == nm) {
-            return Err(self.err(line, format!("Daemon name ({nm}) not unique! Already in use by daemon #{j}!")));
+            return Err(self.err(line, format!("daemon name '{nm}' is not unique: daemon #{j} has it too")));
         }
         Ok(Daemon {
             name: nm,
@@ -781,7 +781,7 @@ impl<'a> P<'a> {
         }
         Err(self.err(
             line,
-            format!("Couldn't find an appropriate address based on daemon name '{name}'! Check that your ActiveIPVersion and DNS entries match or explicitly configure the address to use!"),
+            format!("the name '{name}' resolves to no address of the active IP version: write the address explicitly or set ActiveIPVersion"),
         ))
     }
 }
