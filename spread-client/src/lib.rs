@@ -69,9 +69,23 @@ pub const SP_UNIX_SOCKET: &str = match option_env!("SPREAD_UNIX_SOCKET_DIR") {
 pub fn init() {
     static ONCE: std::sync::Once = std::sync::Once::new();
     ONCE.call_once(|| {
-        // SAFETY: setting a signal disposition to SIG_IGN has no memory effects.
+        // SAFETY: setting a signal disposition to SIG_IGN has no memory
+        // effects; the fork handlers are plain functions that never unwind.
         unsafe {
             libc::signal(libc::SIGPIPE, libc::SIG_IGN);
+            libc::pthread_atfork(Some(atfork_prepare), Some(atfork_parent), Some(atfork_child));
         }
     });
+}
+
+extern "C" fn atfork_prepare() {
+    let _ = std::panic::catch_unwind(session::fork_prepare);
+}
+
+extern "C" fn atfork_parent() {
+    let _ = std::panic::catch_unwind(|| session::fork_release(false));
+}
+
+extern "C" fn atfork_child() {
+    let _ = std::panic::catch_unwind(|| session::fork_release(true));
 }

@@ -55,6 +55,7 @@ pub fn receive(mbox: i32, drop_recv: bool, groups: &mut [Name32], body: &mut [&m
         Ok(s) => s,
         Err(e) => return e,
     };
+    let _held = s.recv_lock.lock();
     let mut st = lock(&s.recv);
     if !s.is_current() {
         return ILLEGAL_SESSION;

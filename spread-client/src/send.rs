@@ -9,7 +9,7 @@ use spread_wire::endian::set_endian;
 use spread_wire::header::{encode_hint, Header};
 use spread_wire::names::Name32;
 
-use crate::session::{lock, lookup_active};
+use crate::session::lookup_active;
 use crate::Code;
 
 /// The body of an outgoing message.
@@ -75,7 +75,7 @@ pub fn send_frame(mbox: i32, service: u32, groups: &[Name32], mess_type: i16, bo
     parts.push(&head);
     parts.extend_from_slice(body.pieces());
 
-    let _g = lock(&s.send_lock);
+    let _g = s.send_lock.lock();
     if crate::io::send_vectored(s.fd(), &parts).is_err() {
         s.set_error();
         return Err(CONNECTION_CLOSED);

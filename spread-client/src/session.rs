@@ -8,9 +8,10 @@
 //! closed when the last user lets go, never under a blocked reader's feet, and
 //! its number cannot be reused while someone might still read from it.
 
+use std::cell::RefCell;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
-use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 
 use spread_wire::consts::*;
 use spread_wire::header::Header;
@@ -28,6 +29,50 @@ pub(crate) struct RecvState {
     pub saved: Option<Header>,
 }
 
+/// Bumped in a forked child: locks taken before the fork by threads that do
+/// not exist in the child count as free there (the original's child handler
+/// unlocks every session lock; a connection may be used after `fork` by
+/// either process, never by both).
+static FORK_GEN: AtomicU64 = AtomicU64::new(0);
+
+#[derive(Debug, Default)]
+struct Holder {
+    held: bool,
+    gen: u64,
+}
+
+/// A per-session lock (send or receive side) held across blocking I/O.
+#[derive(Debug, Default)]
+pub(crate) struct SessLock {
+    state: Mutex<Holder>,
+    cv: Condvar,
+}
+
+pub(crate) struct SessGuard<'a>(&'a SessLock);
+
+impl SessLock {
+    pub(crate) fn lock(&self) -> SessGuard<'_> {
+        let mut g = lock(&self.state);
+        // Bounded by the holders releasing; every release notifies.
+        loop {
+            let gen = FORK_GEN.load(Ordering::Acquire);
+            if !g.held || g.gen != gen {
+                g.held = true;
+                g.gen = gen;
+                return SessGuard(self);
+            }
+            g = self.cv.wait(g).unwrap_or_else(|e| e.into_inner());
+        }
+    }
+}
+
+impl Drop for SessGuard<'_> {
+    fn drop(&mut self) {
+        lock(&self.0.state).held = false;
+        self.0.cv.notify_one();
+    }
+}
+
 /// One open session.
 #[derive(Debug)]
 pub struct Session {
@@ -36,7 +81,9 @@ pub struct Session {
     private_group: Name32,
     state: AtomicU8,
     killed: AtomicBool,
-    pub(crate) send_lock: Mutex<()>,
+    pub(crate) send_lock: SessLock,
+    pub(crate) recv_lock: SessLock,
+    /// Only touched while `recv_lock` is held.
     pub(crate) recv: Mutex<RecvState>,
 }
 
@@ -94,6 +141,26 @@ fn find(t: &Table, mbox: i32) -> Option<usize> {
     (0..MAX_LIB_SESSIONS).map(|k| (base + k) % MAX_LIB_SESSIONS).find(|&i| matches!(&t.slots[i], Some(s) if s.mbox == mbox))
 }
 
+thread_local! {
+    static FORK_HELD: RefCell<Option<MutexGuard<'static, Option<Table>>>> = const { RefCell::new(None) };
+}
+
+/// `pthread_atfork` prepare: hold the table lock across the fork so the
+/// child never inherits it locked by a thread it does not have.
+pub(crate) fn fork_prepare() {
+    let g = lock(&TABLE);
+    FORK_HELD.with(|h| *h.borrow_mut() = Some(g));
+}
+
+/// `pthread_atfork` parent/child: release it again; in the child, also free
+/// every session lock held by threads that did not survive the fork.
+pub(crate) fn fork_release(child: bool) {
+    if child {
+        FORK_GEN.fetch_add(1, Ordering::AcqRel);
+    }
+    FORK_HELD.with(|h| drop(h.borrow_mut().take()));
+}
+
 /// Look a mailbox up (`SP_get_session`).
 pub fn lookup(mbox: i32) -> Option<Arc<Session>> {
     with_table(|t| find(t, mbox).and_then(|i| t.slots[i].clone()))
@@ -137,7 +204,8 @@ pub(crate) fn register(fd: OwnedFd, private_group: Name32) -> Result<i32, Code> 
             private_group,
             state: AtomicU8::new(ACTIVE),
             killed: AtomicBool::new(false),
-            send_lock: Mutex::new(()),
+            send_lock: SessLock::default(),
+            recv_lock: SessLock::default(),
             recv: Mutex::new(RecvState::default()),
         }));
         t.count += 1;
