@@ -18,7 +18,8 @@
 //! are its uninitialised KILL group bytes, which is how this harness was
 //! checked.)
 //!
-//! Ports 43100–43299 (one listener per client label; Unix: /tmp/<port>).
+//! Ports 43100–43299 (one listener per client label; Unix: /tmp/<port>);
+//! the run through the built shared libraries uses 43700–43999.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Condvar, Mutex};
@@ -28,7 +29,7 @@ use std::time::{Duration, Instant};
 use compat_tests::frames::expected_kill;
 use compat_tests::hex;
 use compat_tests::net::{CloseSeen, Conn, Listener, ReadEnd};
-use compat_tests::sp_api::{sp, Received};
+use compat_tests::sp_api::{sp, Received, Sp};
 use compat_tests::transcript::{body_from_spec, i, parse_hex_i32, s, Dir, Endpoint, Frame, Transcript};
 use serde_json::Value;
 
@@ -224,8 +225,7 @@ fn check_receive(ctx: &str, e: &Value, r: &Received, errors: &mut Vec<String>) {
     }
 }
 
-fn check_membership(ctx: &str, e: &Value, r: &Received, errors: &mut Vec<String>) {
-    let spx = sp();
+fn check_membership(spx: &Sp, ctx: &str, e: &Value, r: &Received, errors: &mut Vec<String>) {
     if let Some(m) = e.get("SP_get_memb_info") {
         let got = spx.memb_info(&r.buf, r.service_type);
         let mut bad = |what: &str, exp: String, gotv: String| {
@@ -286,9 +286,8 @@ fn check_membership(ctx: &str, e: &Value, r: &Received, errors: &mut Vec<String>
 }
 
 /// Runs one scenario; returns every mismatch found.
-fn replay(scenario: &str, base_port: u16) -> Vec<String> {
+fn replay(spx: &Sp, scenario: &str, base_port: u16) -> Vec<String> {
     let rp = start_fake_daemon(scenario, base_port);
-    let spx = sp();
     let mut errors = Vec::new();
     let mut mboxes: HashMap<String, i32> = HashMap::new();
     for e in rp.t.api_log() {
@@ -342,7 +341,7 @@ fn replay(scenario: &str, base_port: u16) -> Vec<String> {
                 let r = spx.sp_receive(mbox, 0, 100, 200_000);
                 check_receive(&ctx, &e, &r, &mut errors);
                 if r.ret >= 0 {
-                    check_membership(&ctx, &e, &r, &mut errors);
+                    check_membership(spx, &ctx, &e, &r, &mut errors);
                 }
             }
             "SP_disconnect" => {
@@ -365,7 +364,7 @@ fn replay(scenario: &str, base_port: u16) -> Vec<String> {
 }
 
 fn check(scenario: &str, base_port: u16) {
-    let errors = replay(scenario, base_port);
+    let errors = replay(sp(), scenario, base_port);
     assert!(
         errors.is_empty(),
         "library replay of {scenario} against {}: {} mismatch(es):\n{}",
@@ -408,4 +407,20 @@ fn f_network_partition() {
 #[test]
 fn h_connect_variants() {
     check("h", 43220);
+}
+
+/// The same replays through each built C library in `build/lib` (the
+/// drop-in artifacts), loaded with dlopen next to the linked one.
+#[test]
+fn all_scenarios_through_the_built_shared_libraries() {
+    for (n, lib) in ["libspread.so.3", "libspread-core.so.3", "libtspread-core.so.3"].into_iter().enumerate() {
+        let base = 43700 + 100 * n as u16;
+        let path = compat_tests::paths::c_library(lib);
+        let spx = Sp::dlopen(&path.display().to_string()).unwrap_or_else(|e| panic!("{e}"));
+        let mut errors = Vec::new();
+        for (k, sc) in ["a", "b", "c", "d", "e", "f", "h"].into_iter().enumerate() {
+            errors.extend(replay(&spx, sc, base + 10 * k as u16));
+        }
+        assert!(errors.is_empty(), "library replays through {lib}: {} mismatch(es):\n{}", errors.len(), errors.join("\n"));
+    }
 }
