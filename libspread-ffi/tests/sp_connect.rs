@@ -184,7 +184,7 @@ fn tv4_rejects_from_fake_daemon() {
         }),
         CONNECTION_CLOSED
     );
-    assert_eq!(reject_case(41003, 0, |s| full_auth(s)), CONNECTION_CLOSED);
+    assert_eq!(reject_case(41003, 0, full_auth), CONNECTION_CLOSED);
     assert_eq!(reject_case(41003, 0, |_| {}), CONNECTION_CLOSED);
     // Auth list longer than 90 bytes.
     assert_eq!(reject_case(41003, 0, |s| s.write_all(&[91]).unwrap()), CONNECTION_CLOSED);

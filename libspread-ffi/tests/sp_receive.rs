@@ -12,6 +12,7 @@ use spread_ffi::types::*;
 use spread_wire::membership::{encode_regular_body, GroupId};
 use spread_wire::Order;
 
+#[allow(clippy::too_many_arguments)]
 fn rx(ret: i32, service: u32, sender: &str, num_groups: i32, groups: &[&str], mess_type: i16, em: i32, body: &[u8]) -> Rx {
     Rx {
         ret,

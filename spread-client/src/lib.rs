@@ -13,6 +13,28 @@
 //! * [`recv`] — the receive path (§2.8 of the client spec);
 //! * [`memb`] — membership body helpers over contiguous or scattered bodies;
 //! * [`diag`] — the few messages the original prints to stdout.
+//!
+//! # Where this differs from 5.0.1 on purpose
+//!
+//! Nothing a conforming daemon or application can observe, except:
+//! * §6 item 2 fixed: a `DROP_RECV` receive that truncates the body also
+//!   forgets a header saved by an earlier `*_TOO_SHORT` (no desynchronised
+//!   stream afterwards);
+//! * §6 item 3 fixed: the scatter membership helpers see the scatter as one
+//!   contiguous byte string and only fill as many vs-sets as there are;
+//! * §6 item 5 fixed: the KILL frame of `SP_disconnect` is zero-padded;
+//! * §6 item 12 fixed: negative group counts and lengths, scatters of more
+//!   than 100 elements and NULL buffers are refused with an error code
+//!   instead of undefined behaviour (see `libspread-ffi`'s `sp` module);
+//! * negative mailboxes are unknown (`ILLEGAL_SESSION`); 5.0.1 would match an
+//!   unused slot for `-1`;
+//! * a killed mailbox's descriptor is closed when the last thread using it
+//!   returns (at once in single-threaded use), so its number is never
+//!   recycled under a thread still blocked on it;
+//! * a foreign-order membership body is converted only within the bytes
+//!   actually received (5.0.1 may touch caller memory past `data_len`);
+//! * an application that made the mailbox non-blocking waits in `poll(2)`
+//!   instead of spinning on `EAGAIN`.
 
 pub mod auth;
 pub mod connect;
