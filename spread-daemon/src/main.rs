@@ -112,7 +112,9 @@ fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    eprintln!(
+    tracing::info!(
+        target: "spread::session",
+        print = true,
         "spread: daemon {} (VID {}) serving clients on {:?} and {}",
         me.daemon.name,
         me.daemon.vid,

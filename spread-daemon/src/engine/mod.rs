@@ -113,14 +113,16 @@ pub struct Stats {
     pub sessions_killed: u64,
 }
 
-pub struct Engine {
+/// The engine, generic over its ordering protocol (a [`RingOfOne`] until the
+/// token ring provides another [`Ordering`]).
+pub struct Engine<O: Ordering = RingOfOne> {
     cfg: EngineConfig,
     slots: Vec<Slot>,
     free: Vec<u32>,
     live: usize,
     by_name: HashMap<Name32, u32, FxBuild>,
     groups: Groups,
-    ordering: RingOfOne,
+    ordering: O,
     actions: VecDeque<Action>,
     deadlines: VecDeque<(Instant, ConnId)>,
     rng: u64,
@@ -129,8 +131,16 @@ pub struct Engine {
     stats: Stats,
 }
 
-impl Engine {
-    pub fn new(cfg: EngineConfig) -> Engine {
+impl Engine<RingOfOne> {
+    /// A single daemon that is its own ring.
+    pub fn new(cfg: EngineConfig) -> Engine<RingOfOne> {
+        Engine::with_ordering(cfg, RingOfOne::new())
+    }
+}
+
+impl<O: Ordering> Engine<O> {
+    /// An engine on top of any ordering protocol.
+    pub fn with_ordering(cfg: EngineConfig, ordering: O) -> Engine<O> {
         let my_idx = cfg.daemons.iter().position(|d| *d == cfg.daemon_name).unwrap_or(0);
         let mut daemons = cfg.daemons.clone();
         if daemons.is_empty() {
@@ -145,7 +155,7 @@ impl Engine {
             live: 0,
             by_name: HashMap::default(),
             groups,
-            ordering: RingOfOne::new(),
+            ordering,
             actions: VecDeque::new(),
             deadlines: VecDeque::new(),
             rng,
@@ -165,6 +175,17 @@ impl Engine {
 
     pub fn groups(&self) -> &Groups {
         &self.groups
+    }
+
+    /// The ordering protocol (the ring driver feeds it packets and timers).
+    pub fn ordering(&mut self) -> &mut O {
+        &mut self.ordering
+    }
+
+    /// Deliver whatever the ordering protocol has made deliverable (call after
+    /// feeding it from the network).
+    pub fn deliver_ready(&mut self) {
+        self.run_ordering();
     }
 
     /// Live connections (handshaking, operational or dying).
@@ -414,6 +435,7 @@ impl Engine {
 
     /// Reject during the handshake: one byte, close.
     fn reject(&mut self, idx: u32, code: i32) {
+        tracing::debug!(target: "spread::session", "connection {idx}: handshake rejected with {code}");
         self.queue_out_silent(idx, Bytes::from(vec![handshake::reject_byte(code)]));
         self.drop_conn(idx, true);
     }
@@ -437,6 +459,7 @@ impl Engine {
             }
         }
         s.phase = Phase::Dead;
+        tracing::info!(target: "spread::session", "session {} killed ({} messages queued)", String::from_utf8_lossy(&s.name), s.out.len());
         s.out.clear();
         s.out_off = 0;
         s.rbuf = BytesMut::new();
@@ -645,6 +668,7 @@ impl Engine {
         let acc = handshake::encode_accept(req, &pg_bytes);
         s.phase = Phase::Op;
         s.deadline = None;
+        tracing::info!(target: "spread::session", "session {} accepted ({:?}, {:?})", String::from_utf8_lossy(&s.name), s.kind, s.peer);
         self.queue_out(idx, Bytes::from(acc));
     }
 
@@ -664,7 +688,13 @@ impl Engine {
             let mut h = Header::decode_slice(&s.rbuf).expect("48 bytes present");
             let foreign = h.is_foreign();
             h.type_ = set_endian(h.type_);
-            if session::validate_header(&h, &s.name, daemon_name).is_err() {
+            if let Err(why) = session::validate_header(&h, &s.name, daemon_name) {
+                tracing::info!(
+                    target: "spread::session",
+                    "session {} sent an invalid header ({why:?}, type 0x{:x}): killed",
+                    String::from_utf8_lossy(&s.name),
+                    h.type_
+                );
                 self.kill(idx);
                 return;
             }
@@ -698,6 +728,7 @@ impl Engine {
         let pg = s.pg;
         if t & KILL_MESS != 0 {
             // SP_disconnect: stop reading at once; the group KILL is agreed.
+            tracing::info!(target: "spread::session", "session {} disconnects", String::from_utf8_lossy(&s.name));
             s.phase = Phase::Dead;
             s.out.clear();
             s.out_off = 0;
