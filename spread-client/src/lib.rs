@@ -7,7 +7,7 @@
 //!
 //! * [`target`] — `"4803"` / `"4803@host"` parsing (the `%hu%s` rules);
 //! * [`auth`] — the process-wide auth method table;
-//! * [`connect`] — socket set-up, the handshake, the connect deadline;
+//! * [`mod@connect`] — socket set-up, the handshake, the connect deadline;
 //! * [`session`] — the 1024-slot session table, kill/disconnect, poll;
 //! * [`send`] — the send path (whole frames under the session send lock);
 //! * [`recv`] — the receive path (§2.8 of the client spec);
