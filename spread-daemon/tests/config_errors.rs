@@ -102,3 +102,17 @@ fn garbage_never_panics() {
         let _ = config::parse_str_with_resolver(&String::from_utf8_lossy(&s), "fuzz", &config::offline_resolver);
     }
 }
+
+#[test]
+fn hostile_input_stays_fast() {
+    // One long line of negated flags: each '!' must not rescan the line.
+    let mut s = String::from("DebugFlags = { ALL");
+    for _ in 0..20_000 {
+        s.push_str(" !DATA_LINK");
+    }
+    s.push_str(" }\nSpread_Segment 127.0.0.255 { a 127.0.0.1 }\n");
+    let t = std::time::Instant::now();
+    let c = config::parse_str_with_resolver(&s, "big", &config::offline_resolver).unwrap();
+    assert_eq!(c.debug_flags, !0x2);
+    assert!(t.elapsed() < std::time::Duration::from_secs(5), "{:?}", t.elapsed());
+}

@@ -181,6 +181,19 @@ pub struct Lexer<'a> {
     pos: usize,
     line: u32,
     pub warnings: Vec<(u32, String)>,
+    /// For each position, the index of the next `\n`, `"` and `'` at or after
+    /// it (or the input length): keeps scanning linear on hostile input.
+    next_nl: Vec<usize>,
+    next_dq: Vec<usize>,
+    next_sq: Vec<usize>,
+}
+
+fn next_index(b: &[u8], c: u8) -> Vec<usize> {
+    let mut v = vec![b.len(); b.len() + 1];
+    for i in (0..b.len()).rev() {
+        v[i] = if b[i] == c { i } else { v[i + 1] };
+    }
+    v
 }
 
 fn is_string_byte(c: u8) -> bool {
@@ -210,7 +223,16 @@ const R_STRING: u8 = 15;
 
 impl<'a> Lexer<'a> {
     pub fn new(text: &'a str) -> Self {
-        Lexer { b: text.as_bytes(), pos: 0, line: 1, warnings: Vec::new() }
+        let b = text.as_bytes();
+        Lexer {
+            b,
+            pos: 0,
+            line: 1,
+            warnings: Vec::new(),
+            next_nl: next_index(b, b'\n'),
+            next_dq: next_index(b, b'"'),
+            next_sq: next_index(b, b'\''),
+        }
     }
 
     pub fn line(&self) -> u32 {
@@ -349,10 +371,7 @@ impl<'a> Lexer<'a> {
             v.push((1, R_SINGLE));
         }
         if c == b'!' {
-            let mut p = at + 1;
-            while self.b.get(p).is_some_and(|&x| x != b'\n') {
-                p += 1;
-            }
+            let p = self.next_nl[at + 1];
             if p > at + 1 {
                 v.push((p - at, R_BANG));
             }
@@ -419,8 +438,10 @@ impl<'a> Lexer<'a> {
             v.push((n, R_NUMBER));
         }
         if c == b'"' || c == b'\'' {
-            if let Some(off) = self.b[at + 1..].iter().position(|&x| x == c) {
-                v.push((off + 2, R_QSTRING));
+            let next = if c == b'"' { &self.next_dq } else { &self.next_sq };
+            let close = next[at + 1];
+            if close < self.b.len() {
+                v.push((close - at + 1, R_QSTRING));
             }
         }
         let mut p = at;
@@ -569,9 +590,7 @@ impl<'a> Lexer<'a> {
                     continue;
                 }
                 b'#' => {
-                    while self.rest().first().is_some_and(|&x| x != b'\n') {
-                        self.pos += 1;
-                    }
+                    self.pos = self.next_nl[self.pos];
                     continue;
                 }
                 _ => {}

@@ -1,9 +1,7 @@
 //! `spread.conf`: the 5.0.1 grammar, defaults, validation, VirtualIDs and the
 //! configuration hash (daemon spec §1).
 //!
-//! * [`parse_str`] / [`load`] build a [`Config`] from the original file format
-//!   (a `*.toml` file is read by [`load`] through the optional TOML form, see
-//!   [`toml_form`]);
+//! * [`parse_str`] / [`load`] build a [`Config`] from the original file format;
 //! * [`default_config`] is what `spread` runs when no file is found: the
 //!   sample's minimal file, one daemon `localhost` on 127.0.0.1, port 4803;
 //! * [`Config::find_me`] picks the daemon this process is (by `-n` or by a
@@ -14,7 +12,6 @@ pub mod hash;
 mod lexer;
 mod local;
 mod parser;
-pub mod toml_form;
 
 use std::fmt;
 use std::net::{IpAddr, SocketAddr};
@@ -397,17 +394,13 @@ pub struct MeInfo {
     pub daemon: Daemon,
 }
 
-/// Read and parse a configuration file. A path ending in `.toml` is read as the
-/// TOML form.
+/// Read and parse a configuration file (bytes that are not UTF-8 are
+/// replaced, so such names hash differently from the original).
 pub fn load(path: &Path) -> Result<Config, ConfigError> {
     let label = path.display().to_string();
     let bytes = std::fs::read(path).map_err(|e| ConfigError::new(&label, 0, format!("cannot read: {e}")))?;
     let text = String::from_utf8_lossy(&bytes);
-    if path.extension().is_some_and(|e| e == "toml") {
-        toml_form::parse_toml(&text, &label)
-    } else {
-        parse_str(&text, &label)
-    }
+    parse_str(&text, &label)
 }
 
 /// Parse configuration text; `file_label` names it in messages.
