@@ -203,6 +203,38 @@ fn find_me_ipv6_takes_local_scope() {
 }
 
 #[test]
+fn scope_ids_spread_to_the_ring() {
+    let mut c = parse("Spread_Segment [ff02::1]:47160 {\n six fe80::1 { D fe80::1 C fe80::2 C 2001:db8::9 }\n other fe80::3\n}\n");
+    let locals: Vec<SocketAddr> = vec!["[fe80::1%7]:0".parse().unwrap(), "[fe80::2%0]:0".parse().unwrap()];
+    let me = c.find_me_among(Some("six"), &locals).unwrap();
+    let scopes: Vec<u32> = me
+        .daemon
+        .interfaces
+        .iter()
+        .map(|i| match i.addr {
+            SocketAddr::V6(a) => a.scope_id(),
+            _ => 99,
+        })
+        .collect();
+    // Own interface: local scope; second: local has none, so my scope; third: not local.
+    assert_eq!(scopes, vec![7, 7, 0]);
+    assert_eq!(me.warnings.len(), 1);
+    let hash = c.hash();
+    c.apply_scope_ids(&me);
+    for d in &c.daemons {
+        match d.addr {
+            SocketAddr::V6(a) => assert_eq!(a.scope_id(), 7),
+            _ => panic!("v4"),
+        }
+    }
+    match c.segments[0].addrs[0] {
+        SocketAddr::V6(a) => assert_eq!(a.scope_id(), 7),
+        _ => panic!("v4"),
+    }
+    assert_eq!(c.hash(), hash);
+}
+
+#[test]
 fn local_addresses_include_loopback() {
     let l = config::local_addresses().unwrap();
     assert!(l.iter().any(|a| a.ip().is_loopback()), "{l:?}");

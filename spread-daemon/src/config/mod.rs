@@ -390,8 +390,12 @@ pub struct MeInfo {
     /// Proc index in conf order.
     pub index: usize,
     /// The daemon entry; for IPv6 its address carries the scope id found on
-    /// the local interface list (when the file gave none).
+    /// the local interface list (when the file gave none), and so do its
+    /// local interface addresses.
     pub daemon: Daemon,
+    /// Configured interfaces of this daemon that are not addresses of this
+    /// machine (the original warns and goes on).
+    pub warnings: Vec<String>,
 }
 
 /// Read and parse a configuration file (bytes that are not UTF-8 are
@@ -540,12 +544,57 @@ impl Config {
                 format!("daemon '{}' has address {}, which is not an address of this machine", daemon.name, daemon.ip()),
             )
         })?;
+        let mut scope = 0;
         if let (SocketAddr::V6(mine), SocketAddr::V6(l)) = (&mut daemon.addr, local) {
             if mine.scope_id() == 0 {
                 mine.set_scope_id(l.scope_id());
             }
+            scope = mine.scope_id();
         }
-        Ok(MeInfo { index, daemon })
+        let mut warnings = Vec::new();
+        for ifc in &mut daemon.interfaces {
+            let ip = ifc.addr.ip();
+            if ip.is_unspecified() || ip.is_multicast() {
+                continue;
+            }
+            match locals.iter().find(|l| l.ip() == ip) {
+                None => warnings.push(format!("configured interface {ip} is not an address of this machine")),
+                Some(l) => {
+                    if let (SocketAddr::V6(a), SocketAddr::V6(l)) = (&mut ifc.addr, l) {
+                        if a.scope_id() == 0 {
+                            a.set_scope_id(if l.scope_id() != 0 { l.scope_id() } else { scope });
+                        }
+                    }
+                }
+            }
+        }
+        Ok(MeInfo { index, daemon, warnings })
+    }
+
+    /// IPv6 only: give every daemon address the scope id of this daemon's
+    /// address (used for all unicast sends) and each address of this daemon's
+    /// segment that has none the same scope id, as the original does after
+    /// finding itself. Scope ids never enter the hash.
+    pub fn apply_scope_ids(&mut self, me: &MeInfo) {
+        let SocketAddr::V6(mine) = me.daemon.addr else { return };
+        let scope = mine.scope_id();
+        for d in &mut self.daemons {
+            if let SocketAddr::V6(a) = &mut d.addr {
+                a.set_scope_id(scope);
+            }
+        }
+        if let Some(seg) = self.segments.get_mut(me.daemon.seg_index) {
+            for a in &mut seg.addrs {
+                if let SocketAddr::V6(a) = a {
+                    if a.scope_id() == 0 {
+                        a.set_scope_id(scope);
+                    }
+                }
+            }
+        }
+        if let Some(d) = self.daemons.get_mut(me.index) {
+            d.interfaces = me.daemon.interfaces.clone();
+        }
     }
 }
 
