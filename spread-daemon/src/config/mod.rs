@@ -12,12 +12,14 @@ pub mod hash;
 mod lexer;
 mod local;
 mod parser;
+mod reload;
 
 use std::fmt;
 use std::net::{IpAddr, SocketAddr};
 use std::path::Path;
 
 pub use local::local_addresses;
+pub use reload::{reload_outcome, ReloadOutcome};
 
 /// `DEFAULT_SPREAD_PORT`.
 pub const DEFAULT_PORT: u16 = 4803;
