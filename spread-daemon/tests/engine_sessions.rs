@@ -369,3 +369,33 @@ fn self_discard_multigroup_and_unicast() {
     assert_eq!(split_frames(&h.take(c)).len(), 1);
     assert!(h.take(b).is_empty());
 }
+
+#[test]
+fn join_beyond_the_local_member_limit_is_rejected() {
+    let mut cfg = EngineConfig::single(b"d1", VID_D1, 7);
+    cfg.max_sessions = 4000;
+    let mut h = Harness::new(cfg);
+    for i in 0..3122 {
+        let (id, pg) = h.login(&format!("m{i}"), false);
+        h.send(id, &frame(0x10000, &pg, &["big"], 0, b""));
+    }
+    assert_eq!(h.eng.groups().num_local(&spread_daemon::engine::name(b"big")), 3122);
+    let (x, _) = h.login("x", false);
+    h.send(x, &frame(0x10000, "#x#d1", &["big"], 0, b""));
+    let got = h.take(x);
+    let mut want = Vec::new();
+    want.extend_from_slice(&0x8040_0080u32.to_le_bytes());
+    let mut s = [0u8; 32];
+    s[..5].copy_from_slice(b"#x#d1");
+    want.extend_from_slice(&s);
+    want.extend_from_slice(&2i32.to_le_bytes());
+    want.extend_from_slice(&0x8000_0080u32.to_le_bytes());
+    want.extend_from_slice(&0i32.to_le_bytes());
+    want.extend_from_slice(&0x8000_0180u32.to_le_bytes());
+    let mut g = [0u8; 32];
+    g[..3].copy_from_slice(b"big");
+    want.extend_from_slice(&g);
+    want.extend_from_slice(&s);
+    assert_eq!(to_hex(&got), to_hex(&want));
+    assert_eq!(h.eng.groups().num_local(&spread_daemon::engine::name(b"big")), 3122);
+}
