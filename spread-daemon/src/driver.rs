@@ -137,6 +137,8 @@ pub struct Driver {
     unix_path: Option<PathBuf>,
     signal_fd: i32,
     pending_reads: Vec<ConnId>,
+    /// Connections with unread input while the engine pauses reading.
+    paused_reads: Vec<ConnId>,
 }
 
 impl Driver {
@@ -167,6 +169,7 @@ impl Driver {
             unix_path: cfg.unix_path.clone(),
             signal_fd,
             pending_reads: Vec::new(),
+            paused_reads: Vec::new(),
         })
     }
 
@@ -222,6 +225,10 @@ impl Driver {
                     }
                     Token(t) => self.accept(t - LISTENER_BASE),
                 }
+            }
+            if !self.paused_reads.is_empty() && !self.engine.reading_paused() {
+                let mut p = std::mem::take(&mut self.paused_reads);
+                self.pending_reads.append(&mut p);
             }
             if !self.pending_reads.is_empty() {
                 let pending = std::mem::take(&mut self.pending_reads);
@@ -320,6 +327,12 @@ impl Driver {
     fn read(&mut self, id: ConnId) {
         let Some(fd) = self.conn_fd(id) else { return };
         for _ in 0..READ_BUDGET {
+            if self.engine.reading_paused() {
+                if !self.paused_reads.contains(&id) {
+                    self.paused_reads.push(id);
+                }
+                return;
+            }
             let Some(buf) = self.engine.recv_buf(id) else { return };
             let spare = buf.spare_capacity_mut();
             let cap = spare.len();
@@ -417,6 +430,7 @@ impl Driver {
         let _ = self.poll.registry().deregister(conn.stream.source());
         drop(conn);
         self.pending_reads.retain(|p| *p != id);
+        self.paused_reads.retain(|p| *p != id);
     }
 }
 

@@ -41,6 +41,10 @@ pub use groups::{Groups, GroupsConfig, LocalMember};
 pub use ordering::{OrderedMessage, Ordering, RingOfOne, ServiceClass};
 pub use session::{ConnId, ConnKind, Phase, Session};
 
+/// Messages waiting in the ordering layer at which client reading pauses
+/// (`WATER_MARK`, `session.c:Sess_block_users_level`).
+pub const WATER_MARK: usize = 500;
+
 /// How much the driver should be able to read in one call.
 pub const READ_CHUNK: usize = 128 * 1024;
 
@@ -218,6 +222,12 @@ impl<O: Ordering> Engine<O> {
     #[inline]
     fn slot_mut(&mut self, idx: u32) -> Option<&mut Session> {
         self.slots.get_mut(idx as usize).and_then(|s| s.sess.as_mut())
+    }
+
+    /// While true the driver should not read client sockets (the ordering
+    /// layer holds `WATER_MARK` or more messages); it resumes when false.
+    pub fn reading_paused(&self) -> bool {
+        self.ordering.pending() >= WATER_MARK
     }
 
     /// The next action for the driver.
