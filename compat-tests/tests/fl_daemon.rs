@@ -458,3 +458,51 @@ fn three_clients_churn_with_cascades_keep_one_history() {
     }
     drop(d);
 }
+
+/// FL_disconnect from another thread while a receiver is blocked in
+/// FL_receive: both return (bounded), the receiver with the session gone.
+#[test]
+fn disconnect_unblocks_a_blocked_receiver() {
+    let d = daemon(44040);
+    let mut w = World::new(d.port, &["ha"]);
+    w.join(0);
+    w.pump_until("alone", |w| w.all_see(&[0]));
+    let mbox = w.clients[0].mbox;
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut svc = 0;
+        let mut sender = [0 as c_char; 32];
+        let mut groups = [[0 as c_char; 32]; 4];
+        let (mut ng, mut mt, mut em, mut more) = (0, 0i16, 0, 0);
+        let mut body = [0u8; 64];
+        // SAFETY: buffers as announced.
+        let r = unsafe {
+            fl::FL_receive(
+                mbox,
+                &mut svc,
+                sender.as_mut_ptr(),
+                4,
+                &mut ng,
+                groups.as_mut_ptr(),
+                &mut mt,
+                &mut em,
+                64,
+                body.as_mut_ptr() as *mut c_char,
+                &mut more,
+            )
+        };
+        let _ = tx.send(r);
+    });
+    let (tx2, rx2) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        // SAFETY: plain call.
+        let _ = tx2.send(unsafe { fl::FL_disconnect(mbox) });
+    });
+    let dr = rx2.recv_timeout(Duration::from_secs(15)).expect("FL_disconnect returned");
+    assert_eq!(dr, 0);
+    let rr = rx.recv_timeout(Duration::from_secs(15)).expect("blocked FL_receive returned");
+    assert!(rr == -8 || rr == -11, "receiver got {rr}");
+    // SAFETY: plain call.
+    assert_eq!(unsafe { fl::FL_more_msgs(mbox) }, -11);
+    drop(d);
+}

@@ -158,6 +158,9 @@ pub unsafe extern "C" fn FL_unicast(
 ) -> c_int {
     guard(SP_BUG, || {
         let (n, payload) = single_part(mess_len, mess);
+        // The original copies 32 bytes from `recvr_name` whatever its length;
+        // we take the name up to its NUL and pad with zeros (the daemon and
+        // every receiver read the name only up to the NUL).
         let r = [name_arg(recvr_name)];
         let svc = serv_type | SUBGROUP_CAST as i32;
         lib().send(mbox, svc, &name_arg(group_name), 1, &r, mess_type, n, payload)
@@ -355,6 +358,9 @@ pub unsafe extern "C" fn FL_scat_receive(
                 break;
             }
             let k = e.len.min(rest.len());
+            if k == 0 {
+                continue;
+            }
             std::ptr::copy_nonoverlapping(rest.as_ptr(), e.buf as *mut u8, k);
             rest = &rest[k..];
         }

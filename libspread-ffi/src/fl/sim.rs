@@ -34,6 +34,11 @@ struct Inner {
     next_mbox: i32,
     eras: i32,
     foreign: HashSet<i32>,
+    /// Network partition of each mailbox (absent = 0); data reaches only the
+    /// sender's partition.
+    part: BTreeMap<i32, u32>,
+    /// Counter for view ids of network events.
+    net_events: i32,
     /// Every data frame handed to SP: (sender mbox, service, groups, mess_type, body).
     sent: Vec<(i32, i32, Vec<Name>, i16, Vec<u8>)>,
 }
@@ -120,6 +125,50 @@ impl Inner {
         }
     }
 
+    /// A network membership for the members in `sets` (one vs-set each).
+    fn network_view(&mut self, group: &Name, sets: &[Vec<i32>]) {
+        self.net_events += 1;
+        let gid = [500 + self.net_events, 9000, 1];
+        let mut all: Vec<i32> = sets.iter().flatten().copied().collect();
+        self.sort(&mut all);
+        let names = self.names(&all);
+        let mut sorted_sets: Vec<Vec<i32>> = sets.to_vec();
+        for s in sorted_sets.iter_mut() {
+            self.sort(s);
+        }
+        for m in &all {
+            let mut body: Vec<u8> = gid.iter().flat_map(|v| v.to_ne_bytes()).collect();
+            body.extend_from_slice(&(sorted_sets.len() as u32).to_ne_bytes());
+            let local_at = body.len();
+            body.extend_from_slice(&0u32.to_ne_bytes());
+            let start = body.len();
+            for s in &sorted_sets {
+                if s.contains(m) {
+                    let off = (body.len() - start) as u32;
+                    body[local_at..local_at + 4].copy_from_slice(&off.to_ne_bytes());
+                }
+                body.extend_from_slice(&(s.len() as u32).to_ne_bytes());
+                for x in s {
+                    body.extend_from_slice(&self.private_of(*x));
+                }
+            }
+            let idx = all.iter().position(|x| x == m).unwrap_or(0) as i16;
+            self.push(
+                *m,
+                SpRecv {
+                    ret: body.len() as i32,
+                    service: (REG_MEMB_MESS | CAUSED_BY_NETWORK) as i32,
+                    sender: *group,
+                    num_groups: names.len() as i32,
+                    groups: names.clone(),
+                    mess_type: idx,
+                    endian_mismatch: 0,
+                    body,
+                },
+            );
+        }
+    }
+
     fn remove_member(&mut self, mbox: i32, group: &Name, cause: u32) -> bool {
         let who = self.private_of(mbox);
         let Some(g) = self.groups.get_mut(group) else { return false };
@@ -167,6 +216,8 @@ impl Inner {
         }
         let mut seen = HashSet::new();
         to.retain(|m| seen.insert(*m));
+        let my_part = self.part.get(&from).copied().unwrap_or(0);
+        to.retain(|m| self.part.get(m).copied().unwrap_or(0) == my_part);
         if service & SELF_DISCARD as i32 != 0 {
             to.retain(|m| *m != from);
         }
@@ -236,6 +287,47 @@ impl Sim {
                     b.queue.insert(to.min(b.queue.len()), m);
                 }
             }
+        })
+    }
+
+    /// A network change of `group`: each side of `sides` (mailboxes) becomes a
+    /// partition; its members get a transitional message with the old view id,
+    /// then a network membership listing their side only.
+    pub fn partition(&self, group: &str, sides: &[&[i32]]) {
+        self.with(|i| {
+            let k = name(group);
+            let old = match i.groups.get(&k) {
+                Some(g) => [7, 1000 + g.era, g.index],
+                None => return,
+            };
+            for (n, side) in sides.iter().enumerate() {
+                for m in side.iter() {
+                    i.part.insert(*m, n as u32 + 1);
+                }
+            }
+            for side in sides {
+                for m in side.iter() {
+                    let body: Vec<u8> = old.iter().flat_map(|v| v.to_ne_bytes()).collect();
+                    i.push(*m, SpRecv { ret: 12, service: TRANSITION_MESS as i32, sender: k, mess_type: -1, body, ..Default::default() });
+                }
+            }
+            for side in sides {
+                i.network_view(&k, &[side.to_vec()]);
+            }
+        })
+    }
+
+    /// The partitions of `group` listed in `sides` merge again.
+    pub fn merge(&self, group: &str, sides: &[&[i32]]) {
+        self.with(|i| {
+            let k = name(group);
+            for side in sides {
+                for m in side.iter() {
+                    i.part.remove(m);
+                }
+            }
+            let sets: Vec<Vec<i32>> = sides.iter().map(|s| s.to_vec()).collect();
+            i.network_view(&k, &sets);
         })
     }
 

@@ -673,3 +673,65 @@ fn random_run(seed: u64) -> (usize, usize) {
     }
     (nviews, ndata)
 }
+
+#[test]
+fn partition_and_merge_give_network_views_with_the_survivors() {
+    let lib = Lib::new(Sim::default());
+    let [a, b, c] = ["a", "b", "c"].map(|u| connect(&lib, u));
+    let mut logs = BTreeMap::new();
+    for m in [a, b, c] {
+        lib.join(m, b"g");
+        settle(&lib, &[a, b, c], &mut logs);
+    }
+    logs.clear();
+    lib.sp.partition("g", &[&[a, b], &[c]]);
+    // Traffic on each side while partitioned.
+    settle(&lib, &[a, b, c], &mut logs);
+    let net = (REG_MEMB_MESS | CAUSED_BY_NETWORK) as i32;
+    let last = |m: i32, logs: &BTreeMap<i32, Vec<Ev>>| match logs[&m].iter().rev().find(|e| matches!(e, Ev::View { .. })) {
+        Some(Ev::View { service, members, vs, .. }) => (*service, members.clone(), vs.clone()),
+        _ => panic!("no view"),
+    };
+    let ab = vec!["#a#sim".to_string(), "#b#sim".to_string()];
+    assert_eq!(last(a, &logs), (net, ab.clone(), ab.clone()));
+    assert_eq!(last(b, &logs), (net, ab.clone(), ab.clone()));
+    assert_eq!(last(c, &logs), (net, vec!["#c#sim".into()], vec!["#c#sim".into()]));
+    // The SP transitional message marks the view before the shrunk membership
+    // arrives, so (as in the original) no FL transitional signal is delivered.
+    assert_eq!(logs[&a].iter().filter(|e| matches!(e, Ev::Trans(_))).count(), 0);
+    assert_eq!(mcast(&lib, a, AGREED_MESS, "g", 1, b"ab-side"), 7);
+    assert_eq!(mcast(&lib, c, AGREED_MESS, "g", 1, b"c-side"), 6);
+    logs.clear();
+    settle(&lib, &[a, b, c], &mut logs);
+    assert!(logs[&b].iter().any(|e| matches!(e, Ev::Data { body, .. } if body == b"ab-side")));
+    assert!(!logs[&b].iter().any(|e| matches!(e, Ev::Data { body, .. } if body == b"c-side")));
+    assert!(logs[&c].iter().any(|e| matches!(e, Ev::Data { body, .. } if body == b"c-side")));
+
+    logs.clear();
+    lib.sp.merge("g", &[&[a, b], &[c]]);
+    settle(&lib, &[a, b, c], &mut logs);
+    let abc: Vec<String> = ["#a#sim", "#b#sim", "#c#sim"].map(String::from).to_vec();
+    // The body names the members that came along from each one's previous view.
+    assert_eq!(last(a, &logs), (net, abc.clone(), ab.clone()));
+    assert_eq!(last(b, &logs), (net, abc.clone(), ab));
+    assert_eq!(last(c, &logs), (net, abc, vec!["#c#sim".into()]));
+    for m in [a, b, c] {
+        assert_eq!(group_phase(&lib, m, "g"), Some((Membership::Joined, Phase::Steady)));
+    }
+}
+
+#[test]
+fn fl_error_texts() {
+    assert_eq!(
+        super::fl_error_text(-24).unwrap(),
+        "FL_error: (-24) Illegal parameter (eg a negative size) passed to a function.\n"
+    );
+    assert_eq!(super::fl_error_text(-25).unwrap(), "FL_error: (-25) Function call would have blocked.\n");
+    assert_eq!(
+        super::fl_error_text(-26).unwrap(),
+        "FL_error: (-26) Illegal message type (int16) used, value < FL_MIN_LEGAL_MESS_TYPE(-32765).\n"
+    );
+    assert_eq!(super::fl_error_text(-27).unwrap(), "FL_error: (-27) Function call peformed in a prohibited state.\n");
+    assert_eq!(super::fl_error_text(-28).unwrap(), "FL_error: (-28) Illegal receivers specified.\n");
+    assert_eq!(super::fl_error_text(-8), None, "SP codes go to SP_error");
+}
