@@ -9,7 +9,6 @@
 use spread_wire::consts::*;
 use spread_wire::endian::{clear_endian, flip32, same_endian};
 use spread_wire::header::{decode_hint, Header};
-use spread_wire::membership::flip_regular_body;
 use spread_wire::names::{name_bytes, Name32};
 
 use crate::io;
@@ -133,12 +132,14 @@ pub fn receive(mbox: i32, drop_recv: bool, groups: &mut [Name32], body: &mut [&m
     // Groups: as many as fit, the rest discarded (drop mode only).
     let take = ng.min(max_groups) as usize;
     let short_groups = ng > max_groups;
-    if take > 0 {
-        let mut tmp = vec![0u8; take * MAX_GROUP_NAME];
-        if io::recv_exact(fd, &mut tmp).is_err() {
+    // Read in bounded chunks straight into the caller's array.
+    let mut chunk = [0u8; 64 * MAX_GROUP_NAME];
+    for gs in groups[..take].chunks_mut(64) {
+        let bytes = &mut chunk[..gs.len() * MAX_GROUP_NAME];
+        if io::recv_exact(fd, bytes).is_err() {
             return closed(&s);
         }
-        for (g, c) in groups.iter_mut().zip(tmp.chunks_exact(MAX_GROUP_NAME)) {
+        for (g, c) in gs.iter_mut().zip(bytes.chunks_exact(MAX_GROUP_NAME)) {
             g.copy_from_slice(c);
         }
     }
@@ -173,23 +174,10 @@ pub fn receive(mbox: i32, drop_recv: bool, groups: &mut [Name32], body: &mut [&m
         }
     }
 
-    if type_ & REG_MEMB_MESS != 0 && foreign && body_take > 0 {
-        // Convert the membership body to host order, clipped to what was
-        // received, across scatter pieces.
-        let mut flat = Vec::with_capacity(body_take);
-        let mut left = body_take;
-        for p in body.iter() {
-            let k = left.min(p.len());
-            flat.extend_from_slice(&p[..k]);
-            left -= k;
-        }
-        flip_regular_body(&mut flat);
-        let mut off = 0;
-        for p in body.iter_mut() {
-            let k = (flat.len() - off).min(p.len());
-            p[..k].copy_from_slice(&flat[off..off + k]);
-            off += k;
-        }
+    if type_ & REG_MEMB_MESS != 0 && foreign {
+        // Convert the membership body to host order in place, across the
+        // scatter pieces, within the bytes actually received.
+        flip_membership(body, body_take);
     }
 
     out.service = Some(clear_endian(type_));
@@ -201,4 +189,96 @@ pub fn receive(mbox: i32, drop_recv: bool, groups: &mut [Name32], body: &mut [&m
         return BUFFER_TOO_SHORT;
     }
     h.data_len
+}
+
+/// Byte-swap the u32 at `off` of the pieces viewed back to back, if all four
+/// bytes lie within the first `limit` bytes. Returns the new (host) value.
+fn flip_at(body: &mut [&mut [u8]], off: usize, limit: usize) -> Option<u32> {
+    if off.checked_add(4)? > limit {
+        return None;
+    }
+    // Locate each of the four bytes (they may straddle pieces).
+    let mut idx = [(0usize, 0usize); 4];
+    for (k, slot) in idx.iter_mut().enumerate() {
+        let mut o = off + k;
+        let mut found = None;
+        for (p, piece) in body.iter().enumerate() {
+            if o < piece.len() {
+                found = Some((p, o));
+                break;
+            }
+            o -= piece.len();
+        }
+        *slot = found?;
+    }
+    let raw = [body[idx[0].0][idx[0].1], body[idx[1].0][idx[1].1], body[idx[2].0][idx[2].1], body[idx[3].0][idx[3].1]];
+    let v = flip32(u32::from_ne_bytes(raw));
+    for (k, &(p, o)) in idx.iter().enumerate() {
+        body[p][o] = v.to_ne_bytes()[k];
+    }
+    Some(v)
+}
+
+/// The conversion of §2.8 step 12: gid (3 × i32), `num_vs_sets`,
+/// `local_vs_set_offset`, then each vs-set's `num_members` while walking the
+/// sets; names untouched. Stops at the first field beyond `limit`.
+fn flip_membership(body: &mut [&mut [u8]], limit: usize) {
+    for off in [0, 4, 8] {
+        if flip_at(body, off, limit).is_none() {
+            return;
+        }
+    }
+    let Some(nsets) = flip_at(body, 12, limit) else { return };
+    if flip_at(body, 16, limit).is_none() {
+        return;
+    }
+    let mut off = spread_wire::membership::VS_SETS_OFFSET;
+    // Bounded: each set advances at least 4 bytes and stops past `limit`.
+    for _ in 0..nsets {
+        let Some(n) = flip_at(body, off, limit) else { return };
+        off = match (n as usize).checked_mul(MAX_GROUP_NAME).and_then(|x| x.checked_add(off + 4)) {
+            Some(o) => o,
+            None => return,
+        };
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use spread_wire::membership::{encode_regular_body, flip_regular_body, GroupId};
+    use spread_wire::names::name32;
+    use spread_wire::Order;
+
+    #[test]
+    fn in_place_flip_matches_flat_flip_on_any_split() {
+        let foreign = if Order::NATIVE == Order::Little { Order::Big } else { Order::Little };
+        let sets = [vec![name32(b"#a#d1"), name32(b"#b#d1")], vec![name32(b"#c#d2")], vec![]];
+        let refs: Vec<&[Name32]> = sets.iter().map(|s| &s[..]).collect();
+        let mut body = Vec::new();
+        encode_regular_body(foreign, &GroupId { proc_id: 7, time: -9, index: 3 }, &refs, 1, &mut body);
+        for limit in [0, 3, 13, 20, 23, 60, body.len()] {
+            let mut want = body[..limit].to_vec();
+            flip_regular_body(&mut want);
+            for cut1 in 0..body.len() {
+                let cut2 = (cut1 * 7 + 3) % (body.len() + 1);
+                let (c1, c2) = (cut1.min(cut2), cut1.max(cut2));
+                let mut a = body[..c1].to_vec();
+                let mut b = body[c1..c2].to_vec();
+                let mut c = body[c2..].to_vec();
+                let mut pieces: Vec<&mut [u8]> = vec![&mut a, &mut b, &mut c];
+                flip_membership(&mut pieces, limit);
+                let got = [a, b, c].concat();
+                assert_eq!(&got[..limit], &want[..], "limit {limit} cuts {c1} {c2}");
+                assert_eq!(&got[limit..], &body[limit..]);
+            }
+        }
+        // Absurd counts stop at the limit.
+        let mut absurd = body.clone();
+        absurd[20..24].copy_from_slice(&[0xff; 4]);
+        absurd[12..16].copy_from_slice(&[0xff; 4]);
+        let n = absurd.len();
+        let mut pieces: Vec<&mut [u8]> = vec![&mut absurd];
+        flip_membership(&mut pieces, n);
+    }
 }
