@@ -125,7 +125,7 @@ impl Groups {
             g.local.push(l);
         }
         self.member_groups.entry(*member).or_default().insert(*group);
-        if !g.local.is_empty() {
+        if g.local.iter().any(|m| m.memb) {
             let f = lightweight_memb(g, CAUSED_BY_JOIN, member);
             push_memb(g, &f, out);
         }
@@ -162,7 +162,7 @@ impl Groups {
             return;
         }
         g.gid.index = g.gid.index.wrapping_add(1);
-        if !g.local.is_empty() {
+        if g.local.iter().any(|m| m.memb) {
             let f = lightweight_memb(g, CAUSED_BY_LEAVE, member);
             push_memb(g, &f, out);
         }
@@ -191,7 +191,7 @@ impl Groups {
                 continue;
             }
             g.gid.index = g.gid.index.wrapping_add(1);
-            if !g.local.is_empty() {
+            if g.local.iter().any(|m| m.memb) {
                 let f = lightweight_memb(g, CAUSED_BY_DISCONNECT, member);
                 push_memb(g, &f, out);
             }
