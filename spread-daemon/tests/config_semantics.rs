@@ -293,3 +293,16 @@ fn reload_switches_to_accelerated_hash() {
     let re = config::parse_str_reload(SPEC_17, "t.conf", &first).unwrap();
     assert_eq!(re.window, 300);
 }
+
+#[test]
+fn offline_resolver_reads_numbers_like_the_c_library() {
+    let v4 = |s: &str| config::offline_resolver(s).unwrap()[0];
+    assert_eq!(v4("127.000.0.1"), "127.0.0.1".parse::<std::net::IpAddr>().unwrap());
+    assert_eq!(v4("127.1"), "127.0.0.1".parse::<std::net::IpAddr>().unwrap());
+    assert_eq!(v4("::ffff:1.2.3.4"), "::ffff:1.2.3.4".parse::<std::net::IpAddr>().unwrap());
+    assert!(config::offline_resolver("no-such-host-h4").is_err());
+    // Address-only entry whose text is not a dotted quad the lexer accepts.
+    let c = parse("Spread_Segment 255.255.255.255 { 127.000.0.1 VirtualID = 1 }");
+    assert_eq!(c.daemons[0].name, "127.000.0.1");
+    assert_eq!(c.daemons[0].ip(), "127.0.0.1".parse::<std::net::IpAddr>().unwrap());
+}

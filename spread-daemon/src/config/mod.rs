@@ -424,11 +424,13 @@ pub fn parse_str_with_resolver(
     parser::parse(text, file_label, None, resolver)
 }
 
-/// A resolver without any network traffic: numeric addresses, and `localhost`
-/// (127.0.0.1, then ::1); every other name fails.
+/// A resolver without any network traffic: numeric host strings exactly as
+/// the C library's `getaddrinfo` reads them (so `127.1` or `127.000.0.1`
+/// work as they do for the original), and `localhost` (127.0.0.1, then ::1);
+/// every other name fails.
 pub fn offline_resolver(name: &str) -> Result<Vec<IpAddr>, String> {
-    if let Ok(ip) = name.parse::<IpAddr>() {
-        return Ok(vec![ip]);
+    if let Some(v) = local::numeric_host(name) {
+        return Ok(v);
     }
     if name == "localhost" {
         Ok(vec![IpAddr::V4(std::net::Ipv4Addr::LOCALHOST), IpAddr::V6(std::net::Ipv6Addr::LOCALHOST)])
