@@ -59,7 +59,7 @@ fn ours() -> FlApi {
     }
 }
 
-fn reference(prefix: &PathBuf) -> FlApi {
+fn reference(prefix: &std::path::Path) -> FlApi {
     let path = prefix.join("lib").join("libspread.so.3");
     let c = CString::new(path.display().to_string()).unwrap();
     // SAFETY: dlopen with a valid path; DEEPBIND keeps the original library on

@@ -405,6 +405,8 @@ pub unsafe extern "C" fn FL_error(error_code: c_int) {
         // the application's own printf output.
         Some(t) => {
             if let Ok(c) = std::ffi::CString::new(t) {
+                // (no c"" literal: the workspace supports Rust 1.75)
+                #[allow(clippy::manual_c_str_literals)]
                 libc::printf(b"%s\0".as_ptr() as *const c_char, c.as_ptr());
             }
         }

@@ -747,8 +747,8 @@ impl<S: SpApi> FlLib<S> {
             }
             let need_g = (r.num_groups < 0).then(|| r.num_groups.unsigned_abs() as usize);
             let need_b = (r.endian_mismatch < 0).then(|| r.endian_mismatch.unsigned_abs() as usize);
-            let short_g = need_g.map_or(false, |n| n > max_groups);
-            let short_b = need_b.map_or(false, |n| n > body_cap);
+            let short_g = need_g.is_some_and(|n| n > max_groups);
+            let short_b = need_b.is_some_and(|n| n > body_cap);
             if short_g || short_b {
                 // Short for the caller's real buffers too: report it as SP would have.
                 let mut r = r;
@@ -774,6 +774,7 @@ impl<S: SpApi> FlLib<S> {
     /// larger buffers when that is what the caller's DROP_RECV (or the reserved
     /// slot) calls for, then strip FL trailers. `Ok(None)`: consumed, nothing to
     /// deliver (malformed FL trailer).
+    #[allow(clippy::result_large_err)]
     fn read_one(&self, mbox: i32, args: &RecvArgs) -> Result<Option<RxMsg>, RecvOut> {
         let drop_recv = args.service_in & DROP_RECV as i32 != 0;
         let max_groups = args.max_groups.max(0) as usize;
@@ -1238,7 +1239,7 @@ fn parse_sp_memb(svc: u32, body: &[u8]) -> SpMemb {
 fn on_sp_view<S: SpApi>(sp: &S, out: &mut Outbox, g: &mut Group, m: &RxMsg) {
     let svc = m.msg.service as u32;
     let gid = m.dst_gid;
-    if g.pending.get(&gid).map_or(false, |c| c.memb_recvd) {
+    if g.pending.get(&gid).is_some_and(|c| c.memb_recvd) {
         return; // the same SP view twice: nothing new
     }
     // Who left since the previous SP view.

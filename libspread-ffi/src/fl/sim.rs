@@ -27,6 +27,9 @@ struct Grp {
     era: i32,
 }
 
+/// A data frame handed to SP: (sender mbox, service, groups, mess_type, body).
+pub type SentFrame = (i32, i32, Vec<Name>, i16, Vec<u8>);
+
 #[derive(Default)]
 struct Inner {
     boxes: BTreeMap<i32, SimBox>,
@@ -40,7 +43,7 @@ struct Inner {
     /// Counter for view ids of network events.
     net_events: i32,
     /// Every data frame handed to SP: (sender mbox, service, groups, mess_type, body).
-    sent: Vec<(i32, i32, Vec<Name>, i16, Vec<u8>)>,
+    sent: Vec<SentFrame>,
 }
 
 #[derive(Default)]
@@ -96,7 +99,7 @@ impl Inner {
         }
     }
 
-    fn sort(&self, members: &mut Vec<i32>) {
+    fn sort(&self, members: &mut [i32]) {
         members.sort_by_key(|m| self.private_of(*m));
     }
 
@@ -180,7 +183,7 @@ impl Inner {
                 SpRecv { ret: 0, service: CAUSED_BY_LEAVE as i32, sender: *group, mess_type: -1, ..Default::default() },
             );
         }
-        if self.groups.get(group).map_or(false, |g| g.members.is_empty()) {
+        if self.groups.get(group).is_some_and(|g| g.members.is_empty()) {
             self.groups.remove(group);
         } else {
             self.announce(group, cause, &who);
@@ -274,7 +277,7 @@ impl Sim {
     }
 
     /// Data frames sent so far.
-    pub fn sent(&self) -> Vec<(i32, i32, Vec<Name>, i16, Vec<u8>)> {
+    pub fn sent(&self) -> Vec<SentFrame> {
         self.with(|i| i.sent.clone())
     }
 
