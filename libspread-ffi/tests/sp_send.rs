@@ -96,7 +96,7 @@ fn bad_arguments_send_nothing() {
     let (tx, rx) = mpsc::channel();
     let (mbox, h) = open(41011, "bad", move |mut s| {
         // Exactly these frames arrive; anything refused locally never does.
-        for _ in 0..5 {
+        for _ in 0..6 {
             tx.send(read_frame(&mut s)).unwrap();
         }
         expect_eof(&mut s);
@@ -144,6 +144,10 @@ fn bad_arguments_send_nothing() {
     let many = vec![[b'x' as c_char; 32]; 101];
     let r = unsafe { SP_multigroup_multicast(mbox, 1, 101, many.as_ptr(), 0, 2, b"hi".as_ptr() as *const c_char) };
     assert_eq!(r, 2); // frame 4
+    // 400 groups: past the 10000-byte header buffer 5.0.1 overflows (>311).
+    let lots: Vec<[c_char; 32]> = (0..400).map(|i| { let mut g = [0 as c_char; 32]; g[0] = b'a' as c_char + (i % 26) as c_char; g[1] = 1 + (i / 26) as c_char; g }).collect();
+    let r = unsafe { SP_multigroup_multicast(mbox, 1, 400, lots.as_ptr(), 0, 1, b"!".as_ptr() as *const c_char) };
+    assert_eq!(r, 1); // frame 5
     // Unknown mailboxes.
     for mb in [-1, 999_999, mbox + 100] {
         assert_eq!(multicast(mb, 1, "g", 0, b"x"), ILLEGAL_SESSION);
@@ -161,6 +165,9 @@ fn bad_arguments_send_nothing() {
     let f4 = rx.recv().unwrap();
     assert_eq!((f4.0.num_groups, f4.1.len(), f4.2.as_slice()), (101, 101, &b"hi"[..]));
     assert_eq!(f4.1[100], [b'x'; 32]);
+    let f5 = rx.recv().unwrap();
+    assert_eq!((f5.0.num_groups, f5.0.data_len, f5.2.as_slice()), (400, 1, &b"!"[..]));
+    assert!(f5.1.iter().zip(&lots).all(|(a, b)| a.iter().zip(b).all(|(x, y)| *x == *y as u8)));
     assert_eq!(disconnect(mbox), 0);
     assert_eq!(spread_wire::endian::clear_endian(rx.recv().unwrap().0.type_), KILL_MESS);
     h.join().unwrap();

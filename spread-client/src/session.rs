@@ -262,3 +262,44 @@ pub fn poll(mbox: i32) -> Code {
         n
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::fd::FromRawFd;
+
+    /// A descriptor numbered at least `min` (an open /dev/null).
+    fn fd_at_least(min: i32) -> Option<OwnedFd> {
+        let f = std::fs::File::open("/dev/null").ok()?;
+        // SAFETY: F_DUPFD_CLOEXEC returns a new descriptor we own.
+        let n = unsafe { libc::fcntl(f.as_raw_fd(), libc::F_DUPFD_CLOEXEC, min) };
+        // SAFETY: n is a fresh descriptor.
+        (n >= 0).then(|| unsafe { OwnedFd::from_raw_fd(n) })
+    }
+
+    #[test]
+    fn colliding_slots_probe_linearly_and_lookups_find_each() {
+        // Two descriptors with the same `fd & 1023` (needs RLIMIT_NOFILE > 2100).
+        let (Some(a), Some(b)) = (fd_at_least(1000), fd_at_least(2048)) else { return };
+        let (fa, fb) = (a.as_raw_fd(), b.as_raw_fd());
+        let Some(b) = (if fa & 1023 == fb & 1023 { Some(b) } else { fd_at_least(2048 + (fa & 1023)) }) else { return };
+        let fb = b.as_raw_fd();
+        if fa & 1023 != fb & 1023 {
+            return;
+        }
+        let before = count();
+        assert_eq!(register(a, spread_wire::names::name32(b"#a#x")), Ok(fa));
+        assert_eq!(register(b, spread_wire::names::name32(b"#b#x")), Ok(fb));
+        assert_eq!(count(), before + 2);
+        assert_eq!(lookup(fa).unwrap().private_group(), &spread_wire::names::name32(b"#a#x"));
+        assert_eq!(lookup(fb).unwrap().private_group(), &spread_wire::names::name32(b"#b#x"));
+        kill(fa);
+        assert!(lookup(fa).is_none());
+        assert!(lookup(fb).is_some(), "the probed entry survives its neighbour's removal");
+        kill(fb);
+        assert_eq!(count(), before);
+        // SAFETY: probing that the descriptors were closed by kill.
+        assert_eq!(unsafe { libc::fcntl(fb, libc::F_GETFD) }, -1);
+        assert!(lookup(-1).is_none());
+    }
+}
