@@ -407,7 +407,8 @@ unsafe fn receive_common(
 ) -> c_int {
     let drop_recv = !service_type.is_null() && (*service_type as u32) & DROP_RECV != 0;
     let ng = if groups.is_null() || max_groups <= 0 { 0 } else { max_groups as usize };
-    let gslice: &mut [Name32] = if ng == 0 { &mut [] } else { std::slice::from_raw_parts_mut(groups as *mut Name32, ng) };
+    let gslice: &mut [Name32] =
+        if ng == 0 { &mut [] } else { std::slice::from_raw_parts_mut(groups as *mut Name32, ng) };
     let mut pieces: Vec<&mut [u8]> = Vec::with_capacity(elems.len());
     for e in elems {
         if e.len == 0 {
@@ -527,7 +528,9 @@ impl MembBody for RawScatter<'_> {
             let k = ((len - off) as usize).min(out.len() - done);
             if !e.buf.is_null() {
                 // SAFETY: within the element's declared length.
-                unsafe { std::ptr::copy_nonoverlapping((e.buf as *const u8).add(off as usize), out[done..].as_mut_ptr(), k) };
+                unsafe {
+                    std::ptr::copy_nonoverlapping((e.buf as *const u8).add(off as usize), out[done..].as_mut_ptr(), k)
+                };
             }
             done += k;
             off = 0;
@@ -561,7 +564,12 @@ unsafe fn put_memb_info(body: &impl MembBody, service_type: service, memb_info: 
     }
 }
 
-unsafe fn put_vs_sets(body: &impl MembBody, vs_sets: *mut vs_set_info, num_vs_sets: c_int, my_index: *mut u32) -> c_int {
+unsafe fn put_vs_sets(
+    body: &impl MembBody,
+    vs_sets: *mut vs_set_info,
+    num_vs_sets: c_int,
+    my_index: *mut u32,
+) -> c_int {
     let cap = if vs_sets.is_null() { num_vs_sets.min(0) } else { num_vs_sets };
     memb::vs_sets_info(
         body,
@@ -579,7 +587,12 @@ unsafe fn put_vs_sets(body: &impl MembBody, vs_sets: *mut vs_set_info, num_vs_se
     )
 }
 
-unsafe fn put_members(body: &impl MembBody, vs_set: *const vs_set_info, names: *mut [c_char; 32], count: c_int) -> c_int {
+unsafe fn put_members(
+    body: &impl MembBody,
+    vs_set: *const vs_set_info,
+    names: *mut [c_char; 32],
+    count: c_int,
+) -> c_int {
     if vs_set.is_null() {
         return ILLEGAL_MESSAGE;
     }

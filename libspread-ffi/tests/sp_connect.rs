@@ -137,7 +137,11 @@ fn tv3_request_variants() {
 }
 
 /// One fake-daemon misbehaviour and what SP_connect must return.
-fn reject_case(port: u16, priority: i32, daemon: impl FnOnce(&mut std::os::unix::net::UnixStream) + Send + 'static) -> i32 {
+fn reject_case(
+    port: u16,
+    priority: i32,
+    daemon: impl FnOnce(&mut std::os::unix::net::UnixStream) + Send + 'static,
+) -> i32 {
     let h = serve(port, move |mut s| {
         read_request(&mut s);
         daemon(&mut s);
@@ -278,7 +282,9 @@ fn tv4_timeout_on_silent_peer() {
     let nm = cstr("ok");
     let mut mbox = -1;
     let mut pg = [0 as c_char; 32];
-    let r = unsafe { SP_connect_timeout(sp.as_ptr(), nm.as_ptr(), 0, 1, &mut mbox, pg.as_mut_ptr(), sp_time { sec: 5, usec: 0 }) };
+    let r = unsafe {
+        SP_connect_timeout(sp.as_ptr(), nm.as_ptr(), 0, 1, &mut mbox, pg.as_mut_ptr(), sp_time { sec: 5, usec: 0 })
+    };
     assert_eq!(r, ACCEPT_SESSION);
     kill(mbox);
     h.join().unwrap();
@@ -318,7 +324,10 @@ fn auth_method_table() {
         assert_eq!(SP_set_auth_methods(-1, std::ptr::null(), std::ptr::null(), std::ptr::null()), 0);
     }
     // The table is unchanged by refused calls: still NULL.
-    assert_eq!(spread_client::auth::methods().iter().map(|m| m.name.clone()).collect::<Vec<_>>(), vec![b"NULL".to_vec()]);
+    assert_eq!(
+        spread_client::auth::methods().iter().map(|m| m.name.clone()).collect::<Vec<_>>(),
+        vec![b"NULL".to_vec()]
+    );
 
     // Two methods: both slots filled, callbacks run in order with their data.
     let names = [cstr("MINE"), cstr("NULL")];
@@ -436,7 +445,10 @@ fn version_strerror_error_and_misc() {
     assert_eq!(unsafe { SP_strerror(-8) }, unsafe { SP_strerror(-8) });
     unsafe { SP_error(-8) };
     unsafe { SP_error(77) };
-    assert_eq!(printed(), vec!["SP_error: (-8) Connection closed by Spread.\n", "SP_error: (77) Unrecognized error.\n"]);
+    assert_eq!(
+        printed(),
+        vec!["SP_error: (-8) Connection closed by Spread.\n", "SP_error: (77) Unrecognized error.\n"]
+    );
     let g1 = group_id { id: [1, 2, 3] };
     assert_eq!(unsafe { SP_equal_group_ids(g1, g1) }, 1);
     assert_eq!(unsafe { SP_equal_group_ids(g1, group_id { id: [1, 2, 4] }) }, 0);

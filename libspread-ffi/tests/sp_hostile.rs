@@ -55,7 +55,11 @@ fn eof_anywhere_in_a_frame() {
         full[..48 + 64].to_vec(),
         full[..full.len() - 1].to_vec(),
         reject_prefix(),
-        { let mut r = reject_prefix(); r.extend([0x84, 0]); r },
+        {
+            let mut r = reject_prefix();
+            r.extend([0x84, 0]);
+            r
+        },
     ];
     let n = cuts.len();
     let c2 = cuts.clone();
@@ -112,7 +116,10 @@ fn absurd_sizes_never_allocate_or_crash() {
     // data_len 2^31-1: reported, not read.
     let (_, m0, _) = connect("41032", Some("a0"), 0, 1);
     let r = recv(m0, 0, 5, 100);
-    assert_eq!((r.ret, r.service, r.num_groups, r.endian_mismatch, r.mess_type), (BUFFER_TOO_SHORT, 0x10, 0, -i32::MAX, 0));
+    assert_eq!(
+        (r.ret, r.service, r.num_groups, r.endian_mismatch, r.mess_type),
+        (BUFFER_TOO_SHORT, 0x10, 0, -i32::MAX, 0)
+    );
     // DROP_RECV discards what there is, then hits EOF.
     assert_eq!(recv(m0, d, 5, 100).ret, CONNECTION_CLOSED);
     assert_error_state_then_gone(m0);

@@ -13,7 +13,16 @@ use spread_wire::membership::{encode_regular_body, GroupId};
 use spread_wire::Order;
 
 #[allow(clippy::too_many_arguments)]
-fn rx(ret: i32, service: u32, sender: &str, num_groups: i32, groups: &[&str], mess_type: i16, em: i32, body: &[u8]) -> Rx {
+fn rx(
+    ret: i32,
+    service: u32,
+    sender: &str,
+    num_groups: i32,
+    groups: &[&str],
+    mess_type: i16,
+    em: i32,
+    body: &[u8],
+) -> Rx {
     Rx {
         ret,
         service: service as i32,
@@ -80,8 +89,14 @@ fn tv11_to_tv13_and_tv23_le_daemon() {
     let n = unsafe { SP_get_vs_set_members(r.body.as_ptr() as *const c_char, &sets[0], names.as_mut_ptr(), 2) };
     assert_eq!(n, 1);
     assert_eq!(names[0].map(|c| c as u8), name32("#user1#fake"));
-    assert_eq!(unsafe { SP_get_vs_set_members(r.body.as_ptr() as *const c_char, &sets[0], names.as_mut_ptr(), 0) }, BUFFER_TOO_SHORT);
-    assert_eq!(unsafe { SP_get_vs_sets_info(r.body.as_ptr() as *const c_char, sets.as_mut_ptr(), 0, &mut my) }, BUFFER_TOO_SHORT);
+    assert_eq!(
+        unsafe { SP_get_vs_set_members(r.body.as_ptr() as *const c_char, &sets[0], names.as_mut_ptr(), 0) },
+        BUFFER_TOO_SHORT
+    );
+    assert_eq!(
+        unsafe { SP_get_vs_sets_info(r.body.as_ptr() as *const c_char, sets.as_mut_ptr(), 0, &mut my) },
+        BUFFER_TOO_SHORT
+    );
 
     // TV-12
     assert_eq!(recv(mbox, 0, 10, 1000), rx(5, 0x10, "#user1#fake", 1, &["grp1"], 4660, 0, b"hello"));
@@ -141,7 +156,10 @@ fn tv18_to_tv22_foreign_orders_and_rejects() {
     let mut my = 77u32;
     let n = unsafe { SP_get_vs_sets_info(r.body.as_ptr() as *const c_char, sets.as_mut_ptr(), 2, &mut my) };
     assert_eq!((n, my), (2, 1));
-    assert_eq!(sets, [vs_set_info { num_members: 1, members_offset: 24 }, vs_set_info { num_members: 1, members_offset: 60 }]);
+    assert_eq!(
+        sets,
+        [vs_set_info { num_members: 1, members_offset: 24 }, vs_set_info { num_members: 1, members_offset: 60 }]
+    );
     // TV-21
     assert_eq!(recv(mbox, 0, 5, 100), rx(2, 0x0040_0004, "#u#fake", 2, &["grp", "#u#fake"], 7, 0, &[0x5a, 0x5a]));
     // TV-22
@@ -202,9 +220,15 @@ fn short_buffer_table_5_4() {
     assert_eq!(recv(mbox, 0, 1, 4), rx(4, 4, "#s#fake", 1, &["grp"], 80, 0, b"abcd"));
 
     let r = recv(mbox, d, 0, 1000);
-    assert_eq!((r.ret, r.service, r.num_groups, r.mess_type, r.endian_mismatch, &r.body[..]), (4, 4, -1, 77, 0, &b"abcd"[..]));
+    assert_eq!(
+        (r.ret, r.service, r.num_groups, r.mess_type, r.endian_mismatch, &r.body[..]),
+        (4, 4, -1, 77, 0, &b"abcd"[..])
+    );
     let r = recv(mbox, d, 10, 2);
-    assert_eq!((r.ret, r.service, r.num_groups, r.mess_type, r.endian_mismatch, &r.body[..]), (-15, 4, 1, 78, 0, &b"ab"[..]));
+    assert_eq!(
+        (r.ret, r.service, r.num_groups, r.mess_type, r.endian_mismatch, &r.body[..]),
+        (-15, 4, 1, 78, 0, &b"ab"[..])
+    );
     assert_eq!(recv(mbox, 0, 10, 100).mess_type, 79);
 
     // Last row, fixed: after a saved header, a truncating DROP_RECV consumes
@@ -212,7 +236,10 @@ fn short_buffer_table_5_4() {
     assert_eq!(recv(mbox, 0, 10, 2).ret, BUFFER_TOO_SHORT);
     assert_eq!(recv(mbox, 0, 0, 2).ret, GROUPS_TOO_SHORT);
     let r = recv(mbox, d, 0, 2);
-    assert_eq!((r.ret, r.service, r.num_groups, r.mess_type, r.endian_mismatch, &r.body[..]), (-15, 0x10, -1, -2, 0, &b"he"[..]));
+    assert_eq!(
+        (r.ret, r.service, r.num_groups, r.mess_type, r.endian_mismatch, &r.body[..]),
+        (-15, 0x10, -1, -2, 0, &b"he"[..])
+    );
     assert_eq!(recv(mbox, 0, 10, 100), rx(4, 4, "#s#fake", 1, &["grp"], 81, 0, b"wxyz"));
     assert_eq!(poll(mbox), 0);
     kill(mbox);
@@ -259,15 +286,30 @@ fn scatter_receive_and_scatter_membership_helpers() {
     for (e, b) in sc.elements.iter_mut().zip(bufs.iter_mut()) {
         *e = scat_element { buf: b.as_mut_ptr() as *mut c_char, len: b.len() };
     }
-    let mut mi = membership_info { gid: group_id::default(), changed_member: [1; 32], num_vs_sets: 0, my_vs_set: vs_set_info::default() };
+    let mut mi = membership_info {
+        gid: group_id::default(),
+        changed_member: [1; 32],
+        num_vs_sets: 0,
+        my_vs_set: vs_set_info::default(),
+    };
     assert_eq!(unsafe { SP_scat_get_memb_info(&sc, 0x1800, &mut mi) }, 1);
-    assert_eq!((mi.gid.id, mi.num_vs_sets, mi.my_vs_set), ([111, 222, 3], 2, vs_set_info { num_members: 1, members_offset: 60 }));
+    assert_eq!(
+        (mi.gid.id, mi.num_vs_sets, mi.my_vs_set),
+        ([111, 222, 3], 2, vs_set_info { num_members: 1, members_offset: 60 })
+    );
     let mut sets = [vs_set_info { num_members: 7, members_offset: 7 }; 5];
     let mut my = 9u32;
     // Capacity 5, two real sets: only two entries are written (§6 item 3 fix).
     assert_eq!(unsafe { SP_scat_get_vs_sets_info(&sc, sets.as_mut_ptr(), 5, &mut my) }, 2);
     assert_eq!(my, 1);
-    assert_eq!(sets[..3], [vs_set_info { num_members: 1, members_offset: 24 }, vs_set_info { num_members: 1, members_offset: 60 }, vs_set_info { num_members: 7, members_offset: 7 }]);
+    assert_eq!(
+        sets[..3],
+        [
+            vs_set_info { num_members: 1, members_offset: 24 },
+            vs_set_info { num_members: 1, members_offset: 60 },
+            vs_set_info { num_members: 7, members_offset: 7 }
+        ]
+    );
     let mut names = [[0 as c_char; 32]; 1];
     for (i, want) in [(0, "#x#other"), (1, "#u#fake")] {
         assert_eq!(unsafe { SP_scat_get_vs_set_members(&sc, &sets[i], names.as_mut_ptr(), 1) }, 1);
@@ -288,13 +330,34 @@ fn scatter_receive_and_scatter_membership_helpers() {
     big.num_elements = 101;
     let mut service = 0;
     let r = unsafe {
-        SP_scat_receive(mbox, &mut service, std::ptr::null_mut(), 0, std::ptr::null_mut(), std::ptr::null_mut(), std::ptr::null_mut(), std::ptr::null_mut(), &mut big)
+        SP_scat_receive(
+            mbox,
+            &mut service,
+            std::ptr::null_mut(),
+            0,
+            std::ptr::null_mut(),
+            std::ptr::null_mut(),
+            std::ptr::null_mut(),
+            std::ptr::null_mut(),
+            &mut big,
+        )
     };
     assert_eq!(r, ILLEGAL_MESSAGE);
     // NULL outputs are simply not written.
     let mut buf = [0u8; 16];
     let r = unsafe {
-        SP_receive(mbox, std::ptr::null_mut(), std::ptr::null_mut(), 0, std::ptr::null_mut(), std::ptr::null_mut(), std::ptr::null_mut(), std::ptr::null_mut(), 16, buf.as_mut_ptr() as *mut c_char)
+        SP_receive(
+            mbox,
+            std::ptr::null_mut(),
+            std::ptr::null_mut(),
+            0,
+            std::ptr::null_mut(),
+            std::ptr::null_mut(),
+            std::ptr::null_mut(),
+            std::ptr::null_mut(),
+            16,
+            buf.as_mut_ptr() as *mut c_char,
+        )
     };
     assert_eq!(r, GROUPS_TOO_SHORT);
     kill(mbox);

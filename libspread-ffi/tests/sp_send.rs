@@ -55,7 +55,15 @@ fn tv5_to_tv8_frames() {
         *d = *s as c_char;
     }
     let r = unsafe {
-        SP_multigroup_multicast(mbox, (SAFE_MESS | SELF_DISCARD) as i32, 2, groups.as_ptr(), 0x4142, 3, b"abc".as_ptr() as *const c_char)
+        SP_multigroup_multicast(
+            mbox,
+            (SAFE_MESS | SELF_DISCARD) as i32,
+            2,
+            groups.as_ptr(),
+            0x4142,
+            3,
+            b"abc".as_ptr() as *const c_char,
+        )
     };
     assert_eq!(r, 3);
     let mut want = header("e0 00 00 80", me, 2, "80 42 41 80", 3);
@@ -109,7 +117,7 @@ fn bad_arguments_send_nothing() {
     assert_eq!(unsafe { SP_join(mbox, std::ptr::null()) }, ILLEGAL_GROUP);
     assert_eq!(join(mbox, &[b'a'; 31]), 0); // frame 1
     assert_eq!(join(mbox, b"$~"), 0); // frame 2
-    // Services.
+                                      // Services.
     assert_eq!(multicast(mbox, 0, "g", 0, b"x"), ILLEGAL_SERVICE);
     assert_eq!(multicast(mbox, REG_MEMB_MESS, "g", 0, b"x"), ILLEGAL_SERVICE);
     assert_eq!(multicast(mbox, SELF_DISCARD | DROP_RECV, "g", 0, b"x"), ILLEGAL_SERVICE);
@@ -117,7 +125,7 @@ fn bad_arguments_send_nothing() {
     let big = vec![7u8; 143_969];
     assert_eq!(multicast(mbox, RELIABLE_MESS, "g", 0, &big), MESSAGE_TOO_LONG);
     assert_eq!(multicast(mbox, RELIABLE_MESS, "g", 0, &big[..143_968]), 143_968); // frame 3
-    // Negative lengths, NULL bodies, oversized scatters, negative group counts.
+                                                                                  // Negative lengths, NULL bodies, oversized scatters, negative group counts.
     let g = cstr("g");
     assert_eq!(unsafe { SP_multicast(mbox, 1, g.as_ptr(), 0, -1, b"x".as_ptr() as *const c_char) }, ILLEGAL_MESSAGE);
     assert_eq!(unsafe { SP_multicast(mbox, 1, g.as_ptr(), 0, 5, std::ptr::null()) }, ILLEGAL_MESSAGE);
@@ -144,11 +152,18 @@ fn bad_arguments_send_nothing() {
     let many = vec![[b'x' as c_char; 32]; 101];
     let r = unsafe { SP_multigroup_multicast(mbox, 1, 101, many.as_ptr(), 0, 2, b"hi".as_ptr() as *const c_char) };
     assert_eq!(r, 2); // frame 4
-    // 400 groups: past the 10000-byte header buffer 5.0.1 overflows (>311).
-    let lots: Vec<[c_char; 32]> = (0..400).map(|i| { let mut g = [0 as c_char; 32]; g[0] = b'a' as c_char + (i % 26) as c_char; g[1] = 1 + (i / 26) as c_char; g }).collect();
+                      // 400 groups: past the 10000-byte header buffer 5.0.1 overflows (>311).
+    let lots: Vec<[c_char; 32]> = (0..400)
+        .map(|i| {
+            let mut g = [0 as c_char; 32];
+            g[0] = b'a' as c_char + (i % 26) as c_char;
+            g[1] = 1 + (i / 26) as c_char;
+            g
+        })
+        .collect();
     let r = unsafe { SP_multigroup_multicast(mbox, 1, 400, lots.as_ptr(), 0, 1, b"!".as_ptr() as *const c_char) };
     assert_eq!(r, 1); // frame 5
-    // Unknown mailboxes.
+                      // Unknown mailboxes.
     for mb in [-1, 999_999, mbox + 100] {
         assert_eq!(multicast(mb, 1, "g", 0, b"x"), ILLEGAL_SESSION);
         assert_eq!(join(mb, b"g"), ILLEGAL_SESSION);
@@ -158,7 +173,14 @@ fn bad_arguments_send_nothing() {
         kill(mb);
     }
     let f1 = rx.recv().unwrap();
-    assert_eq!((spread_wire::endian::clear_endian(f1.0.type_), f1.1[0]), (JOIN_MESS, { let mut n = [b'a'; 32]; n[31] = 0; n }));
+    assert_eq!(
+        (spread_wire::endian::clear_endian(f1.0.type_), f1.1[0]),
+        (JOIN_MESS, {
+            let mut n = [b'a'; 32];
+            n[31] = 0;
+            n
+        })
+    );
     assert_eq!(spread_wire::names::name_bytes(&rx.recv().unwrap().1[0]), b"$~");
     let f3 = rx.recv().unwrap();
     assert_eq!((f3.0.data_len, f3.2.len()), (143_968, 143_968));

@@ -34,8 +34,14 @@ fn eight_senders_and_a_receiver_share_one_mailbox() {
         let writer = std::thread::spawn(move || {
             for i in 0..INCOMING {
                 let body = format!("in-{i}").into_bytes();
-                w.write_all(&frame_le(0x8000_0090, "#o#fake", &["mt"], 0x8000_0080 | ((i as u32 & 0xffff) << 8), &body))
-                    .unwrap();
+                w.write_all(&frame_le(
+                    0x8000_0090,
+                    "#o#fake",
+                    &["mt"],
+                    0x8000_0080 | ((i as u32 & 0xffff) << 8),
+                    &body,
+                ))
+                .unwrap();
             }
         });
         let mut s = s;

@@ -62,7 +62,13 @@ fn new_socket(family: libc::c_int) -> Result<OwnedFd, Code> {
 fn setsockopt_int(fd: RawFd, level: libc::c_int, name: libc::c_int, v: libc::c_int) -> bool {
     // SAFETY: passes a pointer to a live int and its size.
     unsafe {
-        libc::setsockopt(fd, level, name, &v as *const _ as *const libc::c_void, std::mem::size_of::<libc::c_int>() as libc::socklen_t) == 0
+        libc::setsockopt(
+            fd,
+            level,
+            name,
+            &v as *const _ as *const libc::c_void,
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        ) == 0
     }
 }
 
@@ -221,10 +227,16 @@ pub fn connect(
             let s = new_socket(addr.storage.ss_family as libc::c_int)?;
             let fd = s.as_raw_fd();
             if !setsockopt_int(fd, libc::IPPROTO_TCP, libc::TCP_NODELAY, 1) {
-                crate::diag::print(&format!("SP_connect: setting TCP_NODELAY failed with error: {}\n", strerror_text(errno())));
+                crate::diag::print(&format!(
+                    "SP_connect: setting TCP_NODELAY failed with error: {}\n",
+                    strerror_text(errno())
+                ));
             }
             if !setsockopt_int(fd, libc::SOL_SOCKET, libc::SO_KEEPALIVE, 1) {
-                crate::diag::print(&format!("SP_connect: setting SO_KEEPALIVE failed with error: {}\n", strerror_text(errno())));
+                crate::diag::print(&format!(
+                    "SP_connect: setting SO_KEEPALIVE failed with error: {}\n",
+                    strerror_text(errno())
+                ));
             }
             (s, addr)
         }

@@ -49,7 +49,13 @@ fn has_data_bits(t: u32) -> bool {
 /// Returns the body length, or an error code (`ILLEGAL_SESSION`,
 /// `NET_ERROR_ON_SESSION`, `CONNECTION_CLOSED`, `ILLEGAL_MESSAGE`,
 /// `GROUPS_TOO_SHORT`, `BUFFER_TOO_SHORT`).
-pub fn receive(mbox: i32, drop_recv: bool, groups: &mut [Name32], body: &mut [&mut [u8]], out: &mut RecvOutputs) -> Code {
+pub fn receive(
+    mbox: i32,
+    drop_recv: bool,
+    groups: &mut [Name32],
+    body: &mut [&mut [u8]],
+    out: &mut RecvOutputs,
+) -> Code {
     let s = match lookup_active(mbox) {
         Ok(s) => s,
         Err(e) => return e,

@@ -138,7 +138,9 @@ fn find(t: &Table, mbox: i32) -> Option<usize> {
         return None;
     }
     let base = base_slot(mbox);
-    (0..MAX_LIB_SESSIONS).map(|k| (base + k) % MAX_LIB_SESSIONS).find(|&i| matches!(&t.slots[i], Some(s) if s.mbox == mbox))
+    (0..MAX_LIB_SESSIONS)
+        .map(|k| (base + k) % MAX_LIB_SESSIONS)
+        .find(|&i| matches!(&t.slots[i], Some(s) if s.mbox == mbox))
 }
 
 thread_local! {

@@ -274,8 +274,15 @@ pub fn recv(mbox: i32, service_in: i32, max_groups: usize, max_len: usize) -> Rx
             body.as_mut_ptr() as *mut c_char,
         )
     };
-    let ng = if ret >= 0 || ret == BUFFER_TOO_SHORT { num_groups.unsigned_abs().min(max_groups as u32) as usize } else { 0 };
-    let blen = if ret >= 0 { ret as usize } else if ret == BUFFER_TOO_SHORT && service_in as u32 & DROP_RECV != 0 { max_len } else { 0 };
+    let ng =
+        if ret >= 0 || ret == BUFFER_TOO_SHORT { num_groups.unsigned_abs().min(max_groups as u32) as usize } else { 0 };
+    let blen = if ret >= 0 {
+        ret as usize
+    } else if ret == BUFFER_TOO_SHORT && service_in as u32 & DROP_RECV != 0 {
+        max_len
+    } else {
+        0
+    };
     Rx {
         ret,
         service,
@@ -290,7 +297,9 @@ pub fn recv(mbox: i32, service_in: i32, max_groups: usize, max_len: usize) -> Rx
 
 pub fn multicast(mbox: i32, service: u32, group: &str, mess_type: i16, body: &[u8]) -> i32 {
     let g = cstr(group);
-    unsafe { SP_multicast(mbox, service as i32, g.as_ptr(), mess_type, body.len() as i32, body.as_ptr() as *const c_char) }
+    unsafe {
+        SP_multicast(mbox, service as i32, g.as_ptr(), mess_type, body.len() as i32, body.as_ptr() as *const c_char)
+    }
 }
 
 pub fn join(mbox: i32, group: &[u8]) -> i32 {
