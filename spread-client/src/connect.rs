@@ -322,3 +322,24 @@ pub fn connect(
     let mbox = crate::session::register(sock, spread_wire::names::name32(&pg))?;
     Ok(Connected { mbox, private_group: pg })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timeout_validation() {
+        let v = |sec, usec| validate_timeout(Timeout { sec, usec });
+        assert_eq!(v(0, 0), Ok(None));
+        for bad in [(1, -5), (-1, 5), (0, 1_000_000), (0, -1_000_000), (i64::MIN, 1), (0, i64::MAX)] {
+            assert_eq!(v(bad.0, bad.1), Err(ILLEGAL_TIME), "{bad:?}");
+        }
+        let now = Instant::now();
+        assert!(matches!(v(-1, 0), Ok(Some(d)) if d <= Instant::now()));
+        assert!(matches!(v(0, -999_999), Ok(Some(d)) if d <= Instant::now()));
+        assert!(matches!(v(2, 500_000), Ok(Some(d)) if d >= now + Duration::from_millis(2500)));
+        // Absurdly far deadlines neither panic nor expire.
+        assert!(matches!(v(i64::MAX, 999_999), Ok(None) | Ok(Some(_))));
+        assert!(matches!(v(i64::MIN, 0), Ok(Some(_))));
+    }
+}
