@@ -716,17 +716,20 @@ impl<O: Ordering> Engine<O> {
                 }
                 return;
             }
-            let mut f = s.rbuf.split_to(total);
-            if foreign {
-                // Re-encode the integers in this daemon's order; hint stays raw.
-                let o = Order::NATIVE;
-                o.write_u32(&mut f[0..4], h.type_);
-                o.write_i32(&mut f[36..40], h.num_groups);
-                o.write_i32(&mut f[44..48], h.data_len);
-            } else if h.type_ != Order::NATIVE.read_u32(&f[0..4]) {
-                Order::NATIVE.write_u32(&mut f[0..4], h.type_);
-            }
-            let frame = f.freeze();
+            // Small frames get their own exact-size buffer (one allocation, one
+            // copy): a queued small frame then never pins a whole read buffer,
+            // and the read buffer stays unshared and is reused in place.
+            // Large frames are cut out of the read buffer without copying.
+            let frame = if total <= SMALL_FRAME {
+                let mut v = s.rbuf[..total].to_vec();
+                s.rbuf.advance(total);
+                fix_header(&mut v, &h, foreign);
+                Bytes::from(v)
+            } else {
+                let mut f = s.rbuf.split_to(total);
+                fix_header(&mut f, &h, foreign);
+                f.freeze()
+            };
             self.client_message(idx, h, frame);
         }
     }
@@ -847,6 +850,23 @@ impl<O: Ordering> Engine<O> {
             self.stats.messages_delivered += 1;
             self.targets = targets;
         }
+    }
+}
+
+/// Frames up to this size are copied out of the read buffer.
+const SMALL_FRAME: usize = 4096;
+
+/// Put a client header into this daemon's byte order: if the writer was
+/// foreign, re-encode `type`, `num_groups` and `data_len` (`hint` stays raw);
+/// otherwise only refresh the marker of `type`.
+fn fix_header(f: &mut [u8], h: &Header, foreign: bool) {
+    let o = Order::NATIVE;
+    if foreign {
+        o.write_u32(&mut f[0..4], h.type_);
+        o.write_i32(&mut f[36..40], h.num_groups);
+        o.write_i32(&mut f[44..48], h.data_len);
+    } else if h.type_ != o.read_u32(&f[0..4]) {
+        o.write_u32(&mut f[0..4], h.type_);
     }
 }
 
