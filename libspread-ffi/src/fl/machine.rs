@@ -43,6 +43,11 @@ const FLOK_AGE_LIMIT: u32 = 200;
 /// buffered-message record on LP64).
 pub const BUFF_MESS_OVERHEAD: i64 = 88;
 const GID_LEN: usize = 12;
+/// Sizes beyond anything a daemon can send (its limit is 144000 bytes and a
+/// group list as long as a group's membership): with DROP_RECV the original
+/// would allocate whatever a header claims; we refuse.
+const HOSTILE_BODY: usize = 1 << 20;
+const HOSTILE_GROUPS: usize = 1 << 16;
 
 const SVC_FIFO: i32 = FIFO_MESS as i32;
 const SUBGROUP: i32 = SUBGROUP_CAST as i32;
@@ -712,15 +717,18 @@ impl<S: SpApi> FlLib<S> {
             }
             // Do not hold the connection while blocked in SP: senders may proceed.
             drop(st);
-            let rx = self.read_one(mbox, args);
+            let rx = match self.read_one(mbox, args) {
+                // SP's own errors go back as they are, without the connection.
+                Err(out) => return out,
+                Ok(rx) => rx,
+            };
             st = lock(&conn.state);
             if conn.disconnecting.load(Ordering::SeqCst) {
                 return RecvOut::error(ILLEGAL_SESSION);
             }
             match rx {
-                Err(out) => return out,
-                Ok(None) => continue,
-                Ok(Some(m)) => {
+                None => continue,
+                Some(m) => {
                     let st = &mut *st;
                     handle(&self.sp, st, m);
                     if let Some(e) = st.out.fatal.take() {
@@ -785,6 +793,12 @@ impl<S: SpApi> FlLib<S> {
                 ng -= 1;
             }
             let need_g = ng.unsigned_abs() as usize;
+            let need_b = first.endian_mismatch.unsigned_abs() as usize;
+            if drop_recv && (need_g > HOSTILE_GROUPS || need_b > HOSTILE_BODY) {
+                // No daemon sends such a frame; the original would try to
+                // allocate it. Treat the stream as broken instead.
+                return Err(RecvOut::error(CONNECTION_CLOSED));
+            }
             if drop_recv || (need_g <= max_groups && first.endian_mismatch == 0) {
                 let g = if need_g > max_groups { need_g } else { max_groups };
                 let b = if first.endian_mismatch < 0 {

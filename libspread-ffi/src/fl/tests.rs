@@ -735,3 +735,24 @@ fn fl_error_texts() {
     assert_eq!(super::fl_error_text(-28).unwrap(), "FL_error: (-28) Illegal receivers specified.\n");
     assert_eq!(super::fl_error_text(-8), None, "SP codes go to SP_error");
 }
+
+#[test]
+fn absurd_sizes_with_drop_recv_close_the_session_instead_of_allocating() {
+    let lib = Lib::new(Sim::default());
+    let a = connect(&lib, "a");
+    let huge = SpRecv {
+        ret: i32::MAX,
+        service: AGREED_MESS as i32,
+        sender: name("#x#sim"),
+        num_groups: 1,
+        groups: vec![name("#a#sim")],
+        mess_type: 0,
+        endian_mismatch: 0,
+        body: Vec::new(),
+    };
+    // The double reports the body as too long for any buffer we offer.
+    lib.sp.inject(a, SpRecv { body: vec![0; 2 << 20], ..huge });
+    let drop = RecvArgs { service_in: (DONT_BLOCK | DROP_RECV) as i32, max_groups: 4, body_cap: 10 };
+    assert_eq!(lib.receive(a, drop).ret, CONNECTION_CLOSED);
+    assert_eq!(lib.more_msgs(a), ILLEGAL_SESSION, "torn down");
+}
