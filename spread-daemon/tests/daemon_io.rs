@@ -200,3 +200,34 @@ fn restart_binds_again_at_once() {
     let u = connect_unix(42040, "unixagain", false);
     assert_eq!(u.pg, "#unixagain#d1");
 }
+
+#[test]
+fn nine_hundred_ninety_seven_sessions_then_reject_quota() {
+    // SAFETY: raising our own soft fd limit with a valid struct.
+    unsafe {
+        let mut r: libc::rlimit = std::mem::zeroed();
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut r) == 0 && r.rlim_cur < 4096 && r.rlim_max >= 4096 {
+            r.rlim_cur = 4096;
+            libc::setrlimit(libc::RLIMIT_NOFILE, &r);
+        }
+    }
+    let _d = Daemon::start(42050, "");
+    let mut clients = Vec::new();
+    for i in 0..997 {
+        let c = if i % 2 == 0 { connect_tcp(42050, &format!("q{i}"), false) } else { connect_unix(42050, &format!("q{i}"), false) };
+        clients.push(c);
+    }
+    // The 998th gets one byte, REJECT_QUOTA, and EOF.
+    let mut s = tcp(42050);
+    let mut b = Vec::new();
+    s.read_to_end(&mut b).unwrap();
+    assert_eq!(b, vec![0xfd]);
+    // One leaves (SP_disconnect): there is room again.
+    let mut last = clients.pop().unwrap();
+    let pg = last.pg.clone();
+    last.mcast(0x40000, &[&pg], 0, b"");
+    let mut rest = Vec::new();
+    let _ = last.s.read_to_end(&mut rest);
+    let c = connect_tcp(42050, "again", false);
+    assert_eq!(c.pg, "#again#d1");
+}
