@@ -506,3 +506,51 @@ fn disconnect_unblocks_a_blocked_receiver() {
     assert_eq!(unsafe { fl::FL_more_msgs(mbox) }, -11);
     drop(d);
 }
+
+/// A receiver blocked in FL_receive does not hold the connection: another
+/// thread can send meanwhile, and the blocked receiver gets that message.
+#[test]
+fn sending_while_another_thread_is_blocked_receiving() {
+    let d = daemon(44050);
+    let mut w = World::new(d.port, &["ia"]);
+    w.join(0);
+    w.pump_until("alone", |w| w.all_see(&[0]));
+    let mbox = w.clients[0].mbox;
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut svc = 0;
+        let mut sender = [0 as c_char; 32];
+        let mut groups = [[0 as c_char; 32]; 4];
+        let (mut ng, mut mt, mut em, mut more) = (0, 0i16, 0, 0);
+        let mut body = [0u8; 64];
+        // SAFETY: buffers as announced.
+        let r = unsafe {
+            fl::FL_receive(
+                mbox,
+                &mut svc,
+                sender.as_mut_ptr(),
+                4,
+                &mut ng,
+                groups.as_mut_ptr(),
+                &mut mt,
+                &mut em,
+                64,
+                body.as_mut_ptr() as *mut c_char,
+                &mut more,
+            )
+        };
+        let _ = tx.send((r, mt, body[..r.clamp(0, 64) as usize].to_vec()));
+    });
+    let (tx2, rx2) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let g = cs(GROUP);
+        // SAFETY: valid string and buffer.
+        let r = unsafe { fl::FL_multicast(mbox, AGREED, g.as_ptr(), 33, 4, b"ping".as_ptr() as *const c_char) };
+        let _ = tx2.send(r);
+    });
+    assert_eq!(rx2.recv_timeout(Duration::from_secs(15)).expect("FL_multicast returned"), 4);
+    let (r, mt, body) = rx.recv_timeout(Duration::from_secs(15)).expect("receiver woke");
+    assert_eq!((r, mt, body.as_slice()), (4, 33, &b"ping"[..]));
+    w.disconnect(0);
+    drop(d);
+}
