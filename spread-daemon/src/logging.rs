@@ -2,7 +2,8 @@
 //! original's event log behaves:
 //!
 //! * **EventLogFile** — append to that file (`%h`/`%H` already expanded by the
-//!   parser); otherwise standard output.
+//!   parser), which [`init`] makes the standard output and error of the
+//!   process; otherwise standard output.
 //! * **EventTimeStamp / EventPreciseTimeStamp** — each line starts with the
 //!   local time formatted by the C library's `strftime` with the configured
 //!   format (default `%m/%d/%y %H:%M:%S`), then `.uuuuuu` microseconds when
@@ -78,13 +79,38 @@ pub struct Guard {
     _private: (),
 }
 
-/// Install the global subscriber for this configuration. Fails if the log
-/// file cannot be opened or a global subscriber is already installed.
+/// Install the global subscriber for this configuration. With EventLogFile
+/// the file is opened for appending and becomes the process's standard output
+/// *and* standard error (as in the original, so anything else printed lands
+/// there too). Fails if the file cannot be opened or a global subscriber is
+/// already installed.
 pub fn init(config: &Config) -> Result<Guard, String> {
-    let writer = make_writer(config)?;
-    let sub = subscriber_with_writer(config, writer);
+    if let Some(path) = &config.event_log_file {
+        redirect_std_streams(path)?;
+    }
+    let sub = subscriber_with_writer(config, std::io::stdout);
     tracing::subscriber::set_global_default(sub).map_err(|e| format!("cannot install the logger: {e}"))?;
     Ok(Guard { _private: () })
+}
+
+/// Point file descriptors 1 and 2 at `path` (opened for appending).
+fn redirect_std_streams(path: &str) -> Result<(), String> {
+    use std::io::Write as _;
+    use std::os::fd::AsRawFd;
+    let f = OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .map_err(|e| format!("failed to open log file ({path}): {e}"))?;
+    let _ = std::io::stdout().flush();
+    let _ = std::io::stderr().flush();
+    for target in [1, 2] {
+        // SAFETY: dup2 on a descriptor we own onto the standard descriptors.
+        if unsafe { libc::dup2(f.as_raw_fd(), target) } < 0 {
+            return Err(format!("failed to redirect output to {path}: {}", std::io::Error::last_os_error()));
+        }
+    }
+    Ok(())
 }
 
 /// The writer EventLogFile asks for: the file opened for appending, or stdout.

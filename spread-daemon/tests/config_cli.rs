@@ -47,3 +47,65 @@ fn bad_values_abort() {
     let (sig, _) = run(&["-c"]);
     assert_eq!(sig, Some(libc::SIGABRT));
 }
+
+/// EventLogFile takes over the daemon's standard output and error: start the
+/// daemon with a FIFO as its log file and read its start-up line from there.
+#[test]
+fn event_log_file_receives_the_output() {
+    use std::io::{BufRead, BufReader};
+    use std::time::Duration;
+
+    let port = 47140u16;
+    let n = N.fetch_add(1, Ordering::Relaxed);
+    let dir = std::env::temp_dir().join(format!("h4-logfile-{}-{n}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let fifo = dir.join("spread.log");
+    let c = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+    // SAFETY: valid path string.
+    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+    let conf = dir.join("spread.conf");
+    std::fs::write(
+        &conf,
+        format!("Spread_Segment 127.0.0.255:{port} {{\n\td1 127.0.0.1\n}}\nEventLogFile = \"{}\"\n", fifo.display()),
+    )
+    .unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_spread"))
+        .args(["-n", "d1", "-c"])
+        .arg(&conf)
+        .current_dir(&dir)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let reader_path = fifo.clone();
+    std::thread::spawn(move || {
+        // Opening blocks until the daemon opens its end.
+        let Ok(f) = std::fs::File::open(&reader_path) else { return };
+        for line in BufReader::new(f).lines() {
+            let Ok(l) = line else { break };
+            if tx.send(l).is_err() {
+                break;
+            }
+        }
+    });
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let mut seen = Vec::new();
+    let found = loop {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        match rx.recv_timeout(left) {
+            Ok(l) if l.contains("d1") => break true,
+            Ok(l) => seen.push(l),
+            Err(_) => break false,
+        }
+    };
+    // The line came from a running daemon, not from a fatal exit.
+    let serving = found && std::net::TcpStream::connect(("127.0.0.1", port)).is_ok();
+    // SAFETY: kill(2) on the pid of the child this test started.
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    let _ = child.wait();
+    let _ = std::fs::remove_dir_all(&dir);
+    assert!(found, "no start-up line in the log file; saw {seen:?}");
+    assert!(serving, "the daemon was not serving on port {port}");
+}
