@@ -10,11 +10,6 @@ use std::time::{Duration, Instant};
 
 use sp_common::*;
 
-fn thread_state(tid: i32) -> Option<char> {
-    let s = std::fs::read_to_string(format!("/proc/self/task/{tid}/stat")).ok()?;
-    s.rsplit(')').next()?.trim_start().chars().next()
-}
-
 /// Wait for `pid` to exit (bounded); its exit status, or None on timeout.
 fn wait_child(pid: i32, limit: Duration) -> Option<i32> {
     let t0 = Instant::now();
@@ -57,11 +52,7 @@ fn child_can_send_while_a_parent_thread_held_the_send_lock() {
         }
     });
     let tid = tid_rx.recv().unwrap();
-    let t0 = Instant::now();
-    while thread_state(tid) != Some('S') && t0.elapsed() < IO_TIMEOUT {
-        std::thread::yield_now();
-    }
-    assert_eq!(thread_state(tid), Some('S'), "sender should be blocked in send");
+    assert!(wait_in_syscall(tid, &SEND_SYSCALLS), "sender should be blocked in send");
 
     let pid = unsafe { libc::fork() };
     assert!(pid >= 0);
@@ -73,6 +64,51 @@ fn child_can_send_while_a_parent_thread_held_the_send_lock() {
     go_tx.send(()).unwrap();
     assert_eq!(wait_child(pid, IO_TIMEOUT), Some(0));
     sender.join().unwrap();
+    kill(mbox);
+    h.join().unwrap();
+}
+
+#[test]
+fn child_can_receive_while_a_parent_thread_is_blocked_receiving() {
+    let (go_tx, go_rx) = mpsc::channel::<()>();
+    let (mbox, h) = open(41051, "fr", move |mut s| {
+        let _ = go_rx.recv();
+        // Two 48-byte self-leave frames, each in one write: one for the
+        // parent's blocked reader, one for the child (either order).
+        let f = frame_le(0x8000_0280, "grp", &[], 0x8000_0080, b"");
+        std::io::Write::write_all(&mut s, &f).unwrap();
+        std::io::Write::write_all(&mut s, &f).unwrap();
+        let mut b = [0u8; 256];
+        while let Ok(n) = s.read(&mut b) {
+            if n == 0 {
+                break;
+            }
+        }
+    });
+    let (tid_tx, tid_rx) = mpsc::channel();
+    let reader = std::thread::spawn(move || {
+        tid_tx.send(unsafe { libc::gettid() }).unwrap();
+        recv(mbox, 0, 4, 64).ret
+    });
+    let tid = tid_rx.recv().unwrap();
+    assert!(wait_in_syscall(tid, &RECV_SYSCALLS), "reader should be blocked in recv");
+
+    let mut pipe = [0i32; 2];
+    assert_eq!(unsafe { libc::pipe(pipe.as_mut_ptr()) }, 0);
+    let pid = unsafe { libc::fork() };
+    assert!(pid >= 0);
+    if pid == 0 {
+        unsafe { libc::write(pipe[1], b"r".as_ptr() as *const libc::c_void, 1) };
+        let ok = recv(mbox, 0, 4, 64).ret == 0;
+        unsafe { libc::_exit(if ok { 0 } else { 1 }) };
+    }
+    unsafe { libc::close(pipe[1]) };
+    let mut b = [0u8; 1];
+    assert_eq!(unsafe { libc::read(pipe[0], b.as_mut_ptr() as *mut libc::c_void, 1) }, 1);
+    unsafe { libc::close(pipe[0]) };
+    go_tx.send(()).unwrap();
+    assert_eq!(wait_child(pid, IO_TIMEOUT), Some(0));
+    assert_eq!(reader.join().unwrap(), 0);
     kill(mbox);
     h.join().unwrap();
 }

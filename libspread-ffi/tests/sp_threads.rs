@@ -8,7 +8,6 @@ mod sp_common;
 use std::collections::HashSet;
 use std::io::Write;
 use std::sync::{mpsc, Mutex};
-use std::time::Instant;
 
 use sp_common::*;
 
@@ -127,11 +126,6 @@ fn concurrent_receivers_get_distinct_whole_messages() {
     h.join().unwrap();
 }
 
-fn thread_state(tid: i32) -> Option<char> {
-    let s = std::fs::read_to_string(format!("/proc/self/task/{tid}/stat")).ok()?;
-    s.rsplit(')').next()?.trim_start().chars().next()
-}
-
 #[test]
 fn kill_while_another_thread_is_blocked_in_receive() {
     let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
@@ -147,11 +141,7 @@ fn kill_while_another_thread_is_blocked_in_receive() {
         recv(mbox, 0, 4, 64).ret
     });
     let tid = tid_rx.recv().unwrap();
-    let t0 = Instant::now();
-    while thread_state(tid) != Some('S') && t0.elapsed() < IO_TIMEOUT {
-        std::thread::yield_now();
-    }
-    assert_eq!(thread_state(tid), Some('S'), "reader should be blocked in recv");
+    assert!(wait_in_syscall(tid, &RECV_SYSCALLS), "reader should be blocked in recv");
     kill(mbox);
     // The mailbox is gone for everybody else at once...
     assert_eq!(poll(mbox), ILLEGAL_SESSION);

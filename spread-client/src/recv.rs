@@ -61,7 +61,9 @@ pub fn receive(
         Err(e) => return e,
     };
     let _held = s.recv_lock.lock();
-    let mut st = lock(&s.recv);
+    // The saved-header cell is only touched briefly (and only under the
+    // receive lock), never across blocking I/O.
+    let saved = lock(&s.recv).saved;
     if !s.is_current() {
         return ILLEGAL_SESSION;
     }
@@ -74,8 +76,8 @@ pub fn receive(
     };
     let fd = s.fd();
 
-    let was_saved = st.saved.is_some();
-    let h = match st.saved {
+    let was_saved = saved.is_some();
+    let h = match saved {
         Some(h) => h,
         None => {
             let mut raw = [0u8; HEADER_LEN];
@@ -97,7 +99,7 @@ pub fn receive(
 
     if !drop_recv && (ng > max_groups || dl > max_mess) {
         if !was_saved {
-            st.saved = Some(h);
+            lock(&s.recv).saved = Some(h);
         }
         out.mess_type = Some(if has_data_bits(h.type_) { decode_hint(h.hint).0 } else { 0 });
         out.service = Some(clear_endian(h.type_));
@@ -109,7 +111,9 @@ pub fn receive(
     }
 
     // From here on the frame is consumed (or the session fails).
-    st.saved = None;
+    if was_saved {
+        lock(&s.recv).saved = None;
+    }
 
     if has_data_bits(h.type_) {
         let (mt, mismatch) = decode_hint(h.hint);
