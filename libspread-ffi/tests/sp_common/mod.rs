@@ -407,18 +407,18 @@ pub fn scat_recv(mbox: i32, service_in: i32, max_groups: usize, sizes: &[usize])
 }
 
 /// Syscalls a thread blocked receiving on a mailbox sits in.
-pub const RECV_SYSCALLS: [i64; 2] = [libc::SYS_recvfrom as i64, libc::SYS_recvmsg as i64];
+pub const RECV_SYSCALLS: [libc::c_long; 2] = [libc::SYS_recvfrom, libc::SYS_recvmsg];
 /// Syscalls a thread blocked sending on a mailbox sits in.
-pub const SEND_SYSCALLS: [i64; 2] = [libc::SYS_sendmsg as i64, libc::SYS_sendto as i64];
+pub const SEND_SYSCALLS: [libc::c_long; 2] = [libc::SYS_sendmsg, libc::SYS_sendto];
 
 /// Wait (bounded) until thread `tid` of this process is inside one of
 /// `syscalls` (from /proc/self/task/<tid>/syscall) — i.e. blocked in the
 /// library's I/O, holding the session lock.
-pub fn wait_in_syscall(tid: i32, syscalls: &[i64]) -> bool {
+pub fn wait_in_syscall(tid: i32, syscalls: &[libc::c_long]) -> bool {
     let t0 = std::time::Instant::now();
     while t0.elapsed() < IO_TIMEOUT {
         if let Ok(s) = std::fs::read_to_string(format!("/proc/self/task/{tid}/syscall")) {
-            if let Some(n) = s.split_whitespace().next().and_then(|x| x.parse::<i64>().ok()) {
+            if let Some(n) = s.split_whitespace().next().and_then(|x| x.parse::<libc::c_long>().ok()) {
                 if syscalls.contains(&n) {
                     return true;
                 }
