@@ -6,7 +6,26 @@
 //!   sample's minimal file, one daemon `localhost` on 127.0.0.1, port 4803;
 //! * [`Config::find_me`] picks the daemon this process is (by `-n` or by a
 //!   local address);
-//! * [`Config::hash`] and [`Daemon::vid`] are byte-exact with 5.0.1.
+//! * [`Config::hash`] and [`Daemon::vid`] are byte-exact with 5.0.1;
+//! * [`parse_str_reload`] and [`reload_outcome`] reproduce what a RELOAD does
+//!   (§1.9), including the slot-VID and accelerated-ring quirks;
+//! * [`parse_str_with_resolver`] with [`offline_resolver`] parses without any
+//!   name-service traffic (tests).
+//!
+//! `tests/config_diff.rs` holds 138 files whose outcome, VIDs and hash were
+//! recorded from the 5.0.1 daemon; this parser agrees on all of them.
+//!
+//! Known differences from 5.0.1:
+//! * line numbers in messages are 1-based and count newlines inside quoted
+//!   strings (the original's start at 0 and skip those);
+//! * parser warnings are collected in [`Config::warnings`] instead of printed;
+//!   a stray `[`, `]`, vertical tab or form feed is skipped with a warning
+//!   (the original echoes it to its output);
+//! * daemon names are text: bytes that are not UTF-8 are replaced on
+//!   [`load`], and the 19-byte cut never splits a character, so such names
+//!   (which cannot serve clients anyway) may get other VIDs and hashes;
+//! * a reload keeps the previous values of parameters the new file does not
+//!   set, like the original, but the caller decides what to re-apply.
 
 pub mod hash;
 mod lexer;
