@@ -12,7 +12,7 @@
 //! * [`parse_str_with_resolver`] with [`offline_resolver`] parses without any
 //!   name-service traffic (tests).
 //!
-//! `tests/config_diff.rs` holds 138 files whose outcome, VIDs and hash were
+//! `tests/config_diff.rs` holds 137 files whose outcome, VIDs and hash were
 //! recorded from the 5.0.1 daemon; this parser agrees on all of them.
 //!
 //! Known differences from 5.0.1:
