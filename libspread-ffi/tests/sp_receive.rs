@@ -363,3 +363,22 @@ fn scatter_receive_and_scatter_membership_helpers() {
     kill(mbox);
     h.join().unwrap();
 }
+
+/// A rejected message whose original type carried REG_MEMB_MESS (a client
+/// may set it next to a data bit): 5.0.1 looks at the header's type only, so
+/// no "my index" replaces mess_type and the body is not converted.
+#[test]
+fn reject_of_a_perverse_membership_typed_message() {
+    let mut f = frame_le(0x8040_0080, "#r#fake", &[], 0x8000_2a80, b"");
+    f[36..40].copy_from_slice(&2i32.to_le_bytes());
+    f[44..48].copy_from_slice(&4i32.to_le_bytes());
+    f.extend(hex("82 10 00 80"));
+    f.extend_from_slice(&name32("grp"));
+    f.extend_from_slice(&name32("#r#fake"));
+    f.extend(hex("01 02 03 04"));
+    let (mbox, h) = open_with_frames(41026, "r", f);
+    let r = recv(mbox, 0, 5, 100);
+    assert_eq!(r, rx(4, 0x0040_1002, "#r#fake", 2, &["grp", "#r#fake"], 42, 0, &[1, 2, 3, 4]));
+    kill(mbox);
+    h.join().unwrap();
+}

@@ -88,7 +88,10 @@ pub fn receive(
         }
     };
 
-    let max_mess: i64 = body.iter().map(|b| b.len() as i64).sum::<i64>().min(i32::MAX as i64);
+    let max_mess: i64 = body
+        .iter()
+        .fold(0i64, |a, b| a.saturating_add(i64::try_from(b.len()).unwrap_or(i64::MAX)))
+        .min(i32::MAX as i64);
     let max_groups = groups.len() as i64;
 
     if h.num_groups < 0 || h.data_len < 0 {
@@ -177,14 +180,16 @@ pub fn receive(
         remain -= k;
     }
 
-    if type_ & REG_MEMB_MESS != 0 && !short_groups {
+    // Both use the header's type, as 5.0.1 does (for a reject that is just
+    // REJECT_MESS, whatever the original type was).
+    if h.type_ & REG_MEMB_MESS != 0 && !short_groups {
         let me = name_bytes(s.private_group());
         if let Some(i) = groups[..take].iter().position(|g| name_bytes(g) == me) {
             out.mess_type = Some(i as i16);
         }
     }
 
-    if type_ & REG_MEMB_MESS != 0 && foreign {
+    if h.type_ & REG_MEMB_MESS != 0 && foreign {
         // Convert the membership body to host order in place, across the
         // scatter pieces, within the bytes actually received.
         flip_membership(body, body_take);
