@@ -89,6 +89,7 @@ pub fn flood(ep: &Endpoint, tag: &str, mode: FloodMode, body: usize, count: u64,
     let mut one = Vec::new();
     encode_frame(&mut one, RELIABLE_MESS, &sender_name, &dest, 0, &payload);
 
+    let body_off = spread_wire::HEADER_LEN + spread_wire::MAX_GROUP_NAME;
     rx.stream.set_nonblocking(true)?;
     if let Some(t) = tx_own.as_ref() {
         t.stream.set_nonblocking(true)?;
@@ -109,7 +110,11 @@ pub fn flood(ep: &Endpoint, tag: &str, mode: FloodMode, body: usize, count: u64,
             out.clear();
             out_pos = 0;
             while queued < count && queued - received < window && (out.is_empty() || out.len() + one.len() <= batch_bytes) {
+                let at = out.len() + body_off;
                 out.extend_from_slice(&one);
+                if body >= 8 {
+                    out[at..at + 8].copy_from_slice(&queued.to_le_bytes());
+                }
                 queued += 1;
             }
         }
@@ -135,12 +140,24 @@ pub fn flood(ep: &Endpoint, tag: &str, mode: FloodMode, body: usize, count: u64,
         if !reader.fill(&mut rx.stream)? {
             return Err(err(format!("daemon closed the receiving session after {received} messages")));
         }
-        while let Some((h, _)) = reader.next_frame()? {
+        while let Some((h, f)) = reader.next_frame()? {
             let svc = clear_endian(h.type_);
             if svc & REJECT_MESS != 0 {
                 return Err(err("message rejected"));
             }
             if svc & REGULAR_MESS != 0 {
+                // Every message must arrive whole, once, and in order.
+                if h.data_len as usize != body || h.num_groups != 1 || f.len() != one.len() {
+                    return Err(err(format!("message {received}: wrong shape (data_len {}, groups {})", h.data_len, h.num_groups)));
+                }
+                if body >= 8 {
+                    let mut seq = [0u8; 8];
+                    seq.copy_from_slice(&f[body_off..body_off + 8]);
+                    let seq = u64::from_le_bytes(seq);
+                    if seq != received {
+                        return Err(err(format!("out of order or lost: got #{seq}, expected #{received}")));
+                    }
+                }
                 received += 1;
                 progress = true;
             }

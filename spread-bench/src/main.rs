@@ -177,12 +177,12 @@ fn main() {
         eprintln!("{} daemon: {} (pid {:?}, port {})", t.name, t.binary.display(), t.daemon.pid(), t.daemon.port);
     }
 
-    let sizes: [(usize, u64); 4] = if o.quick {
-        [(100, 20_000), (1_000, 10_000), (10_000, 3_000), (100_000, 400)]
-    } else {
-        [(100, 100_000), (1_000, 60_000), (10_000, 20_000), (100_000, 2_500)]
-    };
+    // Minimum message counts per body size; each daemon's count is then
+    // calibrated by a pilot run so that one measured run lasts about
+    // `run_secs` (fast daemons would otherwise finish in milliseconds).
+    let sizes: [(usize, u64); 4] = [(100, 20_000), (1_000, 10_000), (10_000, 3_000), (100_000, 400)];
     let sizes = sizes.map(|(s, c)| (s, (c / o.divide).max(10)));
+    let run_secs = if o.quick { 0.2 } else { 0.6 };
     let (warmup, iters) = if o.quick { (100, 1_000) } else { (300, 5_000) };
     let (warmup, iters) = (warmup / o.divide as usize, (iters / o.divide as usize).max(10));
     let limit = Duration::from_secs(60);
@@ -196,18 +196,31 @@ fn main() {
             FloodMode::OneToOne => 500,
             FloodMode::SelfRecv => 200,
         };
-        for &(size, count) in &sizes {
+        for &(size, min_count) in &sizes {
             let mut samples: Vec<Vec<(f64, f64)>> = vec![Vec::new(); targets.len()];
+            // Pilot (also a warm-up): measure the rate with the minimum count.
+            let max_count = (2_000_000_000 / size as u64).min(10_000_000);
+            let mut counts = vec![min_count; targets.len()];
+            for (i, t) in targets.iter_mut().enumerate() {
+                let tag = t.tag();
+                match flood(&ep(&t.daemon, o.unix), &tag, mode, size, min_count, window, limit) {
+                    Ok(r) => counts[i] = ((r.msgs_per_sec() * run_secs) as u64).clamp(min_count, max_count),
+                    Err(e) => {
+                        eprintln!("  {:8} {:24} {:>6} B pilot: FAILED: {e}", t.name, mode.label(), size);
+                        t.ensure_alive();
+                    }
+                }
+            }
             // Interleave the daemons run by run so slow drifts of the machine
             // hit both alike.
             for run in 0..o.runs {
                 for (i, t) in targets.iter_mut().enumerate() {
                     let tag = t.tag();
-                    match flood(&ep(&t.daemon, o.unix), &tag, mode, size, count, window, limit) {
+                    match flood(&ep(&t.daemon, o.unix), &tag, mode, size, counts[i], window, limit) {
                         Ok(r) => {
                             eprintln!(
-                                "  {:8} {:24} {:>6} B run {}: {:>10.0} msg/s {:>9.1} Mbit/s ({:.2} s)",
-                                t.name, mode.label(), size, run + 1, r.msgs_per_sec(), r.mbit_per_sec(), r.secs
+                                "  {:8} {:24} {:>6} B run {}: {:>10.0} msg/s {:>9.1} Mbit/s ({} msgs, {:.2} s)",
+                                t.name, mode.label(), size, run + 1, r.msgs_per_sec(), r.mbit_per_sec(), r.messages, r.secs
                             );
                             samples[i].push((r.msgs_per_sec(), r.mbit_per_sec()));
                         }
