@@ -19,6 +19,12 @@ use super::fxhash::FxBuild;
 /// Local members per group beyond which joins are refused (§7.3).
 pub const MAX_LOCAL_GROUP_MEMBERS: usize = 3122;
 
+/// A daemon membership id: (representative VID, formation time).
+pub type MembId = (i32, i32);
+
+/// The membership id of a partitioned daemon entry.
+pub const UNKNOWN_MEMB_ID: MembId = (-1, -1);
+
 /// A local member of a group: its session slot and whether it gets membership
 /// messages.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -32,17 +38,29 @@ pub struct LocalMember {
 pub struct DaemonMembers {
     /// Index of the daemon in the configuration (sort key).
     pub conf_idx: usize,
+    pub vid: u32,
+    /// The configuration with which this daemon's entry is synchronised;
+    /// [`UNKNOWN_MEMB_ID`] = partitioned.
+    pub memb_id: MembId,
     pub members: BTreeSet<Name32>,
+}
+
+impl DaemonMembers {
+    pub fn partitioned(&self) -> bool {
+        self.memb_id == UNKNOWN_MEMB_ID
+    }
 }
 
 #[derive(Clone, Debug)]
 pub struct Group {
     pub name: Name32,
     pub gid: GroupId,
+    /// The group went through a configuration change not yet settled.
+    pub changed: bool,
     /// Daemons with members, in configuration order.
     pub daemons: Vec<DaemonMembers>,
     pub num_members: usize,
-    /// Local sessions in the group (`mboxes`), in join order.
+    /// Local sessions in the group (`mboxes`).
     pub local: Vec<LocalMember>,
 }
 
@@ -51,6 +69,54 @@ impl Group {
     fn member_names(&self) -> impl Iterator<Item = &Name32> {
         self.daemons.iter().flat_map(|d| d.members.iter())
     }
+
+    fn memb_id(&self) -> MembId {
+        (self.gid.proc_id, self.gid.time)
+    }
+
+    fn has_memb_sessions(&self) -> bool {
+        self.local.iter().any(|m| m.memb)
+    }
+
+    fn remove_local(&mut self, slot: u32) {
+        if let Some(p) = self.local.iter().position(|m| m.slot == slot) {
+            self.local.swap_remove(p);
+        }
+    }
+
+    /// `G_update_daemon_memb_ids`: every established entry takes the group's
+    /// membership id.
+    fn update_daemon_memb_ids(&mut self) {
+        let id = self.memb_id();
+        for d in &mut self.daemons {
+            if !d.partitioned() {
+                d.memb_id = id;
+            }
+        }
+    }
+}
+
+/// State of the groups layer (`Gstate`; values as in the status reply).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum GState {
+    /// Operational.
+    Op = 1,
+    /// Between a transitional and a regular configuration.
+    Trans = 2,
+    /// Exchanging group state (GROUPS messages).
+    Gather = 3,
+    /// A transitional configuration arrived while gathering.
+    GatherTrans = 4,
+}
+
+/// What a regular configuration needs from the caller.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RegOutcome {
+    /// Settled (purely subtractive change): back to [`GState::Op`].
+    Settled,
+    /// Daemons joined: group state must be exchanged with GROUPS messages
+    /// (§6.2–6.4; to be provided with the token ring).
+    NeedsStateExchange,
 }
 
 /// Who is where: the configured daemons and this daemon's place among them.
@@ -58,10 +124,12 @@ impl Group {
 pub struct GroupsConfig {
     /// Daemon names in configuration order.
     pub daemons: Vec<Vec<u8>>,
+    /// Their VIDs, same order.
+    pub vids: Vec<u32>,
     /// Index of this daemon in `daemons`.
     pub my_idx: usize,
-    /// The ring membership id: (representative VID, formation time in seconds).
-    pub memb_id: (i32, i32),
+    /// The ring membership id in force: (representative VID, formation time).
+    pub memb_id: MembId,
 }
 
 /// A notification produced by the groups layer: write `frame` to `slot`.
@@ -72,11 +140,43 @@ pub struct Groups {
     groups: HashMap<Name32, Group, FxBuild>,
     /// Groups of each member (private group name), for KILL in name order.
     member_groups: HashMap<Name32, BTreeSet<Name32>, FxBuild>,
+    state: GState,
+    trans_memb: Vec<u32>,
+    trans_memb_id: MembId,
+    reg_memb: Vec<u32>,
+    reg_memb_id: MembId,
+}
+
+/// `G_compare_memb_ids`: unknown ids after all others; otherwise the sign of
+/// the C `int` differences of proc_id, then time.
+fn cmp_memb_ids(a: MembId, b: MembId) -> std::cmp::Ordering {
+    use std::cmp::Ordering::*;
+    match (a == UNKNOWN_MEMB_ID, b == UNKNOWN_MEMB_ID) {
+        (true, true) => return Equal,
+        (true, false) => return Greater,
+        (false, true) => return Less,
+        _ => {}
+    }
+    if a.0 != b.0 {
+        return a.0.wrapping_sub(b.0).cmp(&0);
+    }
+    a.1.wrapping_sub(b.1).cmp(&0)
 }
 
 impl Groups {
     pub fn new(cfg: GroupsConfig) -> Groups {
-        Groups { cfg, groups: HashMap::default(), member_groups: HashMap::default() }
+        let all = cfg.vids.clone();
+        let id = cfg.memb_id;
+        Groups {
+            cfg,
+            groups: HashMap::default(),
+            member_groups: HashMap::default(),
+            state: GState::Op,
+            trans_memb: all.clone(),
+            trans_memb_id: id,
+            reg_memb: all,
+            reg_memb_id: id,
+        }
     }
 
     pub fn get(&self, name: &Name32) -> Option<&Group> {
@@ -85,6 +185,10 @@ impl Groups {
 
     pub fn num_groups(&self) -> usize {
         self.groups.len()
+    }
+
+    pub fn state(&self) -> GState {
+        self.state
     }
 
     /// Local members of a group (0 for an unknown group).
@@ -97,14 +201,46 @@ impl Groups {
         self.cfg.daemons.iter().position(|d| d.as_slice() == proc_)
     }
 
+    fn vid_of(&self, idx: usize) -> u32 {
+        self.cfg.vids.get(idx).copied().unwrap_or(0)
+    }
+
+    fn sorted_names(&self) -> Vec<Name32> {
+        let mut v: Vec<Name32> = self.groups.keys().copied().collect();
+        v.sort_unstable();
+        v
+    }
+
+    /// Notifications after a join/leave/kill changed `g`.
+    fn notify_change(&self, g: &Group, cause: u32, changed_member: &Name32, joiner: Option<LocalMember>, is_join: bool, out: &mut Out) {
+        if !g.has_memb_sessions() {
+            return;
+        }
+        if g.changed {
+            let j = if is_join { Some(changed_member) } else { None };
+            send_heavyweight(g, self.cfg.my_idx, j, joiner, out);
+            let t = trans_memb_frame(g);
+            push_memb(g, &t, out);
+        } else {
+            let f = lightweight_memb(g, cause, changed_member);
+            push_memb(g, &f, out);
+        }
+    }
+
     /// JOIN of `member` (a private group name) to `group`. `local` is the
     /// member's session if it is local to this daemon.
     pub fn join(&mut self, member: &Name32, group: &Name32, local: Option<LocalMember>, out: &mut Out) {
+        if !matches!(self.state, GState::Op | GState::Trans) {
+            return;
+        }
         let Some(didx) = self.daemon_idx(member) else { return };
-        let memb_id = self.cfg.memb_id;
+        let vid = self.vid_of(didx);
+        let new_id = if self.state == GState::Op { self.reg_memb_id } else { self.trans_memb_id };
+        let in_trans = self.state == GState::Op || self.trans_memb.contains(&vid);
         let g = self.groups.entry(*group).or_insert_with(|| Group {
             name: *group,
-            gid: GroupId { proc_id: memb_id.0, time: memb_id.1, index: 0 },
+            gid: GroupId { proc_id: new_id.0, time: new_id.1, index: 0 },
+            changed: false,
             daemons: Vec::new(),
             num_members: 0,
             local: Vec::new(),
@@ -112,7 +248,8 @@ impl Groups {
         let pos = match g.daemons.binary_search_by_key(&didx, |d| d.conf_idx) {
             Ok(p) => p,
             Err(p) => {
-                g.daemons.insert(p, DaemonMembers { conf_idx: didx, members: BTreeSet::new() });
+                let memb_id = if in_trans { (g.gid.proc_id, g.gid.time) } else { UNKNOWN_MEMB_ID };
+                g.daemons.insert(p, DaemonMembers { conf_idx: didx, vid, memb_id, members: BTreeSet::new() });
                 p
             }
         };
@@ -124,16 +261,20 @@ impl Groups {
         if let Some(l) = local {
             g.local.push(l);
         }
-        self.member_groups.entry(*member).or_default().insert(*group);
-        if g.local.iter().any(|m| m.memb) {
-            let f = lightweight_memb(g, CAUSED_BY_JOIN, member);
-            push_memb(g, &f, out);
+        if g.daemons[pos].partitioned() {
+            g.changed = true;
         }
+        self.member_groups.entry(*member).or_default().insert(*group);
+        let g = &self.groups[group];
+        self.notify_change(g, CAUSED_BY_JOIN, member, local, true, out);
     }
 
-    /// LEAVE of `member` from `group`. `local_slot` is the member's session if
+    /// LEAVE of `member` from `group`. `local` is the member's session if
     /// local (it gets the self-leave first, if it is a membership session).
     pub fn leave(&mut self, member: &Name32, group: &Name32, local: Option<LocalMember>, out: &mut Out) {
+        if !matches!(self.state, GState::Op | GState::Trans) {
+            return;
+        }
         let Some(didx) = self.daemon_idx(member) else { return };
         let Some(g) = self.groups.get_mut(group) else { return };
         let Ok(pos) = g.daemons.binary_search_by_key(&didx, |d| d.conf_idx) else { return };
@@ -144,7 +285,7 @@ impl Groups {
             if l.memb {
                 out.push((l.slot, self_leave(&g.name)));
             }
-            g.local.retain(|m| m.slot != l.slot);
+            g.remove_local(l.slot);
         }
         g.daemons[pos].members.remove(member);
         if g.daemons[pos].members.is_empty() {
@@ -162,15 +303,16 @@ impl Groups {
             return;
         }
         g.gid.index = g.gid.index.wrapping_add(1);
-        if g.local.iter().any(|m| m.memb) {
-            let f = lightweight_memb(g, CAUSED_BY_LEAVE, member);
-            push_memb(g, &f, out);
-        }
+        let g = &self.groups[group];
+        self.notify_change(g, CAUSED_BY_LEAVE, member, None, false, out);
     }
 
     /// KILL of `member`: removed from every group it is in, in group-name
     /// order; the others get CAUSED_BY_DISCONNECT.
     pub fn kill(&mut self, member: &Name32, local_slot: Option<u32>, out: &mut Out) {
+        if !matches!(self.state, GState::Op | GState::Trans) {
+            return;
+        }
         let Some(didx) = self.daemon_idx(member) else { return };
         let Some(set) = self.member_groups.remove(member) else { return };
         for gname in set {
@@ -180,7 +322,7 @@ impl Groups {
                 continue;
             }
             if let Some(s) = local_slot {
-                g.local.retain(|m| m.slot != s);
+                g.remove_local(s);
             }
             if g.daemons[pos].members.is_empty() {
                 g.daemons.remove(pos);
@@ -191,10 +333,113 @@ impl Groups {
                 continue;
             }
             g.gid.index = g.gid.index.wrapping_add(1);
-            if g.local.iter().any(|m| m.memb) {
-                let f = lightweight_memb(g, CAUSED_BY_DISCONNECT, member);
-                push_memb(g, &f, out);
+            let g = &self.groups[&gname];
+            self.notify_change(g, CAUSED_BY_DISCONNECT, member, None, false, out);
+        }
+    }
+
+    /// Remove the partitioned daemon entries of a group (and their members).
+    fn eliminate_partitioned(&mut self, gname: &Name32) -> bool {
+        let Some(g) = self.groups.get_mut(gname) else { return false };
+        let mut removed = Vec::new();
+        g.daemons.retain(|d| {
+            if d.partitioned() {
+                removed.extend(d.members.iter().copied());
+                false
+            } else {
+                true
             }
+        });
+        g.num_members -= removed.len();
+        for m in &removed {
+            if let Some(set) = self.member_groups.get_mut(m) {
+                set.remove(gname);
+                if set.is_empty() {
+                    self.member_groups.remove(m);
+                }
+            }
+        }
+        !removed.is_empty()
+    }
+
+    /// A transitional configuration `t` (VIDs) with id `tid` was delivered
+    /// (`G_handle_trans_memb`).
+    pub fn handle_trans_memb(&mut self, t: &[u32], tid: MembId, out: &mut Out) {
+        self.trans_memb = t.to_vec();
+        self.trans_memb_id = tid;
+        match self.state {
+            GState::Op => {
+                for name in self.sorted_names() {
+                    let Some(g) = self.groups.get_mut(&name) else { continue };
+                    let mut hit = false;
+                    for d in &mut g.daemons {
+                        if !t.contains(&d.vid) {
+                            d.memb_id = UNKNOWN_MEMB_ID;
+                            hit = true;
+                        }
+                    }
+                    if hit {
+                        if g.has_memb_sessions() {
+                            let f = trans_memb_frame(g);
+                            push_memb(g, &f, out);
+                        }
+                        g.gid = GroupId { proc_id: tid.0, time: tid.1, index: 1 };
+                        g.changed = true;
+                        g.update_daemon_memb_ids();
+                    }
+                }
+                self.state = GState::Trans;
+            }
+            GState::Gather => {
+                for g in self.groups.values_mut() {
+                    if g.daemons.iter().any(|d| !t.contains(&d.vid)) {
+                        g.changed = true;
+                    }
+                }
+                self.state = GState::GatherTrans;
+            }
+            // Cannot happen (the original aborts); ignore.
+            GState::Trans | GState::GatherTrans => {}
+        }
+    }
+
+    /// A regular configuration `r` with id `rid` was delivered
+    /// (`G_handle_reg_memb`, GTRANS case). Purely subtractive changes settle
+    /// at once with heavyweight CAUSED_BY_NETWORK notifications; otherwise
+    /// the caller must run the GROUPS state exchange.
+    pub fn handle_reg_memb(&mut self, r: &[u32], rid: MembId, out: &mut Out) -> RegOutcome {
+        if self.state != GState::Trans {
+            return RegOutcome::NeedsStateExchange;
+        }
+        self.reg_memb = r.to_vec();
+        self.reg_memb_id = rid;
+        let subtractive = self.trans_memb.len() == self.reg_memb.len();
+        for name in self.sorted_names() {
+            if !self.groups.get(&name).is_some_and(|g| g.changed) {
+                continue;
+            }
+            self.eliminate_partitioned(&name);
+            let Some(g) = self.groups.get_mut(&name) else { continue };
+            if g.num_members == 0 {
+                self.groups.remove(&name);
+                continue;
+            }
+            if subtractive {
+                g.gid = GroupId { proc_id: rid.0, time: rid.1, index: 1 };
+                g.changed = false;
+                g.update_daemon_memb_ids();
+                let g = &self.groups[&name];
+                if g.has_memb_sessions() {
+                    send_heavyweight(g, self.cfg.my_idx, None, None, out);
+                }
+            }
+        }
+        if subtractive {
+            self.state = GState::Op;
+            RegOutcome::Settled
+        } else {
+            self.state = GState::Gather;
+            RegOutcome::NeedsStateExchange
         }
     }
 
@@ -271,6 +516,90 @@ pub fn lightweight_memb(g: &Group, cause: u32, changed: &Name32) -> Bytes {
     b.freeze()
 }
 
+/// `G_build_trans_mess`: TRANSITION_MESS carrying the group's current id.
+pub fn trans_memb_frame(g: &Group) -> Bytes {
+    let mut b = BytesMut::with_capacity(HEADER_LEN + 12);
+    b.put_slice(&header_bytes(TRANSITION_MESS, &g.name, 0, 12));
+    let mut body = Vec::with_capacity(12);
+    g.gid.encode_in(Order::NATIVE, &mut body);
+    b.put_slice(&body);
+    b.freeze()
+}
+
+/// `G_send_heavyweight_join` / `G_send_heavyweight_memb`: REG_MEMB |
+/// CAUSED_BY_NETWORK with one vs-set per group of daemons sharing a
+/// membership id (sorted by that id, then conf order; partitioned daemons
+/// last, each alone). A `joiner` is taken out of its daemon's set and
+/// appended as a final singleton set; if it is local it gets its own copy
+/// whose offset points at that set. All other local membership sessions get
+/// the common frame.
+fn send_heavyweight(g: &Group, my_idx: usize, joiner: Option<&Name32>, joiner_local: Option<LocalMember>, out: &mut Out) {
+    let o = Order::NATIVE;
+    let mut order: Vec<&DaemonMembers> = g.daemons.iter().collect();
+    order.sort_by(|a, b| cmp_memb_ids(a.memb_id, b.memb_id).then(a.conf_idx.cmp(&b.conf_idx)));
+    let mut sets: Vec<u8> = Vec::new();
+    let mut num_sets = 0u32;
+    let mut local_off = 0u32;
+    let mut cur: Option<(MembId, usize)> = None; // (memb id, offset of its count)
+    for d in order {
+        let new_set = match cur {
+            None => true,
+            Some((id, _)) => id == UNKNOWN_MEMB_ID || id != d.memb_id,
+        };
+        if new_set {
+            num_sets += 1;
+            cur = Some((d.memb_id, sets.len()));
+            sets.extend_from_slice(&[0; 4]);
+        }
+        let Some((_, count_at)) = cur else { continue };
+        if d.conf_idx == my_idx {
+            local_off = count_at as u32;
+        }
+        let mut n = o.read_u32(&sets[count_at..count_at + 4]);
+        for m in &d.members {
+            if joiner == Some(m) {
+                continue;
+            }
+            sets.extend_from_slice(m);
+            n += 1;
+        }
+        o.write_u32(&mut sets[count_at..count_at + 4], n);
+    }
+    let joiner_off = sets.len() as u32;
+    if let Some(j) = joiner {
+        num_sets += 1;
+        o.push_u32(&mut sets, 1);
+        sets.extend_from_slice(j);
+    }
+    let build = |off: u32| -> Bytes {
+        let data_len = 12 + 4 + 4 + sets.len();
+        let mut b = BytesMut::with_capacity(HEADER_LEN + MAX_GROUP_NAME * g.num_members + data_len);
+        b.put_slice(&header_bytes(REG_MEMB_MESS | CAUSED_BY_NETWORK, &g.name, g.num_members, data_len));
+        for n in g.member_names() {
+            b.put_slice(n);
+        }
+        let mut body = Vec::with_capacity(20);
+        g.gid.encode_in(o, &mut body);
+        o.push_u32(&mut body, num_sets);
+        o.push_u32(&mut body, off);
+        b.put_slice(&body);
+        b.put_slice(&sets);
+        b.freeze()
+    };
+    let common = build(local_off);
+    let skip = joiner_local.map(|l| l.slot);
+    for m in &g.local {
+        if m.memb && Some(m.slot) != skip {
+            out.push((m.slot, common.clone()));
+        }
+    }
+    if let Some(l) = joiner_local {
+        if l.memb {
+            out.push((l.slot, build(joiner_off)));
+        }
+    }
+}
+
 /// `G_send_self_leave`: CAUSED_BY_LEAVE, no members, no body.
 pub fn self_leave(group: &Name32) -> Bytes {
     Bytes::copy_from_slice(&header_bytes(CAUSED_BY_LEAVE, group, 0, 0))
@@ -314,7 +643,7 @@ mod tests {
     use super::*;
 
     fn cfg() -> GroupsConfig {
-        GroupsConfig { daemons: vec![b"d1".to_vec()], my_idx: 0, memb_id: (0x5c8d7aef, 1000) }
+        GroupsConfig { daemons: vec![b"d1".to_vec()], vids: vec![0x5c8d7aef], my_idx: 0, memb_id: (0x5c8d7aef, 1000) }
     }
 
     #[test]

@@ -59,6 +59,8 @@ pub struct EngineConfig {
     pub memb_time: i32,
     /// All daemon names of the configuration, in order (this one included).
     pub daemons: Vec<Vec<u8>>,
+    /// Their VIDs, in the same order.
+    pub daemon_vids: Vec<u32>,
     /// MaxSessionMessages: a blocked session with this many queued messages
     /// is killed when one more is to be written.
     pub max_session_messages: usize,
@@ -79,6 +81,7 @@ impl EngineConfig {
             vid,
             memb_time,
             daemons: vec![name.to_vec()],
+            daemon_vids: vec![vid],
             max_session_messages: DEFAULT_MAX_SESSION_MESSAGES,
             max_sessions: MAX_SESSIONS,
             auth: AuthConfig::default(),
@@ -145,12 +148,16 @@ impl Engine<RingOfOne> {
 impl<O: Ordering> Engine<O> {
     /// An engine on top of any ordering protocol.
     pub fn with_ordering(cfg: EngineConfig, ordering: O) -> Engine<O> {
-        let my_idx = cfg.daemons.iter().position(|d| *d == cfg.daemon_name).unwrap_or(0);
         let mut daemons = cfg.daemons.clone();
-        if daemons.is_empty() {
+        let mut vids = cfg.daemon_vids.clone();
+        if !daemons.contains(&cfg.daemon_name) {
             daemons.push(cfg.daemon_name.clone());
         }
-        let groups = Groups::new(GroupsConfig { daemons, my_idx, memb_id: (cfg.vid as i32, cfg.memb_time) });
+        vids.resize(daemons.len(), 0);
+        let my_idx = daemons.iter().position(|d| *d == cfg.daemon_name).unwrap_or(0);
+        vids[my_idx] = cfg.vid;
+        let groups =
+            Groups::new(GroupsConfig { daemons, vids, my_idx, memb_id: (cfg.vid as i32, cfg.memb_time) });
         let rng = cfg.rng_seed | 1;
         Engine {
             cfg,
@@ -179,6 +186,12 @@ impl<O: Ordering> Engine<O> {
 
     pub fn groups(&self) -> &Groups {
         &self.groups
+    }
+
+    /// The groups layer, for configuration changes and GROUPS messages
+    /// delivered by a multi-daemon ordering protocol.
+    pub fn groups_mut(&mut self) -> &mut Groups {
+        &mut self.groups
     }
 
     /// The ordering protocol (the ring driver feeds it packets and timers).

@@ -1,0 +1,142 @@
+//! The groups layer on its own, against the two-daemon recording f: the
+//! partition (transitional then regular configuration) seen from each side
+//! must produce the recorded TRANSITION and REG|NETWORK frames byte for byte.
+//! Also the "changed group" join/leave paths (heavyweight + transitional).
+
+mod engine_util;
+use engine_util::*;
+
+use spread_daemon::engine::groups::{GState, Groups, GroupsConfig, LocalMember, RegOutcome};
+use spread_daemon::engine::name;
+
+const D1: u32 = 1_552_775_919;
+const D2: u32 = 348_480_928;
+const RING1: i32 = 1_795_358_160;
+const RING2: i32 = 1_795_358_168;
+
+fn recorded(t: &serde_json::Value, index: u64) -> Vec<u8> {
+    let f = t["frames"].as_array().unwrap().iter().find(|f| f["index"].as_u64() == Some(index)).unwrap();
+    hex(f["hex"].as_str().unwrap())
+}
+
+fn groups_at(my_idx: usize) -> Groups {
+    Groups::new(GroupsConfig {
+        daemons: vec![b"d1".to_vec(), b"d2".to_vec()],
+        vids: vec![D1, D2],
+        my_idx,
+        memb_id: (D1 as i32, RING1),
+    })
+}
+
+#[test]
+fn partition_seen_from_d1_and_d2() {
+    let Some(t) = load_transcript("f_network_partition") else {
+        eprintln!("transcript f not available; skipping");
+        return;
+    };
+    let (alice, bob, mg) = (name(b"#alice#d1"), name(b"#bob#d2"), name(b"mg"));
+    // d1: alice is local.
+    let mut g = groups_at(0);
+    let mut out = Vec::new();
+    let la = LocalMember { slot: 0, memb: true };
+    g.join(&alice, &mg, Some(la), &mut out);
+    assert_eq!(to_hex(&out.pop().unwrap().1), to_hex(&recorded(&t, 6)));
+    g.join(&bob, &mg, None, &mut out);
+    assert_eq!(to_hex(&out.pop().unwrap().1), to_hex(&recorded(&t, 14)));
+    g.handle_trans_memb(&[D1], (D1 as i32, RING2), &mut out);
+    assert_eq!(out.len(), 1);
+    assert_eq!(to_hex(&out.pop().unwrap().1), to_hex(&recorded(&t, 15)));
+    assert_eq!(g.state(), GState::Trans);
+    assert_eq!(g.handle_reg_memb(&[D1], (D1 as i32, RING2), &mut out), RegOutcome::Settled);
+    assert_eq!(out.len(), 1);
+    assert_eq!(to_hex(&out.pop().unwrap().1), to_hex(&recorded(&t, 16)));
+    assert_eq!(g.state(), GState::Op);
+
+    // d2: bob is local.
+    let mut g = groups_at(1);
+    let lb = LocalMember { slot: 7, memb: true };
+    g.join(&alice, &mg, None, &mut out);
+    assert!(out.is_empty(), "no local member yet");
+    g.join(&bob, &mg, Some(lb), &mut out);
+    assert_eq!(to_hex(&out.pop().unwrap().1), to_hex(&recorded(&t, 13)));
+    g.handle_trans_memb(&[D2], (D2 as i32, RING2), &mut out);
+    assert_eq!(to_hex(&out.pop().unwrap().1), to_hex(&recorded(&t, 19)));
+    g.handle_reg_memb(&[D2], (D2 as i32, RING2), &mut out);
+    assert_eq!(to_hex(&out.pop().unwrap().1), to_hex(&recorded(&t, 20)));
+}
+
+fn u32_at(b: &[u8], at: usize) -> u32 {
+    u32::from_le_bytes(b[at..at + 4].try_into().unwrap())
+}
+
+#[test]
+fn changed_group_join_and_leave_are_heavyweight_plus_transitional() {
+    let (a1, b2, c1, g1) = (name(b"#a#d1"), name(b"#b#d2"), name(b"#c#d1"), name(b"g1"));
+    let mut g = groups_at(0);
+    let mut out = Vec::new();
+    let la = LocalMember { slot: 1, memb: true };
+    let lc = LocalMember { slot: 2, memb: true };
+    g.join(&a1, &g1, Some(la), &mut out);
+    g.join(&b2, &g1, None, &mut out);
+    out.clear();
+    // d2 vanishes: TRANS to a, the group is changed now.
+    g.handle_trans_memb(&[D1], (D1 as i32, RING2), &mut out);
+    assert_eq!(out.len(), 1);
+    out.clear();
+    // c joins during the transitional period: a gets REG|NETWORK + TRANS,
+    // c its own copy pointing at the final singleton set, then TRANS.
+    g.join(&c1, &g1, Some(lc), &mut out);
+    assert_eq!(out.len(), 4);
+    let to_a: Vec<_> = out.iter().filter(|(s, _)| *s == 1).map(|(_, f)| f.clone()).collect();
+    let to_c: Vec<_> = out.iter().filter(|(s, _)| *s == 2).map(|(_, f)| f.clone()).collect();
+    assert_eq!(to_a.len(), 2);
+    assert_eq!(to_c.len(), 2);
+    let (ha, hc) = (&to_a[0], &to_c[0]);
+    assert_eq!(u32_at(ha, 0), 0x8000_1880, "REG_MEMB|CAUSED_BY_NETWORK");
+    assert_eq!(u32_at(ha, 36), 3, "three members");
+    let body = &ha[48 + 3 * 32..];
+    // gid (trans id, index 2), then 3 vs-sets: [a] (d1 established), [b] (d2 partitioned), [c] joiner
+    assert_eq!(u32_at(body, 8), 2);
+    assert_eq!(u32_at(body, 12), 3);
+    assert_eq!(u32_at(body, 16), 0, "a's set (this daemon's) first");
+    assert_eq!(u32_at(body, 20), 1);
+    assert_eq!(&body[24..29], b"#a#d1");
+    assert_eq!(u32_at(body, 56), 1);
+    assert_eq!(&body[60..65], b"#b#d2");
+    assert_eq!(u32_at(body, 92), 1);
+    assert_eq!(&body[96..101], b"#c#d1");
+    // c's copy differs only in the offset, which points at the joiner's set.
+    let bc = &hc[48 + 3 * 32..];
+    assert_eq!(u32_at(bc, 16), 72);
+    assert_eq!(&hc[..48 + 3 * 32 + 16], &ha[..48 + 3 * 32 + 16]);
+    assert_eq!(&hc[48 + 3 * 32 + 20..], &ha[48 + 3 * 32 + 20..]);
+    // then the transitional message with the gid just announced
+    assert_eq!(u32_at(&to_a[1], 0), 0x8000_2080);
+    assert_eq!(&to_a[1][48..60], &body[0..12]);
+    out.clear();
+    // The regular configuration settles: b's daemon is dropped, one vs-set.
+    assert_eq!(g.handle_reg_memb(&[D1], (D1 as i32, RING2 + 1), &mut out), RegOutcome::Settled);
+    assert_eq!(out.len(), 2);
+    let f = &out[0].1;
+    assert_eq!(u32_at(f, 36), 2);
+    let body = &f[48 + 2 * 32..];
+    assert_eq!((u32_at(body, 4) as i32, u32_at(body, 8)), (RING2 + 1, 1));
+    assert_eq!(u32_at(body, 12), 1);
+    assert_eq!(u32_at(body, 20), 2);
+    out.clear();
+    // Back to normal: a leave is lightweight again.
+    g.leave(&c1, &g1, Some(lc), &mut out);
+    assert_eq!(out.len(), 2);
+    assert_eq!(u32_at(&out[0].1, 0), 0x8000_0280, "self-leave");
+    assert_eq!(u32_at(&out[1].1, 0), 0x8000_1280);
+}
+
+#[test]
+fn additive_change_asks_for_a_state_exchange() {
+    let mut g = groups_at(0);
+    let mut out = Vec::new();
+    g.join(&name(b"#a#d1"), &name(b"g"), Some(LocalMember { slot: 0, memb: true }), &mut out);
+    g.handle_trans_memb(&[D1], (D1 as i32, RING2), &mut out);
+    assert_eq!(g.handle_reg_memb(&[D1, D2], (D1 as i32, RING2), &mut out), RegOutcome::NeedsStateExchange);
+    assert_eq!(g.state(), GState::Gather);
+}
