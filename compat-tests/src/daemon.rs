@@ -39,6 +39,25 @@ pub fn rewrite_recorded_conf(conf: &str, recorded_port: u16, port: u16, run_dir:
         .replace("<RUNTIME_DIR>", &run_dir.display().to_string())
 }
 
+/// Waits until TCP `port` and UDP `port`, `port + 1` can be bound on
+/// 127.0.0.1 (bounded).
+pub fn wait_ports_free(port: u16, limit: Duration) -> Result<(), String> {
+    let deadline = Instant::now() + limit;
+    loop {
+        let tcp = std::net::TcpListener::bind(("127.0.0.1", port));
+        let u1 = std::net::UdpSocket::bind(("127.0.0.1", port));
+        let u2 = std::net::UdpSocket::bind(("127.0.0.1", port.wrapping_add(1)));
+        if tcp.is_ok() && u1.is_ok() && u2.is_ok() {
+            return Ok(());
+        }
+        drop((tcp, u1, u2));
+        if Instant::now() >= deadline {
+            return Err(format!("port {port} (or {}) stayed in use for {limit:?}", port.wrapping_add(1)));
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
 impl Daemon {
     /// Writes `conf` (use [`Daemon::run_dir_for`]-style paths: the text may
     /// contain `@RUN@`, replaced by the private run directory), starts
@@ -57,6 +76,10 @@ impl Daemon {
         let log_path = dir.path().join("daemon.log");
         // our port range only: a stale Unix socket from an earlier run is ours
         let _ = std::fs::remove_file(format!("/tmp/{port}"));
+        // The assigned ports lie inside the kernel's ephemeral range, so a
+        // client socket of any test may briefly hold one: wait (bounded)
+        // until the client and token ports are free.
+        wait_ports_free(port, Duration::from_secs(15))?;
         let log = std::fs::File::create(&log_path).map_err(|e| format!("log: {e}"))?;
         let log2 = log.try_clone().map_err(|e| format!("log: {e}"))?;
         let bin = spread_binary();
