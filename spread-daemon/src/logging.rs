@@ -361,10 +361,38 @@ pub fn log_config_loaded(config: &Config) {
     for w in &config.warnings {
         tracing::warn!(target: "spread::config", "{w}");
     }
+    if config.daemon_user != crate::config::DEFAULT_USER {
+        tracing::info!(target: "spread::config", "Set user name to '{}'", config.daemon_user);
+    }
+    if config.daemon_group != crate::config::DEFAULT_GROUP {
+        tracing::info!(target: "spread::config", "Set group name to '{}'", config.daemon_group);
+    }
+    if config.runtime_dir != crate::config::DEFAULT_RUNTIME_DIR {
+        tracing::info!(target: "spread::config", "Set runtime directory to '{}'", config.runtime_dir);
+    }
+    if config.debug_flags_set {
+        tracing::warn!(target: "spread::config", "Set Alarm mask to: {:x}", config.debug_flags);
+    }
     tracing::info!(target: "spread::config", "Hash value for this configuration is: {}", config.hash);
     tracing::info!(target: "spread::config", "Finished configuration file.");
     for u in &config.unsupported {
         tracing::warn!(target: "spread::config", print = true, "{u}");
+    }
+}
+
+/// Log which configured daemon this process is.
+pub fn log_me(me: &crate::config::MeInfo) {
+    let d = &me.daemon;
+    tracing::info!(
+        target: "spread::config",
+        "My name: {}, id: {}, addr: {}, port: {}",
+        d.name,
+        d.vid,
+        d.ip(),
+        d.port()
+    );
+    for w in &me.warnings {
+        tracing::warn!(target: "spread::config", "{w}");
     }
 }
 
@@ -501,5 +529,14 @@ mod tests {
         assert!(out.contains("Configured daemon 'lh' with IP '127.0.0.1'\n"), "{out}");
         assert!(out.contains(&format!("Hash value for this configuration is: {}\n", c.hash)));
         assert!(out.contains("is a loopback address"), "{out}");
+        let c = conf("DaemonUser = nobody\nDebugFlags = { PRINT EXIT CONFIGURATION MEMBERSHIP }\n");
+        let me = c.find_me_among(None, &["127.0.0.1:0".parse().unwrap()]).unwrap();
+        let out = run(&c, || {
+            log_config_loaded(&c);
+            log_me(&me);
+        });
+        assert!(out.contains("Set user name to 'nobody'\n"), "{out}");
+        assert!(out.contains("Set Alarm mask to: 311\n"), "{out}");
+        assert!(out.ends_with(&format!("My name: lh, id: {}, addr: 127.0.0.1, port: 47100\n", c.daemons[0].vid)), "{out}");
     }
 }
