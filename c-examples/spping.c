@@ -266,6 +266,9 @@ int main(int argc, char **argv)
 {
 	int ret;
 
+	/* One line at a time, so a watching script sees each ping as it
+	 * happens. */
+	setvbuf(stdout, NULL, _IOLBF, 0);
 	signal(SIGINT, on_signal);
 	signal(SIGTERM, on_signal);
 	E_init();
