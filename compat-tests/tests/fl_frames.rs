@@ -16,8 +16,10 @@ use compat_tests::frames::{self, name32};
 use compat_tests::hex;
 use compat_tests::net::{Conn, Listener};
 use spread_ffi::fl;
+use spread_ffi::types::{scat_element, scatter};
 
 const FIFO: u32 = 0x04;
+const RELIABLE: u32 = 0x02;
 const REG_MEMB: u32 = 0x1000;
 const CAUSED_BY_JOIN: u32 = 0x100;
 const DONT_BLOCK: i32 = 0x1000_0000;
@@ -320,6 +322,24 @@ fn tv26_vulnerable_unicast_as_sent() {
     let sent = f.expect("vulnerable unicast (TV-26)", &tv26_frame());
     assert_eq!(&sent[..4], &[0x84, 0x00, 0x00, 0xc0]);
     assert_eq!(&sent[40..44], &[0x80, 0x02, 0x80, 0x80], "VULNERABLE_MESS on the wire");
+    // A scatter of three pieces, still vulnerable: pieces, then the trailer.
+    let pieces: [&[u8]; 3] = [b"ab", b"", b"cde"];
+    let mut sc = scatter { num_elements: 3, elements: [scat_element { buf: std::ptr::null_mut(), len: 0 }; 100] };
+    for (e, p) in sc.elements.iter_mut().zip(pieces) {
+        *e = scat_element { buf: p.as_ptr() as *mut c_char, len: p.len() };
+    }
+    // SAFETY: the scatter points at live slices.
+    let n = unsafe { fl::FL_scat_multicast(mbox, RELIABLE as i32, g.as_ptr(), 12, &sc) };
+    assert_eq!(n, 5);
+    let mut body = b"abcde".to_vec();
+    body.extend_from_slice(&12i16.to_le_bytes());
+    body.extend_from_slice(&gid(2));
+    f.expect("vulnerable scatter multicast", &frames::message(RELIABLE, b"#fb#localhost", &[b"fg"], -32766, &body));
+    assert_eq!(sc.num_elements, 3, "the caller's scatter is left as it was");
+    // 99 pieces are allowed, 100 are not (FL needs one for its trailer).
+    sc.num_elements = 100;
+    // SAFETY: as above; FL refuses before reading the elements.
+    assert_eq!(unsafe { fl::FL_scat_multicast(mbox, RELIABLE as i32, g.as_ptr(), 12, &sc) }, -13);
     // AGREED traffic is never vulnerable; a plain multicast carries no trailer.
     // SAFETY: as above.
     let n = unsafe { fl::FL_multicast(mbox, 0x10, g.as_ptr(), 7, 2, b"ag".as_ptr() as *const c_char) };
@@ -362,6 +382,25 @@ fn tv26_vulnerable_unicast_as_received_from_either_byte_order() {
     let r = fl_recv(mbox, 0);
     assert_eq!((r.ret, r.mess_type, r.endian, r.body.as_slice()), (2, 11, 1, &b"ho"[..]), "{r:?}");
     assert_eq!(r.groups, vec!["#fa#localhost".to_string(), "fg".to_string()]);
+    // Into a scatter of three pieces (2, 0 and 50 bytes).
+    f.send(&frames::message(0x10, b"#fb#localhost", &[b"fg"], 4, b"hello"));
+    let (mut p1, mut p3) = ([0u8; 2], [0u8; 50]);
+    let mut sc = scatter { num_elements: 3, elements: [scat_element { buf: std::ptr::null_mut(), len: 0 }; 100] };
+    sc.elements[0] = scat_element { buf: p1.as_mut_ptr() as *mut c_char, len: 2 };
+    sc.elements[2] = scat_element { buf: p3.as_mut_ptr() as *mut c_char, len: 50 };
+    // wait (bounded) for the frame, then receive without blocking
+    assert!(compat_tests::net::poll_readable(mbox, Instant::now() + Duration::from_secs(10)));
+    let mut svc = DONT_BLOCK;
+    let mut sender = [0 as c_char; 32];
+    let mut groups = [[0 as c_char; 32]; 4];
+    let (mut ng, mut mt, mut em, mut more) = (0, 0i16, 0, 0);
+    // SAFETY: buffers as announced.
+    let r = unsafe {
+        fl::FL_scat_receive(
+            mbox, &mut svc, sender.as_mut_ptr(), 4, &mut ng, groups.as_mut_ptr(), &mut mt, &mut em, &mut sc, &mut more,
+        )
+    };
+    assert_eq!((r, mt, &p1[..], &p3[..3]), (5, 4, &b"he"[..], &b"llo"[..]));
     // A message from outside the view is not delivered.
     let mut stray = tv26_frame();
     stray[4..36].copy_from_slice(&name32(b"#zz#localhost"));
