@@ -13,6 +13,7 @@ const REG_DISCONNECT: u32 = 0x8000_1480;
 
 #[test]
 fn connect_join_multicast_roundtrip_tcp_and_unix() {
+    let _serial = serial();
     let mut d = Daemon::start(42010, "");
     let mut a = connect_tcp(42010, "alice", true);
     assert_eq!(a.pg, "#alice#d1");
@@ -55,6 +56,7 @@ fn connect_join_multicast_roundtrip_tcp_and_unix() {
 
 #[test]
 fn two_hundred_clients_hundred_groups() {
+    let _serial = serial();
     let _d = Daemon::start(42020, "");
     let groups: Vec<String> = (0..100).map(|i| format!("grp{i}")).collect();
     let gref: Vec<&str> = groups.iter().map(|s| s.as_str()).collect();
@@ -105,6 +107,7 @@ fn two_hundred_clients_hundred_groups() {
 
 #[test]
 fn slow_reader_killed_fast_reader_keeps_stream() {
+    let _serial = serial();
     let _d = Daemon::start(42030, "MaxSessionMessages = 200\n");
     let mut snd = connect_tcp(42030, "snd", false);
     let mut fast = connect_tcp(42030, "fast", true);
@@ -175,6 +178,7 @@ fn slow_reader_killed_fast_reader_keeps_stream() {
 
 #[test]
 fn restart_binds_again_at_once() {
+    let _serial = serial();
     let mut d = Daemon::start(42040, "");
     let mut clients: Vec<Client> = (0..10).map(|i| connect_tcp(42040, &format!("c{i}"), true)).collect();
     for c in clients.iter_mut() {
@@ -205,6 +209,7 @@ fn restart_binds_again_at_once() {
 
 #[test]
 fn nine_hundred_ninety_seven_sessions_then_reject_quota() {
+    let _serial = serial();
     // SAFETY: raising our own soft fd limit with a valid struct.
     unsafe {
         let mut r: libc::rlimit = std::mem::zeroed();

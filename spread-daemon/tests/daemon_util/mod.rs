@@ -13,6 +13,14 @@ use std::time::Duration;
 
 pub const IO_TIMEOUT: Duration = Duration::from_secs(20);
 
+/// The tests of one binary take turns: a test's many client sockets get
+/// ephemeral ports, which may fall on another test's fixed daemon port
+/// (42000–42199 lie inside Linux's ephemeral range) and make its bind fail.
+pub fn serial() -> std::sync::MutexGuard<'static, ()> {
+    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    LOCK.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 pub struct Daemon {
     pub child: Option<Child>,
     pub port: u16,
@@ -58,6 +66,7 @@ impl Daemon {
                 }
             });
         }
+        drop(tx);
         let d = Daemon { child: Some(child), port, dir, log: rx };
         d.wait_log("serving clients");
         d
@@ -66,12 +75,13 @@ impl Daemon {
     /// Wait (bounded) for a log line containing `pat`.
     pub fn wait_log(&self, pat: &str) -> String {
         let deadline = std::time::Instant::now() + IO_TIMEOUT;
+        let mut seen = Vec::new();
         loop {
             let left = deadline.saturating_duration_since(std::time::Instant::now());
             match self.log.recv_timeout(left) {
                 Ok(l) if l.contains(pat) => return l,
-                Ok(_) => continue,
-                Err(e) => panic!("daemon on port {} never logged {pat:?}: {e}", self.port),
+                Ok(l) => seen.push(l),
+                Err(e) => panic!("daemon on port {} never logged {pat:?}: {e}; it logged: {seen:?}", self.port),
             }
         }
     }
