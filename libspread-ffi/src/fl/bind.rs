@@ -122,7 +122,8 @@ impl SpApi for RealSp {
 
     fn receive(&self, mbox: i32, max_groups: usize, body_cap: usize) -> SpRecv {
         let mut groups = vec![[0u8; MAX_GROUP_NAME]; max_groups];
-        let mut body = vec![0u8; body_cap];
+        // Not zeroed: SP writes the bytes we keep (see set_len below).
+        let mut body: Vec<u8> = Vec::with_capacity(body_cap);
         let mut s = empty_scatter();
         s.num_elements = 1;
         s.elements[0] = scat_element { buf: body.as_mut_ptr() as *mut c_char, len: body_cap };
@@ -152,7 +153,9 @@ impl SpApi for RealSp {
         }
         if ret >= 0 {
             groups.truncate((num_groups.max(0) as usize).min(max_groups));
-            body.truncate((ret as usize).min(body_cap));
+            // SAFETY: on success SP has written min(ret, capacity) body bytes
+            // from the start of the buffer.
+            unsafe { body.set_len((ret as usize).min(body_cap)) };
         } else {
             groups.clear();
             body.clear();
