@@ -1031,3 +1031,36 @@ Spread_Segment 10.1.0.255:47100 { extra 10.1.0.1 }
         expect: Expect::Ok(3498015474, &[("abcd", 122868688), ("beef", 1735803730)]),
     },
 ];
+
+/// Names that are not plain UTF-8 text, as raw bytes; outcomes recorded from
+/// the 5.0.1 daemon. The stored name bytes, VIDs and hash must match exactly.
+#[test]
+fn raw_byte_names_agree_with_the_original() {
+    let cases: &[(&[u8], u32, &[(&[u8], u32)])] = &[
+        // A 2-byte character cut in half by the 19-byte limit.
+        (
+            "Spread_Segment 127.0.0.255:47100 {\n\tabcdefghijklmnopqr\u{e9} 127.0.0.1\n}\n".as_bytes(),
+            3_912_956_194,
+            &[(b"abcdefghijklmnopqr\xc3", 1_647_065_039)],
+        ),
+        // Bytes that are not UTF-8 at all (high bytes count as negative).
+        (
+            b"Spread_Segment 127.0.0.255:47100 {\n\td\xff 127.0.0.1\n\t\xe9t\xe9 127.0.0.2\n}\n",
+            2_981_105_468,
+            &[(b"d\xff", 1_226_096_776), (b"\xe9t\xe9", 1_688_989_192)],
+        ),
+        // A NUL inside a quoted name: cut there, and the last byte dropped.
+        (b"Spread_Segment 127.0.0.255:47100 {\n\t\"ab\x00cd\" 127.0.0.1\n}\n", 3_226_094_153, &[(b"a", 2_489_203_003)]),
+        (
+            b"Spread_Segment 127.0.0.255:47100 {\n\t\"ab\x00cd\" 127.0.0.1\n\tab 127.0.0.2\n}\n",
+            2_707_763_234,
+            &[(b"a", 2_489_203_003), (b"ab", 441_905_524)],
+        ),
+    ];
+    for (text, hash, daemons) in cases {
+        let c = config::parse_bytes(text, "raw").unwrap();
+        assert_eq!(c.hash(), *hash, "{}", String::from_utf8_lossy(text));
+        let got: Vec<(&[u8], u32)> = c.daemons.iter().map(|d| (d.name_bytes.as_slice(), d.vid)).collect();
+        assert_eq!(&got, daemons);
+    }
+}

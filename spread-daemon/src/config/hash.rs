@@ -24,8 +24,13 @@ pub fn oaat(bytes: &[u8]) -> u32 {
 /// terminating NUL; the reserved values 0 and 0xFFFFFFFF are replaced by
 /// `hashed_len << 16` (or 0x10000 if that is 0).
 pub fn vid_of_name(name: &str) -> u32 {
+    vid_of_bytes(name.as_bytes())
+}
+
+/// [`vid_of_name`] over the raw bytes of a name.
+pub fn vid_of_bytes(name: &[u8]) -> u32 {
     let mut buf = Vec::with_capacity(name.len() + 1);
-    buf.extend_from_slice(name.as_bytes());
+    buf.extend_from_slice(name);
     buf.push(0);
     let h = oaat(&buf);
     if h == 0 || h == u32::MAX {
@@ -66,40 +71,49 @@ pub fn canon_addr(ip: &IpAddr) -> String {
 pub struct SegmentText<'a> {
     pub port: u16,
     pub addrs: Vec<IpAddr>,
-    /// (name, address, vid) in file order.
-    pub daemons: Vec<(&'a str, IpAddr, u32)>,
+    /// (name bytes, address, vid) in file order.
+    pub daemons: Vec<(&'a [u8], IpAddr, u32)>,
 }
 
-/// The exact text whose hash (with its trailing NUL) is the configuration hash.
-pub fn conf_string(segments: &[SegmentText<'_>], exclude_seg_addrs: bool, accelerated: bool) -> String {
-    let mut s = String::new();
+/// The exact bytes whose hash (with a trailing NUL) is the configuration hash.
+pub fn conf_bytes(segments: &[SegmentText<'_>], exclude_seg_addrs: bool, accelerated: bool) -> Vec<u8> {
+    let mut s: Vec<u8> = Vec::new();
     for seg in segments {
-        let _ = write!(s, "Segment: port = {};", seg.port);
+        s.extend_from_slice(format!("Segment: port = {};", seg.port).as_bytes());
         if !exclude_seg_addrs {
             for a in &seg.addrs {
-                let _ = write!(s, " [{}]", canon_addr(a));
+                s.extend_from_slice(format!(" [{}]", canon_addr(a)).as_bytes());
             }
         }
-        s.push('\n');
+        s.push(b'\n');
         for (name, addr, vid) in &seg.daemons {
-            let _ = writeln!(s, "\t'{}' [{}] [{}]", name, canon_addr(addr), vid);
+            s.extend_from_slice(b"\t'");
+            s.extend_from_slice(name);
+            s.extend_from_slice(format!("' [{}] [{}]\n", canon_addr(addr), vid).as_bytes());
         }
-        s.push('\n');
+        s.push(b'\n');
     }
-    let _ = write!(
-        s,
-        "Version: 5\nProtocol: {}\n",
-        if accelerated { "Accelerated Ring" } else { "Original Ring" }
-    );
+    let proto = if accelerated { "Accelerated Ring" } else { "Original Ring" };
+    s.extend_from_slice(format!("Version: 5\nProtocol: {proto}\n").as_bytes());
     s
+}
+
+/// [`conf_bytes`] as text (lossy for names that are not UTF-8).
+pub fn conf_string(segments: &[SegmentText<'_>], exclude_seg_addrs: bool, accelerated: bool) -> String {
+    String::from_utf8_lossy(&conf_bytes(segments, exclude_seg_addrs, accelerated)).into_owned()
+}
+
+/// Hash of configuration bytes, including a terminating NUL.
+pub fn conf_hash_of_bytes(text: &[u8]) -> u32 {
+    let mut buf = Vec::with_capacity(text.len() + 1);
+    buf.extend_from_slice(text);
+    buf.push(0);
+    oaat(&buf)
 }
 
 /// Hash of a configuration string, including its terminating NUL.
 pub fn conf_hash_of(text: &str) -> u32 {
-    let mut buf = Vec::with_capacity(text.len() + 1);
-    buf.extend_from_slice(text.as_bytes());
-    buf.push(0);
-    oaat(&buf)
+    conf_hash_of_bytes(text.as_bytes())
 }
 
 #[cfg(test)]
@@ -138,7 +152,7 @@ mod tests {
         let seg = SegmentText {
             port: 34803,
             addrs: vec!["127.0.0.255".parse().unwrap()],
-            daemons: vec![("localhost", "127.0.0.1".parse().unwrap(), vid_of_name("localhost"))],
+            daemons: vec![(b"localhost", "127.0.0.1".parse().unwrap(), vid_of_name("localhost"))],
         };
         let s = conf_string(std::slice::from_ref(&seg), false, false);
         assert_eq!(

@@ -120,7 +120,8 @@ pub enum Tok {
     IpAddr(AddrTok),
     IpPort(AddrTok),
     Number(u32),
-    Str(String),
+    /// A string: raw bytes, cut at the first NUL like the original's copy.
+    Str(Vec<u8>),
 }
 
 impl Tok {
@@ -158,7 +159,7 @@ impl Tok {
             ),
             Tok::IpAddr(a) | Tok::IpPort(a) => format!("'{}'", a.text),
             Tok::Number(n) => format!("'{n}'"),
-            Tok::Str(s) => format!("'{s}'"),
+            Tok::Str(s) => format!("'{}'", String::from_utf8_lossy(s)),
         }
     }
 }
@@ -222,8 +223,7 @@ const R_QSTRING: u8 = 14;
 const R_STRING: u8 = 15;
 
 impl<'a> Lexer<'a> {
-    pub fn new(text: &'a str) -> Self {
-        let b = text.as_bytes();
+    pub fn new(b: &'a [u8]) -> Self {
         Lexer {
             b,
             pos: 0,
@@ -524,8 +524,15 @@ impl<'a> Lexer<'a> {
                 }
             }
             R_NUMBER => Tok::Number(text.parse().unwrap_or(0)),
-            R_QSTRING => Tok::Str(text[1..text.len() - 1].to_string()),
-            _ => Tok::Str(text),
+            R_QSTRING => {
+                // The original copies from after the opening quote up to the
+                // first NUL and then drops the last byte (normally the closing
+                // quote): with an embedded NUL that drops a content byte.
+                let mut v = cut_nul(&self.b[self.pos + 1..self.pos + len]);
+                v.pop();
+                Tok::Str(v)
+            }
+            _ => Tok::Str(cut_nul(&self.b[self.pos..self.pos + len])),
         };
         Ok(Some(t))
     }
@@ -616,6 +623,11 @@ impl<'a> Lexer<'a> {
     }
 }
 
+fn cut_nul(b: &[u8]) -> Vec<u8> {
+    let end = b.iter().position(|&x| x == 0).unwrap_or(b.len());
+    b[..end].to_vec()
+}
+
 fn if_index(name: &str) -> u32 {
     match std::ffi::CString::new(name) {
         // SAFETY: `n` is a valid NUL-terminated string for the call's duration.
@@ -628,8 +640,12 @@ fn if_index(name: &str) -> u32 {
 mod tests {
     use super::*;
 
+    fn st(s: &str) -> Tok {
+        Tok::Str(s.as_bytes().to_vec())
+    }
+
     fn toks(s: &str) -> Vec<Tok> {
-        let mut l = Lexer::new(s);
+        let mut l = Lexer::new(s.as_bytes());
         let mut v = Vec::new();
         while let Some(t) = l.next_token().unwrap() {
             v.push(t.tok);
@@ -639,20 +655,21 @@ mod tests {
 
     #[test]
     fn longest_match_rules() {
-        assert_eq!(toks("Window=160"), vec![Tok::Str("Window=160".into())]);
+        assert_eq!(toks("Window=160"), vec![st("Window=160")]);
         assert_eq!(toks("Window = 160"), vec![Tok::Kw(Kw::Window), Tok::Equals, Tok::Number(160)]);
-        assert_eq!(toks("Windows"), vec![Tok::Str("Windows".into())]);
-        assert_eq!(toks("name;"), vec![Tok::Str("name;".into())]);
+        assert_eq!(toks("Windows"), vec![st("Windows")]);
+        assert_eq!(toks("name;"), vec![st("name;")]);
         assert_eq!(toks(";"), vec![Tok::Semicolon]);
-        assert_eq!(toks("1234567890"), vec![Tok::Str("1234567890".into())]);
+        assert_eq!(toks("1234567890"), vec![st("1234567890")]);
         assert_eq!(toks("123456789"), vec![Tok::Number(123_456_789)]);
         assert_eq!(toks("M C D"), vec![Tok::IfKind(1), Tok::IfKind(2), Tok::IfKind(4)]);
         assert_eq!(toks("Yes NO auto"), vec![Tok::Bool(true), Tok::Bool(false), Tok::Trival(2)]);
-        assert_eq!(toks("\"a b\" 'c'"), vec![Tok::Str("a b".into()), Tok::Str("c".into())]);
-        assert_eq!(toks("\"a\"b"), vec![Tok::Str("\"a\"b".into())]);
-        assert_eq!(toks("x # c\ny"), vec![Tok::Str("x".into()), Tok::Str("y".into())]);
+        assert_eq!(toks("\"a b\" 'c'"), vec![st("a b"), st("c")]);
+        assert_eq!(toks("\"a\"b"), vec![st("\"a\"b")]);
+        assert_eq!(toks("x # c\ny"), vec![st("x"), st("y")]);
         assert_eq!(toks("{ !DATA_LINK }"), vec![Tok::OpenBrace, Tok::Bang, Tok::Flag(0x2), Tok::CloseBrace]);
-        assert_eq!(toks("!"), vec![Tok::Str("!".into())]);
+        assert_eq!(toks("!"), vec![st("!")]);
+        assert_eq!(toks("\"ab\u{0}cd\" c\u{0}d"), vec![st("a"), st("c")]);
     }
 
     #[test]
@@ -684,15 +701,15 @@ mod tests {
             t => panic!("{t:?}"),
         }
         // Invalid dotted quad: rejected, falls back to a string.
-        assert_eq!(toks("256.1.1.1"), vec![Tok::Str("256.1.1.1".into())]);
-        assert_eq!(toks("10.0.0.1;"), vec![Tok::Str("10.0.0.1;".into())]);
-        let mut l = Lexer::new("1.2.3.4:99999");
+        assert_eq!(toks("256.1.1.1"), vec![st("256.1.1.1")]);
+        assert_eq!(toks("10.0.0.1;"), vec![st("10.0.0.1;")]);
+        let mut l = Lexer::new(b"1.2.3.4:99999");
         assert!(l.next_token().is_err());
     }
 
     #[test]
     fn lines() {
-        let mut l = Lexer::new("a\n\"x\ny\"\nb");
+        let mut l = Lexer::new(b"a\n\"x\ny\"\nb");
         assert_eq!(l.next_token().unwrap().unwrap().line, 1);
         assert_eq!(l.next_token().unwrap().unwrap().line, 2);
         assert_eq!(l.next_token().unwrap().unwrap().line, 4);

@@ -21,9 +21,6 @@
 //! * parser warnings are collected in [`Config::warnings`] instead of printed;
 //!   a stray `[`, `]`, vertical tab or form feed is skipped with a warning
 //!   (the original echoes it to its output);
-//! * daemon names are text: bytes that are not UTF-8 are replaced on
-//!   [`load`], and the 19-byte cut never splits a character, so such names
-//!   (which cannot serve clients anyway) may get other VIDs and hashes;
 //! * a reload keeps the previous values of parameters the new file does not
 //!   set, like the original, but the caller decides what to re-apply.
 
@@ -189,8 +186,12 @@ pub struct Interface {
 /// One configured daemon ("proc").
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Daemon {
-    /// At most 19 bytes.
+    /// The name as text (see [`Daemon::name_bytes`] for the exact bytes).
     pub name: String,
+    /// The name exactly as the original keeps it: at most 19 bytes, what the
+    /// VID and the configuration hash are computed from. Equal to
+    /// `name.as_bytes()` for every name that is valid UTF-8 after the cut.
+    pub name_bytes: Vec<u8>,
     /// Address with the segment's port.
     pub addr: SocketAddr,
     pub vid: u32,
@@ -419,18 +420,21 @@ pub struct MeInfo {
     pub warnings: Vec<String>,
 }
 
-/// Read and parse a configuration file (bytes that are not UTF-8 are
-/// replaced, so such names hash differently from the original).
+/// Read and parse a configuration file.
 pub fn load(path: &Path) -> Result<Config, ConfigError> {
     let label = path.display().to_string();
     let bytes = std::fs::read(path).map_err(|e| ConfigError::new(&label, 0, format!("cannot read: {e}")))?;
-    let text = String::from_utf8_lossy(&bytes);
-    parse_str(&text, &label)
+    parse_bytes(&bytes, &label)
+}
+
+/// Parse configuration bytes (names keep their exact bytes, UTF-8 or not).
+pub fn parse_bytes(bytes: &[u8], file_label: &str) -> Result<Config, ConfigError> {
+    parser::parse(bytes, file_label, None, &parser::system_resolver)
 }
 
 /// Parse configuration text; `file_label` names it in messages.
 pub fn parse_str(text: &str, file_label: &str) -> Result<Config, ConfigError> {
-    parser::parse(text, file_label, None, &parser::system_resolver)
+    parser::parse(text.as_bytes(), file_label, None, &parser::system_resolver)
 }
 
 /// [`parse_str`] with a given name resolver for name-only daemon entries
@@ -440,7 +444,7 @@ pub fn parse_str_with_resolver(
     file_label: &str,
     resolver: &dyn Fn(&str) -> Result<Vec<IpAddr>, String>,
 ) -> Result<Config, ConfigError> {
-    parser::parse(text, file_label, None, resolver)
+    parser::parse(text.as_bytes(), file_label, None, resolver)
 }
 
 /// A resolver without any network traffic: numeric host strings exactly as
@@ -464,13 +468,13 @@ pub fn offline_resolver(name: &str) -> Result<Vec<IpAddr>, String> {
 /// protocol (and hash) follow the `!WideAreaNetwork` default that the first
 /// start-up applied after hashing.
 pub fn parse_str_reload(text: &str, file_label: &str, previous: &Config) -> Result<Config, ConfigError> {
-    parser::parse(text, file_label, Some(previous), &parser::system_resolver)
+    parser::parse(text.as_bytes(), file_label, Some(previous), &parser::system_resolver)
 }
 
 /// The embedded default: [`DEFAULT_CONFIG_TEXT`] (one segment 127.0.0.255,
 /// one daemon `localhost` on 127.0.0.1, port 4803).
 pub fn default_config() -> Config {
-    match parser::parse(DEFAULT_CONFIG_TEXT, "<default>", None, &offline_resolver) {
+    match parser::parse(DEFAULT_CONFIG_TEXT.as_bytes(), "<default>", None, &offline_resolver) {
         Ok(c) => c,
         // The embedded text is fixed and covered by tests.
         Err(e) => unreachable!("embedded default configuration does not parse: {e}"),
@@ -488,9 +492,14 @@ impl Config {
         self.daemons.iter().position(|d| d.vid == vid)
     }
 
-    /// Proc index of the daemon with this name (exact match).
+    /// Proc index of the daemon with this name (exact match of the bytes).
     pub fn index_by_name(&self, name: &str) -> Option<usize> {
-        self.daemons.iter().position(|d| d.name == name)
+        self.index_by_name_bytes(name.as_bytes())
+    }
+
+    /// Proc index of the daemon whose stored name bytes are `name`.
+    pub fn index_by_name_bytes(&self, name: &[u8]) -> Option<usize> {
+        self.daemons.iter().position(|d| d.name_bytes == name)
     }
 
     pub fn daemon_by_vid(&self, vid: u32) -> Option<&Daemon> {
@@ -543,8 +552,10 @@ impl Config {
         }
         let index = match name {
             Some(n) => {
-                let n = truncate_name(n);
-                self.index_by_name(n)
+                // The original cuts the -n value to 19 bytes before looking it up.
+                let cut = &n.as_bytes()[..n.len().min(MAX_PROC_NAME - 1)];
+                let n = String::from_utf8_lossy(cut);
+                self.index_by_name_bytes(cut)
                     .ok_or_else(|| ConfigError::new(&self.file, 0, format!("no daemon named '{n}' in the configuration")))?
             }
             None => self
@@ -619,17 +630,4 @@ impl Config {
             d.interfaces = me.daemon.interfaces.clone();
         }
     }
-}
-
-/// A daemon name as the original keeps it: at most `MAX_PROC_NAME - 1` bytes
-/// (cut on a character boundary at or below that).
-pub fn truncate_name(name: &str) -> &str {
-    if name.len() < MAX_PROC_NAME {
-        return name;
-    }
-    let mut end = MAX_PROC_NAME - 1;
-    while !name.is_char_boundary(end) {
-        end -= 1;
-    }
-    &name[..end]
 }

@@ -44,7 +44,7 @@ pub fn system_resolver(name: &str) -> Result<Vec<IpAddr>, String> {
     (name, 0u16).to_socket_addrs().map(|it| it.map(|a| a.ip()).collect()).map_err(|e| e.to_string())
 }
 
-pub fn parse(text: &str, file: &str, previous: Option<&Config>, resolver: Resolver<'_>) -> R<Config> {
+pub fn parse(text: &[u8], file: &str, previous: Option<&Config>, resolver: Resolver<'_>) -> R<Config> {
     let base = match previous {
         // A reload starts from the previous values of every parameter (the
         // original never resets its globals) but an empty daemon table.
@@ -105,13 +105,13 @@ pub fn parse(text: &str, file: &str, previous: Option<&Config>, resolver: Resolv
         .map(|s| SegmentText {
             port: s.port,
             addrs: s.addrs.iter().map(SocketAddr::ip).collect(),
-            daemons: s.daemons.iter().map(|&i| (c.daemons[i].name.as_str(), c.daemons[i].ip(), c.daemons[i].vid)).collect(),
+            daemons: s.daemons.iter().map(|&i| (c.daemons[i].name_bytes.as_slice(), c.daemons[i].ip(), c.daemons[i].vid)).collect(),
         })
         .collect();
-    let s = hash::conf_string(&texts, c.exclude_seg_addrs_from_hash, acc_now);
+    let s = hash::conf_bytes(&texts, c.exclude_seg_addrs_from_hash, acc_now);
     drop(texts);
-    c.hash = hash::conf_hash_of(&s);
-    c.hash_text = s;
+    c.hash = hash::conf_hash_of_bytes(&s);
+    c.hash_text = String::from_utf8_lossy(&s).into_owned();
     c.accelerated_ring_in_use = acc_now;
     c.accel_after_init = match previous {
         None => c.accelerated_ring_setting.unwrap_or(!c.wide_area()),
@@ -286,7 +286,7 @@ impl<'a> P<'a> {
     fn string_value(&mut self, kw: Kw) -> R<(String, u32)> {
         let t = self.value_eq("a string")?;
         match t.tok {
-            Tok::Str(s) => Ok((s, t.line)),
+            Tok::Str(s) => Ok((String::from_utf8_lossy(&s).into_owned(), t.line)),
             _ => Err(self.syntax(Some(&t), &format!("a string value for {}", kw.text()))),
         }
     }
@@ -684,7 +684,7 @@ impl<'a> P<'a> {
             // A reload keeps whatever VID the previous load left in this slot.
             d.vid = match self.prev_vids.get(index) {
                 Some(&v) if v != 0 => v,
-                _ => hash::vid_of_name(&d.name),
+                _ => hash::vid_of_bytes(&d.name_bytes),
             };
         }
         if let Some(o) = self.c.daemons.iter().find(|o| o.vid == d.vid) {
@@ -711,16 +711,13 @@ impl<'a> P<'a> {
         Ok(())
     }
 
-    fn name_and_addr(&mut self, name: Option<String>, addr: Option<AddrTok>, line: u32) -> R<Daemon> {
+    fn name_and_addr(&mut self, name: Option<Vec<u8>>, addr: Option<AddrTok>, line: u32) -> R<Daemon> {
         if let Some(n) = &name {
             if n.is_empty() {
                 return Err(self.err(line, "empty daemon name"));
             }
-            if n.ends_with(';') {
-                self.warn(
-                    line,
-                    "daemon name ends in ';' and keeps it: put white space before a ';' that separates two daemons",
-                );
+            if n.ends_with(b";") {
+                self.warn(line, "daemon name ends in ';' and keeps it: put white space before a ';' that separates two daemons");
             }
         }
         let (ip, scope) = match (&addr, &name) {
@@ -730,35 +727,36 @@ impl<'a> P<'a> {
                 }
                 (a.ip, a.scope_id)
             }
-            (None, Some(n)) => (self.resolve(n, line)?, 0),
+            (None, Some(n)) => (self.resolve(&String::from_utf8_lossy(n), line)?, 0),
             (None, None) => return Err(self.err(line, "a daemon needs a name, an address or both")),
         };
         self.set_active(IpVersion::of(&ip), line)?;
         if ip.is_multicast() {
             return Err(self.err(line, "a daemon address may not be a multicast address"));
         }
-        let full = match (&name, &addr) {
+        // The name as the original stores it: at most 19 bytes; one taken
+        // from the address text loses any "%interface" part.
+        let mut nm: Vec<u8> = match (&name, &addr) {
             (Some(n), _) => n.clone(),
-            (None, Some(a)) => match a.text.find('%') {
-                Some(p) => a.text[..p].to_string(),
-                None => a.text.clone(),
-            },
-            (None, None) => String::new(),
+            (None, Some(a)) => a.text.as_bytes().to_vec(),
+            (None, None) => Vec::new(),
         };
-        let mut nm = truncate_name(&full).to_string();
+        nm.truncate(MAX_PROC_NAME - 1);
         if name.is_none() {
-            if let Some(p) = nm.find('%') {
+            if let Some(p) = nm.iter().position(|&b| b == b'%') {
                 nm.truncate(p);
             }
         }
         if nm.is_empty() {
             return Err(self.err(line, "empty daemon name"));
         }
-        if let Some(j) = self.c.daemons.iter().position(|o| o.name == nm) {
-            return Err(self.err(line, format!("daemon name '{nm}' is not unique: daemon #{j} has it too")));
+        let shown = String::from_utf8_lossy(&nm).into_owned();
+        if let Some(j) = self.c.daemons.iter().position(|o| o.name_bytes == nm) {
+            return Err(self.err(line, format!("daemon name '{shown}' is not unique: daemon #{j} has it too")));
         }
         Ok(Daemon {
-            name: nm,
+            name: shown,
+            name_bytes: nm,
             addr: with_port(ip, 0, scope),
             vid: 0,
             vid_explicit: false,

@@ -32,7 +32,7 @@ fn same_addr(a: &SocketAddr, b: &SocketAddr, with_scope: bool) -> bool {
 /// Why `new` differs from `old` in identity or networking, if it does. For
 /// this daemon (`me`) IPv6 scope ids are compared too, as the original does.
 fn daemon_change(new: &Daemon, new_seg: &Segment, old: &Daemon, old_seg: &Segment, me: bool) -> Option<String> {
-    if new.name != old.name
+    if new.name_bytes != old.name_bytes
         || !same_addr(&new.addr, &old.addr, false)
         || new.vid != old.vid
         || new.interfaces.len() != old.interfaces.len()
@@ -87,7 +87,7 @@ pub fn reload_outcome(old: &Config, old_me: usize, new: &Config, new_me: usize) 
         );
     }
     for np in &new.daemons {
-        let by_name = old.index_by_name(&np.name);
+        let by_name = old.index_by_name_bytes(&np.name_bytes);
         let by_vid = old.index_by_vid(np.vid);
         match (by_name, by_vid) {
             (None, None) => continue,
