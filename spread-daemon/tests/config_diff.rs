@@ -1036,7 +1036,8 @@ Spread_Segment 10.1.0.255:47100 { extra 10.1.0.1 }
 /// the 5.0.1 daemon. The stored name bytes, VIDs and hash must match exactly.
 #[test]
 fn raw_byte_names_agree_with_the_original() {
-    let cases: &[(&[u8], u32, &[(&[u8], u32)])] = &[
+    type Named<'a> = &'a [(&'a [u8], u32)];
+    let cases: &[(&[u8], u32, Named)] = &[
         // A 2-byte character cut in half by the 19-byte limit.
         (
             "Spread_Segment 127.0.0.255:47100 {\n\tabcdefghijklmnopqr\u{e9} 127.0.0.1\n}\n".as_bytes(),
