@@ -58,6 +58,20 @@ pub fn wait_ports_free(port: u16, limit: Duration) -> Result<(), String> {
     }
 }
 
+/// The first port among `base`, `base + 2`, …, `base + 8` whose TCP/UDP
+/// port and UDP `port + 1` are free (a client socket of another test may sit
+/// on one in TIME_WAIT for a minute: the assigned range overlaps the kernel's
+/// ephemeral ports). Falls back to waiting up to 65 s for `base`.
+pub fn free_port_near(base: u16) -> Result<u16, String> {
+    for k in 0..5u16 {
+        let p = base + 2 * k;
+        if wait_ports_free(p, Duration::from_millis(0)).is_ok() {
+            return Ok(p);
+        }
+    }
+    wait_ports_free(base, Duration::from_secs(65)).map(|_| base)
+}
+
 impl Daemon {
     /// Writes `conf` (use [`Daemon::run_dir_for`]-style paths: the text may
     /// contain `@RUN@`, replaced by the private run directory), starts
@@ -79,7 +93,7 @@ impl Daemon {
         // The assigned ports lie inside the kernel's ephemeral range, so a
         // client socket of any test may briefly hold one: wait (bounded)
         // until the client and token ports are free.
-        wait_ports_free(port, Duration::from_secs(15))?;
+        wait_ports_free(port, Duration::from_secs(2))?;
         let log = std::fs::File::create(&log_path).map_err(|e| format!("log: {e}"))?;
         let log2 = log.try_clone().map_err(|e| format!("log: {e}"))?;
         let bin = spread_binary();
@@ -99,9 +113,16 @@ impl Daemon {
         Ok(d)
     }
 
-    /// Starts a one-daemon ring named `name` on `port` with `extra` config
-    /// lines, and waits until it is operational.
-    pub fn start_single(name: &str, port: u16, extra: &str) -> Result<Daemon, String> {
+    /// Starts a one-daemon ring named `name` on the first free port near
+    /// `base` (see [`free_port_near`]) with `extra` config lines, and waits
+    /// until it is operational.
+    pub fn start_single(name: &str, base: u16, extra: &str) -> Result<Daemon, String> {
+        let port = free_port_near(base)?;
+        Self::start_single_exact(name, port, extra)
+    }
+
+    /// As [`Daemon::start_single`] on exactly `port`.
+    pub fn start_single_exact(name: &str, port: u16, extra: &str) -> Result<Daemon, String> {
         let conf = single_conf(name, port, Path::new("@RUN@"), extra);
         let d = Daemon::start(name, port, &conf)?;
         d.wait_operational(Duration::from_secs(20))?;

@@ -218,6 +218,20 @@ impl Listener {
         Ok(Listener::Tcp(TcpListener::bind(("127.0.0.1", port))?))
     }
 
+    /// Binds the first free TCP port in `from..from + span` on 127.0.0.1
+    /// (the fixed test ports overlap the kernel's ephemeral range, so one may
+    /// be held by another test's client socket for a while).
+    pub fn tcp_near(from: u16, span: u16) -> io::Result<(Listener, u16)> {
+        let mut last = None;
+        for p in from..from.saturating_add(span) {
+            match TcpListener::bind(("127.0.0.1", p)) {
+                Ok(l) => return Ok((Listener::Tcp(l), p)),
+                Err(e) => last = Some(e),
+            }
+        }
+        Err(last.unwrap_or_else(|| io::Error::new(io::ErrorKind::AddrInUse, "empty port span")))
+    }
+
     /// Binds a Unix socket at `path` (a stale file there is removed first).
     pub fn unix(path: &str) -> io::Result<Listener> {
         let _ = std::fs::remove_file(path);

@@ -5,7 +5,7 @@
 //! never hang (every call runs under a deadline) and never allocate what a
 //! hostile length field asks for.
 //!
-//! Ports 43600–43699.
+//! Ports 43600–43679 (10 per test; the first free one is used).
 
 use std::sync::mpsc;
 use std::thread;
@@ -33,9 +33,9 @@ enum Act {
 
 /// Serves one client: the server side of the 5.0.1 handshake with the given
 /// accept bytes, then `acts`.
-fn hostile(port: u16, accept: Option<Vec<u8>>, acts: Vec<Act>) -> thread::JoinHandle<()> {
-    let l = Listener::tcp(port).unwrap_or_else(|e| panic!("bind {port}: {e}"));
-    thread::spawn(move || {
+fn hostile(base: u16, accept: Option<Vec<u8>>, acts: Vec<Act>) -> (u16, thread::JoinHandle<()>) {
+    let (l, port) = Listener::tcp_near(base, 10).unwrap_or_else(|e| panic!("bind near {base}: {e}"));
+    (port, thread::spawn(move || {
         let deadline = Instant::now() + Duration::from_secs(20);
         let Ok(mut c) = l.accept_by(deadline) else { return };
         if let Some(acc) = accept {
@@ -70,7 +70,7 @@ fn hostile(port: u16, accept: Option<Vec<u8>>, acts: Vec<Act>) -> thread::JoinHa
             }
         }
         let _ = c.wait_close_by(deadline);
-    })
+    }))
 }
 
 fn accept_bytes(name: &str) -> Vec<u8> {
@@ -115,8 +115,8 @@ fn header(num_groups: u32, data_len: u32) -> Vec<u8> {
 
 #[test]
 fn garbage_after_the_handshake() {
-    let port = 43600;
-    let srv = hostile(port, Some(accept_bytes("g1")), vec![Act::Send(vec![0xff; 48]), Act::Close]);
+    let base = 43600;
+    let (port, srv) = hostile(base, Some(accept_bytes("g1")), vec![Act::Send(vec![0xff; 48]), Act::Close]);
     let m = connect(port, "g1");
     // marker bits set, num_groups = -1 and data_len = -1
     assert_eq!(receive(m, 0, 10, 100).ret, ILLEGAL_MESSAGE);
@@ -128,9 +128,9 @@ fn garbage_after_the_handshake() {
 
 #[test]
 fn foreign_looking_garbage_is_refused_without_allocating() {
-    let port = 43601;
+    let base = 43610;
     let before = vm_peak_kb();
-    let srv = hostile(port, Some(accept_bytes("g2")), vec![Act::Send(vec![0x41; 48]), Act::Linger]);
+    let (port, srv) = hostile(base, Some(accept_bytes("g2")), vec![Act::Send(vec![0x41; 48]), Act::Linger]);
     let m = connect(port, "g2");
     // no marker: read as the other byte order; 0x41414141 groups and bytes
     let r = receive(m, 0, 10, 100);
@@ -146,8 +146,8 @@ fn foreign_looking_garbage_is_refused_without_allocating() {
 
 #[test]
 fn negative_group_count() {
-    let port = 43602;
-    let srv = hostile(port, Some(accept_bytes("g3")), vec![Act::Send(header(0xffff_ffff, 0)), Act::Linger]);
+    let base = 43620;
+    let (port, srv) = hostile(base, Some(accept_bytes("g3")), vec![Act::Send(header(0xffff_ffff, 0)), Act::Linger]);
     let m = connect(port, "g3");
     assert_eq!(receive(m, 0, 10, 100).ret, ILLEGAL_MESSAGE);
     assert_eq!(sp().sp_disconnect(m), 0);
@@ -156,12 +156,12 @@ fn negative_group_count() {
 
 #[test]
 fn body_length_two_to_the_31_minus_one() {
-    let port = 43603;
+    let base = 43630;
     let before = vm_peak_kb();
     let mut frame = header(1, 0x7fff_ffff);
     frame.extend_from_slice(&frames::name32(b"g"));
     frame.extend_from_slice(&[7u8; 64]);
-    let srv = hostile(port, Some(accept_bytes("g4")), vec![Act::Send(frame), Act::Linger]);
+    let (port, srv) = hostile(base, Some(accept_bytes("g4")), vec![Act::Send(frame), Act::Linger]);
     let m = connect(port, "g4");
     let r = receive(m, 0, 10, 1000);
     assert_eq!((r.ret, r.num_groups, r.endian_mismatch), (BUFFER_TOO_SHORT, 0, -0x7fff_ffff));
@@ -176,8 +176,8 @@ fn body_length_two_to_the_31_minus_one() {
 
 #[test]
 fn eof_in_the_middle_of_a_header() {
-    let port = 43604;
-    let srv = hostile(port, Some(accept_bytes("g5")), vec![Act::Send(header(1, 4)[..20].to_vec()), Act::Close]);
+    let base = 43640;
+    let (port, srv) = hostile(base, Some(accept_bytes("g5")), vec![Act::Send(header(1, 4)[..20].to_vec()), Act::Close]);
     let m = connect(port, "g5");
     assert_eq!(receive(m, 0, 10, 100).ret, CONNECTION_CLOSED);
     assert_eq!(receive(m, 0, 10, 100).ret, NET_ERROR_ON_SESSION);
@@ -191,11 +191,11 @@ fn eof_in_the_middle_of_a_header() {
 
 #[test]
 fn eof_in_the_middle_of_a_body() {
-    let port = 43605;
+    let base = 43650;
     let mut frame = header(1, 100);
     frame.extend_from_slice(&frames::name32(b"g"));
     frame.extend_from_slice(&[1u8; 10]);
-    let srv = hostile(port, Some(accept_bytes("g6")), vec![Act::Send(frame), Act::Close]);
+    let (port, srv) = hostile(base, Some(accept_bytes("g6")), vec![Act::Send(frame), Act::Close]);
     let m = connect(port, "g6");
     assert_eq!(receive(m, 0, 10, 1000).ret, CONNECTION_CLOSED);
     assert_eq!(sp().sp_disconnect(m), 0);
@@ -204,10 +204,10 @@ fn eof_in_the_middle_of_a_body() {
 
 #[test]
 fn accept_with_an_oversized_private_name() {
-    let port = 43606;
+    let base = 43660;
     let mut acc = vec![1, 5, 0, 1, 40];
     acc.extend_from_slice(&[b'x'; 40]);
-    let srv = hostile(port, Some(acc), vec![Act::Linger]);
+    let (port, srv) = hostile(base, Some(acc), vec![Act::Linger]);
     let (r, _, _) = bounded("SP_connect", Duration::from_secs(15), move || sp().sp_connect(&format!("{port}@127.0.0.1"), Some("g7"), 0, true));
     assert_eq!(r, CONNECTION_CLOSED);
     srv.join().unwrap();
@@ -215,8 +215,8 @@ fn accept_with_an_oversized_private_name() {
 
 #[test]
 fn silent_daemon_and_a_connect_timeout() {
-    let port = 43607;
-    let srv = hostile(port, None, vec![Act::Linger]);
+    let base = 43670;
+    let (port, srv) = hostile(base, None, vec![Act::Linger]);
     let t0 = Instant::now();
     let (r, _, _) = bounded("SP_connect_timeout", Duration::from_secs(15), move || {
         sp().sp_connect_timeout(&format!("{port}@127.0.0.1"), "g8", true, sp_time { sec: 1, usec: 0 })

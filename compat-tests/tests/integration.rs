@@ -454,7 +454,7 @@ fn daemon_restart_with_clients_connected_binds_again_at_once() {
         assert_eq!(r, Some(CONNECTION_CLOSED));
     }
     let t0 = Instant::now();
-    let d2 = Daemon::start_single("d1", port, "").unwrap_or_else(|e| panic!("restart on the same port failed: {e}"));
+    let d2 = Daemon::start_single_exact("d1", d.port, "").unwrap_or_else(|e| panic!("restart on the same port failed: {e}"));
     assert!(t0.elapsed() < Duration::from_secs(15));
     let m = connect(&d2, "again", true);
     assert_eq!(spx.sp_join(m, "rg"), 0);

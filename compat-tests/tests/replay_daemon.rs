@@ -65,8 +65,9 @@ fn substitute_names(frame: &[u8], map: &[(String, String)]) -> Vec<u8> {
     v
 }
 
-fn replay(scenario: &str, port: u16) -> Outcome {
+fn replay(scenario: &str, base: u16) -> Outcome {
     let t = Transcript::load(scenario);
+    let port = compat_tests::daemon::free_port_near(base).unwrap_or_else(|e| panic!("{scenario}: {e}"));
     let rec_port = t.daemon_port().expect("recorded daemon port");
     let conf = rewrite_recorded_conf(t.spread_conf().expect("recorded config"), rec_port, port, std::path::Path::new("@RUN@"));
     let daemon = Daemon::start(t.daemon_name(), port, &conf).unwrap_or_else(|e| panic!("{scenario}: {e}"));

@@ -159,11 +159,22 @@ fn start_fake_daemon(scenario: &str, base_port: u16) -> Replay {
     let gate = Arc::new(Gate { state: Mutex::new(state), cv: Condvar::new() });
     let mut spread_names = HashMap::new();
     let mut listeners = Vec::new();
-    for (n, label) in labels.iter().enumerate() {
-        let port = base_port + n as u16;
+    // labels take increasing ports from base_port (skipping any held by
+    // another socket), at most 10 per scenario
+    let mut next = base_port;
+    for label in labels.iter() {
         let (listener, sn) = match t.endpoint(label) {
-            Some(Endpoint::Unix(_)) => (Listener::unix(&format!("/tmp/{port}")).expect("bind unix"), format!("{port}")),
-            _ => (Listener::tcp(port).unwrap_or_else(|e| panic!("bind 127.0.0.1:{port}: {e}")), format!("{port}@127.0.0.1")),
+            Some(Endpoint::Unix(_)) => {
+                let port = next;
+                next += 1;
+                (Listener::unix(&format!("/tmp/{port}")).expect("bind unix"), format!("{port}"))
+            }
+            _ => {
+                let (l, port) = Listener::tcp_near(next, base_port + 10 - next)
+                    .unwrap_or_else(|e| panic!("bind near 127.0.0.1:{next}: {e}"));
+                next = port + 1;
+                (l, format!("{port}@127.0.0.1"))
+            }
         };
         spread_names.insert(label.clone(), sn);
         let script = t.conn_frames(label);
