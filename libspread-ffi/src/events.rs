@@ -18,6 +18,9 @@
 //!   others). Everything else — return codes, priorities, the threshold, the
 //!   round-robin LOW handler, the "timers wait for the first quiet round"
 //!   rule — follows the original.
+//! * Invalid arguments print the original's one-line diagnostics on C
+//!   stdout (5.0.1 always prints its SPLOG_PRINT messages); informational
+//!   logging is not reproduced.
 //! * Exit requests are atomics plus a self-pipe: `E_exit_events_async_safe`
 //!   only stores an integer and `write(2)`s one byte, both async-signal-safe,
 //!   and the byte wakes a blocked poll even if the signal raced with it.
@@ -398,7 +401,21 @@ pub unsafe extern "C" fn E_attach_fd(
     priority: c_int,
 ) -> c_int {
     guard(-1, || {
-        if !valid_priority(priority) || !valid_fd_type(fd_type) || fd < 0 {
+        // Invalid arguments are reported on stdout with the original's words
+        // (its SPLOG_PRINT diagnostics, which a 5.0.1 library always prints).
+        if !valid_priority(priority) {
+            c_print(&format!("E_attach_fd: invalid priority {priority} for fd {fd} with fd_type {fd_type}\n"));
+            return -1;
+        }
+        if !valid_fd_type(fd_type) {
+            c_print(&format!("E_attach_fd: invalid fd_type {fd_type} for fd {fd} with priority {priority}\n"));
+            return -1;
+        }
+        if fd < 0 {
+            c_print(&format!(
+                "E_attach_fd: invalid fd {fd} (max {}) with fd_type {fd_type} with priority {priority}\n",
+                libc::FD_SETSIZE
+            ));
             return -1;
         }
         let mut st = state();
@@ -411,6 +428,8 @@ pub unsafe extern "C" fn E_attach_fd(
             return 1;
         }
         if q.len() >= MAX_FD_EVENTS {
+            drop(st);
+            c_print("E_attach_fd: Reached Maximum number of events. Recompile with larger MAX_FD_EVENTS\n");
             return -1;
         }
         q.push(FdEntry { fd, fd_type, func, code, data, active: true });
@@ -434,6 +453,7 @@ fn detach_at(st: &mut State, fd: c_int, fd_type: c_int, priority: usize) -> bool
 pub unsafe extern "C" fn E_detach_fd(fd: c_int, fd_type: c_int) -> c_int {
     guard(-1, || {
         if !valid_fd_type(fd_type) {
+            c_print(&format!("E_detach_fd: invalid fd_type {fd_type} for fd {fd}\n"));
             return -1;
         }
         let mut st = state();
@@ -454,7 +474,11 @@ pub unsafe extern "C" fn E_detach_fd_priority(fd: c_int, fd_type: c_int, priorit
     guard(-1, || {
         // The original indexes its queue array with an unchecked priority;
         // an out-of-range priority is simply "not found" here.
-        if !valid_fd_type(fd_type) || !valid_priority(priority) {
+        if !valid_fd_type(fd_type) {
+            c_print(&format!("E_detach_fd: invalid fd_type {fd_type} for fd {fd}\n"));
+            return -1;
+        }
+        if !valid_priority(priority) {
             return -1;
         }
         if detach_at(&mut state(), fd, fd_type, priority as usize) {
@@ -467,6 +491,8 @@ pub unsafe extern "C" fn E_detach_fd_priority(fd: c_int, fd_type: c_int, priorit
 
 fn set_active(fd: c_int, fd_type: c_int, active: bool) -> c_int {
     if !valid_fd_type(fd_type) {
+        let name = if active { "E_activate_fd" } else { "E_deactivate_fd" };
+        c_print(&format!("{name}: invalid fd_type {fd_type} for fd {fd}\n"));
         return -1;
     }
     let mut st = state();
@@ -498,6 +524,7 @@ pub unsafe extern "C" fn E_deactivate_fd(fd: c_int, fd_type: c_int) -> c_int {
 pub unsafe extern "C" fn E_set_active_threshold(priority: c_int) -> c_int {
     guard(-1, || {
         if !valid_priority(priority) {
+            c_print(&format!("E_set_active_threshold: invalid priority {priority}\n"));
             return -1;
         }
         state().active_priority = priority;
@@ -509,6 +536,7 @@ pub unsafe extern "C" fn E_set_active_threshold(priority: c_int) -> c_int {
 pub unsafe extern "C" fn E_num_active(priority: c_int) -> c_int {
     guard(-1, || {
         if !valid_priority(priority) {
+            c_print(&format!("E_num_active: invalid priority {priority}\n"));
             return -1;
         }
         state().fdq[priority as usize].iter().filter(|e| e.active).count() as c_int
