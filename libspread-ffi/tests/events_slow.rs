@@ -2,12 +2,16 @@
 //! slowest events (at most `Slow_events_max`, slowest first, and only events
 //! slower than the slowest-kept last one get in), `E_print_slow_events`
 //! prints them on C stdout, `E_lookup_function_name` names a function.
-//! One test only: the table is process-global.
+//! Also: invalid arguments print the original's diagnostics on C stdout.
+//! Both tests redirect fd 1, so they take `SERIAL`.
 
 use spread_ffi::events::*;
 use spread_ffi::types::sp_time;
 use std::os::raw::{c_char, c_int, c_void};
 use std::sync::atomic::Ordering;
+use std::sync::Mutex;
+
+static SERIAL: Mutex<()> = Mutex::new(());
 
 fn secs(s: i64) -> sp_time {
     sp_time { sec: s as _, usec: 0 }
@@ -48,6 +52,7 @@ fn capture_stdout(f: impl FnOnce()) -> String {
 
 #[test]
 fn slow_event_table() {
+    let _g = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
     assert_eq!(Slow_events_max.load(Ordering::SeqCst), 5);
     assert_eq!(Slow_events_active.load(Ordering::SeqCst), 0);
     unsafe {
@@ -94,4 +99,35 @@ fn slow_event_table() {
     unsafe { E_lookup_function_name(std::ptr::null_mut(), name.as_mut_ptr(), 64) };
     let s = unsafe { std::ffi::CStr::from_ptr(name.as_ptr()) }.to_string_lossy().into_owned();
     assert!(s.starts_with("LOOKUP_FAIL_0x"), "{s}");
+}
+
+#[test]
+fn invalid_arguments_print_the_original_diagnostics() {
+    let _g = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    let null = std::ptr::null_mut();
+    let mut codes = Vec::new();
+    let out = capture_stdout(|| unsafe {
+        codes.push(E_attach_fd(3, READ_FD, Some(some_handler), 0, null, 5));
+        codes.push(E_attach_fd(3, 4, Some(some_handler), 0, null, 1));
+        codes.push(E_attach_fd(-2, READ_FD, Some(some_handler), 0, null, 1));
+        codes.push(E_detach_fd(3, 9));
+        codes.push(E_detach_fd_priority(3, 9, 0));
+        codes.push(E_activate_fd(3, 9));
+        codes.push(E_deactivate_fd(3, -1));
+        codes.push(E_set_active_threshold(-1));
+        codes.push(E_num_active(3));
+    });
+    assert_eq!(codes, vec![-1; 9]);
+    assert_eq!(
+        out,
+        "E_attach_fd: invalid priority 5 for fd 3 with fd_type 0\n\
+         E_attach_fd: invalid fd_type 4 for fd 3 with priority 1\n\
+         E_attach_fd: invalid fd -2 (max 1024) with fd_type 0 with priority 1\n\
+         E_detach_fd: invalid fd_type 9 for fd 3\n\
+         E_detach_fd: invalid fd_type 9 for fd 3\n\
+         E_activate_fd: invalid fd_type 9 for fd 3\n\
+         E_deactivate_fd: invalid fd_type -1 for fd 3\n\
+         E_set_active_threshold: invalid priority -1\n\
+         E_num_active: invalid priority 3\n"
+    );
 }
