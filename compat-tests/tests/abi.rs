@@ -138,3 +138,68 @@ fn probe_detects_a_broken_header() {
         assert!(report.contains(needle), "the probe missed `{needle}`:\n{report}");
     }
 }
+
+/// The headers are usable from strict C89, C11 and C++ (inside `extern "C"`),
+/// as a client of the original would use them: sp.h alone, fl.h alone, both
+/// twice, and sp_events.h alone.
+#[test]
+fn headers_compile_in_c89_c11_and_cpp() {
+    let tmp = compat_tests::tempdir::TempDir::new("abi-std").expect("temp dir");
+    let src = tmp.path().join("client.c");
+    std::fs::write(
+        &src,
+        r#"#include "fl.h"
+#include "sp.h"
+#include "fl.h"
+#include "sp_events.h"
+int use_everything(mailbox mbox);
+int use_everything(mailbox mbox)
+{
+    char groups[2][MAX_GROUP_NAME];
+    service st = SAFE_MESS | SELF_DISCARD;
+    int16 mt = FL_MIN_LEGAL_MESS_TYPE;
+    int n = 0, endian = 0;
+    char sender[MAX_GROUP_NAME];
+    char buf[16];
+    sp_time t;
+    t = E_get_time();
+    groups[0][0] = groups[1][0] = '\0';
+    if (Is_regular_mess(st) && !Is_membership_mess(st))
+        n = SP_multigroup_multicast(mbox, st, 2, (const char (*)[MAX_GROUP_NAME])groups, mt, 0, "");
+    n += SP_receive(mbox, &st, sender, 2, &n, groups, &mt, &endian, (int)sizeof(buf), buf);
+    n += FL_subgroupcast(mbox, st, "g", 2, groups, mt, 0, "");
+    return n + (int)t.sec + (int)Flip_int32(n) + Flip_int16(mt);
+}
+"#,
+    )
+    .expect("write client.c");
+    let inc = include_dir();
+    let cc = harness::cc();
+    let mut runs: Vec<(String, Vec<&str>)> = vec![
+        (cc.clone(), vec!["-std=c89", "-pedantic-errors", "-Wall", "-Wextra", "-Werror"]),
+        (cc.clone(), vec!["-std=c11", "-pedantic-errors", "-Wall", "-Wextra", "-Werror"]),
+    ];
+    let cxx = std::env::var("CXX").unwrap_or_else(|_| "c++".into());
+    if std::process::Command::new(&cxx).arg("--version").output().map(|o| o.status.success()).unwrap_or(false) {
+        runs.push((cxx, vec!["-x", "c++", "-std=c++11", "-Wall", "-Werror"]));
+    } else {
+        println!("note: no C++ compiler ({cxx}); the C++ check is not run");
+    }
+    for (compiler, flags) in runs {
+        let out = std::process::Command::new(&compiler)
+            .args(&flags)
+            .arg("-I")
+            .arg(&inc)
+            .arg("-c")
+            .arg(&src)
+            .arg("-o")
+            .arg(tmp.path().join("client.o"))
+            .output()
+            .unwrap_or_else(|e| panic!("cannot run {compiler}: {e}"));
+        assert!(
+            out.status.success(),
+            "{compiler} {flags:?} rejects the headers:\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
