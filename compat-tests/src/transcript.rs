@@ -144,7 +144,7 @@ impl Transcript {
     pub fn conns(&self) -> Vec<String> {
         let mut out: Vec<String> = Vec::new();
         for f in &self.frames {
-            if !out.iter().any(|x| *x == f.conn) {
+            if !out.contains(&f.conn) {
                 out.push(f.conn.clone());
             }
         }

@@ -4,6 +4,8 @@
 //!
 //! Ports 43300–43499 (each daemon uses P, P+1 and /tmp/P).
 
+#![allow(clippy::needless_range_loop)]
+
 use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
 
