@@ -127,7 +127,8 @@ test: build
 run:
 	$(CARGO) run --$(PROFILE) -p spread-daemon --bin spread
 
-bench: build
+# bench.mk builds what it needs (the daemon and spread-bench) itself.
+bench:
 	$(MAKE) -f bench.mk bench
 
 headers:
