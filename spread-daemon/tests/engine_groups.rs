@@ -6,7 +6,7 @@
 mod engine_util;
 use engine_util::*;
 
-use spread_daemon::engine::groups::{GState, Groups, GroupsConfig, LocalMember, RegOutcome};
+use spread_daemon::engine::groups::{GState, GatherOutcome, Groups, GroupsConfig, LocalMember, RegOutcome};
 use spread_daemon::engine::name;
 
 const D1: u32 = 1_552_775_919;
@@ -139,4 +139,134 @@ fn additive_change_asks_for_a_state_exchange() {
     g.handle_trans_memb(&[D1], (D1 as i32, RING2), &mut out);
     assert_eq!(g.handle_reg_memb(&[D1, D2], (D1 as i32, RING2), &mut out), RegOutcome::NeedsStateExchange);
     assert_eq!(g.state(), GState::Gather);
+}
+
+fn pcap_message(file: &str, packet: u32) -> Option<Vec<u8>> {
+    let dir = transcripts_dir().join("../pcap");
+    let p = dir.join(file);
+    let p = if p.exists() { p } else { std::path::PathBuf::from(format!("/work/shared/ref/pcap/{file}")) };
+    let text = std::fs::read_to_string(p).ok()?;
+    let head = format!("## packet {packet} ");
+    let mut lines = text.lines().skip_while(|l| !l.starts_with(&head));
+    lines.next().expect("packet present in the capture");
+    let h = lines.next().and_then(|l| l.strip_prefix("hex: ")).expect("hex line");
+    // 40-byte packet header, then one whole message in the first fragment.
+    Some(hex(h)[40..].to_vec())
+}
+
+#[test]
+fn merge_after_partition_matches_f() {
+    let Some(t) = load_transcript("f_network_partition") else { return };
+    let (alice, bob, mg) = (name(b"#alice#d1"), name(b"#bob#d2"), name(b"mg"));
+    let la = LocalMember { slot: 0, memb: true };
+    let lb = LocalMember { slot: 0, memb: true };
+    let mut out = Vec::new();
+    // Both sides through the partition, as in the first test.
+    let mut g1 = groups_at(0);
+    g1.join(&alice, &mg, Some(la), &mut out);
+    g1.join(&bob, &mg, None, &mut out);
+    g1.handle_trans_memb(&[D1], (D1 as i32, RING2), &mut out);
+    g1.handle_reg_memb(&[D1], (D1 as i32, RING2), &mut out);
+    let mut g2 = groups_at(1);
+    g2.join(&alice, &mg, None, &mut out);
+    g2.join(&bob, &mg, Some(lb), &mut out);
+    g2.handle_trans_memb(&[D2], (D2 as i32, RING2), &mut out);
+    g2.handle_reg_memb(&[D2], (D2 as i32, RING2), &mut out);
+    out.clear();
+    // The merge: nobody lost, so no TRANS; then the state exchange.
+    const RING3: i32 = 1_795_358_199;
+    let mut o1 = Vec::new();
+    let mut o2 = Vec::new();
+    g1.handle_trans_memb(&[D1], (D1 as i32, RING3), &mut o1);
+    g2.handle_trans_memb(&[D2], (D2 as i32, RING3), &mut o2);
+    assert!(o1.is_empty() && o2.is_empty());
+    assert_eq!(g1.handle_reg_memb(&[D1, D2], (D1 as i32, RING3), &mut o1), RegOutcome::NeedsStateExchange);
+    assert_eq!(g2.handle_reg_memb(&[D1, D2], (D1 as i32, RING3), &mut o2), RegOutcome::NeedsStateExchange);
+    let m1 = g1.take_groups_messages();
+    let m2 = g2.take_groups_messages();
+    assert_eq!(m1.len(), 1);
+    assert!(m1[0].agreed);
+    // Same total order at both daemons: d1's, then d2's.
+    for (g, o) in [(&mut g1, &mut o1), (&mut g2, &mut o2)] {
+        assert_eq!(g.handle_groups(&m1[0].frame, o), GatherOutcome::Pending);
+        assert_eq!(g.handle_groups(&m2[0].frame, o), GatherOutcome::Done);
+        assert_eq!(g.state(), GState::Op);
+        assert_eq!(g.synced_set(), &[D1, D2]);
+    }
+    assert_eq!(o1.len(), 1);
+    assert_eq!(to_hex(&o1[0].1), to_hex(&recorded(&t, 23)));
+    assert_eq!(o2.len(), 1);
+    assert_eq!(to_hex(&o2[0].1), to_hex(&recorded(&t, 24)));
+    // alice disconnects: bob's daemon tells him (index 2).
+    o2.clear();
+    g2.kill(&alice, None, &mut o2);
+    assert_eq!(to_hex(&o2[0].1), to_hex(&recorded(&t, 33)));
+}
+
+#[test]
+fn groups_messages_match_the_three_daemon_captures() {
+    const D3: u32 = 4_014_350_958;
+    const R372: i32 = 1_795_358_372;
+    let Some(p40) = pcap_message("i_ring_formation.decoded.txt", 40) else { return };
+    assert!(p40.len() > 48);
+    let Some(p51) = pcap_message("iv_daemon_restarted_merge.decoded.txt", 51) else { return };
+    let mk = |i: usize, vid: u32| {
+        Groups::new(GroupsConfig {
+            daemons: vec![b"d1".to_vec(), b"d2".to_vec(), b"d3".to_vec()],
+            vids: vec![D1, D2, D3],
+            my_idx: i,
+            memb_id: (vid as i32, 1000),
+        })
+    };
+    let mut gs = [mk(0, D1), mk(1, D2), mk(2, D3)];
+    let vids = [D1, D2, D3];
+    let mut out = Vec::new();
+    // Ring formation from three singletons.
+    let mut msgs = Vec::new();
+    for (g, v) in gs.iter_mut().zip(vids) {
+        g.handle_trans_memb(&[v], (v as i32, 1000), &mut out);
+        assert_eq!(g.handle_reg_memb(&[D1, D2, D3], (D1 as i32, R372), &mut out), RegOutcome::NeedsStateExchange);
+        msgs.extend(g.take_groups_messages());
+    }
+    assert_eq!(to_hex(&msgs[0].frame), to_hex(&p40), "d1's GROUPS message at ring formation");
+    for g in gs.iter_mut() {
+        let r: Vec<_> = msgs.iter().map(|m| g.handle_groups(&m.frame, &mut out)).collect();
+        assert_eq!(r, vec![GatherOutcome::Pending, GatherOutcome::Pending, GatherOutcome::Done]);
+        assert_eq!(g.synced_set(), &[D1, D2, D3]);
+    }
+    // rx joins pg at d3.
+    let (rx, pg) = (name(b"#rx#d3"), name(b"pg"));
+    for (i, g) in gs.iter_mut().enumerate() {
+        let local = (i == 2).then_some(LocalMember { slot: 0, memb: true });
+        g.join(&rx, &pg, local, &mut out);
+    }
+    // d2 is killed: d1 and d3 settle without an exchange; pg is untouched.
+    for i in [0, 2] {
+        gs[i].handle_trans_memb(&[D1, D3], (D1 as i32, 1_795_358_388), &mut out);
+        assert_eq!(gs[i].handle_reg_memb(&[D1, D3], (D1 as i32, 1_795_358_390), &mut out), RegOutcome::Settled);
+        assert_eq!(gs[i].synced_set(), &[D1, D3]);
+        assert_eq!(gs[i].get(&pg).unwrap().gid.index, 1);
+    }
+    // d2 comes back and merges: d1 speaks for {d1, d3}.
+    let mut d2 = mk(1, D2);
+    d2.handle_trans_memb(&[D2], (D2 as i32, 2000), &mut out);
+    d2.handle_reg_memb(&[D1, D2, D3], (D1 as i32, 1_795_358_402), &mut out);
+    let mut merge = Vec::new();
+    for i in [0, 2] {
+        gs[i].handle_trans_memb(&[D1, D3], (D1 as i32, 1_795_358_402), &mut out);
+        gs[i].handle_reg_memb(&[D1, D2, D3], (D1 as i32, 1_795_358_402), &mut out);
+        merge.extend(gs[i].take_groups_messages());
+    }
+    assert_eq!(merge.len(), 1, "only the synced set's leader sends");
+    assert_eq!(to_hex(&merge[0].frame), to_hex(&p51), "d1's GROUPS message at the merge");
+    merge.extend(d2.take_groups_messages());
+    let [g1, _, g3] = &mut gs;
+    for g in [g1, g3, &mut d2] {
+        let r: Vec<_> = merge.iter().map(|m| g.handle_groups(&m.frame, &mut out)).collect();
+        assert_eq!(r.last(), Some(&GatherOutcome::Done));
+        assert_eq!(g.synced_set(), &[D1, D2, D3]);
+        let grp = g.get(&pg).unwrap();
+        assert_eq!((grp.gid.proc_id, grp.gid.time, grp.gid.index), (D1 as i32, R372, 1), "unchanged group keeps its id");
+        assert_eq!(grp.num_members, 1);
+    }
 }

@@ -16,6 +16,9 @@ use spread_wire::{GroupId, Header};
 
 use super::fxhash::FxBuild;
 
+/// Longest daemon name (MAX_PROC_NAME − 1).
+const MAX_PROC_NAME_BYTES: usize = 19;
+
 /// Local members per group beyond which joins are refused (§7.3).
 pub const MAX_LOCAL_GROUP_MEMBERS: usize = 3122;
 
@@ -145,6 +148,102 @@ pub struct Groups {
     trans_memb_id: MembId,
     reg_memb: Vec<u32>,
     reg_memb_id: MembId,
+    /// Daemons (VIDs, conf order) whose group state is known identical to
+    /// mine; the first one speaks for the set in a state exchange.
+    synced: Vec<u32>,
+    gather: Gathered,
+    /// GROUPS data buffers of my synced set, in build order.
+    bufs: Vec<Vec<u8>>,
+    bufs_fresh: bool,
+    /// GROUPS messages to hand to the ordering layer, in sending order.
+    to_send: Vec<GroupsMessage>,
+}
+
+/// A GROUPS message this daemon must send (on the GROUPS down queue): the
+/// full frame and whether it goes AGREED (the last one) or RELIABLE.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct GroupsMessage {
+    pub frame: Bytes,
+    pub agreed: bool,
+}
+
+/// Result of delivering one GROUPS message.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum GatherOutcome {
+    /// Not for this exchange (stale membership id, unknown sender, wrong state).
+    Ignored,
+    /// Counted; more are expected.
+    Pending,
+    /// The exchange is complete: group state merged, notifications sent,
+    /// back to [`GState::Op`] (or on to [`GState::Trans`] after a cascade).
+    /// The caller returns to the normal down queue and delivery threshold.
+    Done,
+}
+
+/// GROUPS messages gathered from other synced sets, per representative.
+#[derive(Default, Debug)]
+struct Gathered {
+    /// The final message of my own set arrived.
+    own_complete: bool,
+    /// Newest representative first; each list newest message first.
+    lists: Vec<GatherList>,
+    num_mess: usize,
+    num_daemons: u32,
+}
+
+#[derive(Debug)]
+struct GatherList {
+    rep: u32,
+    complete: bool,
+    /// (data, foreign byte order)
+    msgs: Vec<(Vec<u8>, bool)>,
+}
+
+/// Size of a group record's fixed part (name, gid, changed, daemon count).
+const GROUPS_BUF_GROUP_INFO_SIZE: usize = MAX_GROUP_NAME + 12 + 2 + 2;
+/// Size of a daemon record's fixed part (VID, memb id, member count).
+const GROUPS_BUF_DAEMON_INFO_SIZE: usize = 4 + 8 + 2;
+/// Capacity of one GROUPS buffer.
+const GROUPS_BUF_SIZE: usize = 100_000;
+
+/// A bounds-checked reader over GROUPS data.
+struct Cursor<'a> {
+    b: &'a [u8],
+    at: usize,
+    order: Order,
+}
+
+impl<'a> Cursor<'a> {
+    fn take(&mut self, n: usize) -> Option<&'a [u8]> {
+        let s = self.b.get(self.at..self.at.checked_add(n)?)?;
+        self.at += n;
+        Some(s)
+    }
+    fn u32(&mut self) -> Option<u32> {
+        let o = self.order;
+        self.take(4).map(|b| o.read_u32(b))
+    }
+    fn i32(&mut self) -> Option<i32> {
+        self.u32().map(|v| v as i32)
+    }
+    fn u16(&mut self) -> Option<u16> {
+        let b = self.take(2)?;
+        let v = u16::from_ne_bytes([b[0], b[1]]);
+        Some(if self.order == Order::NATIVE { v } else { v.swap_bytes() })
+    }
+    fn raw_u16(&mut self) -> Option<u16> {
+        let b = self.take(2)?;
+        Some(u16::from_ne_bytes([b[0], b[1]]))
+    }
+    fn name(&mut self) -> Option<Name32> {
+        let b = self.take(MAX_GROUP_NAME)?;
+        let mut n = [0u8; MAX_GROUP_NAME];
+        n.copy_from_slice(b);
+        Some(n)
+    }
+    fn done(&self) -> bool {
+        self.at >= self.b.len()
+    }
 }
 
 /// `G_compare_memb_ids`: unknown ids after all others; otherwise the sign of
@@ -165,18 +264,46 @@ fn cmp_memb_ids(a: MembId, b: MembId) -> std::cmp::Ordering {
 
 impl Groups {
     pub fn new(cfg: GroupsConfig) -> Groups {
-        let all = cfg.vids.clone();
+        let me = vec![cfg.vids.get(cfg.my_idx).copied().unwrap_or(0)];
         let id = cfg.memb_id;
         Groups {
             cfg,
             groups: HashMap::default(),
             member_groups: HashMap::default(),
             state: GState::Op,
-            trans_memb: all.clone(),
+            trans_memb: me.clone(),
             trans_memb_id: id,
-            reg_memb: all,
+            reg_memb: me.clone(),
             reg_memb_id: id,
+            synced: me,
+            gather: Gathered::default(),
+            bufs: Vec::new(),
+            bufs_fresh: false,
+            to_send: Vec::new(),
         }
+    }
+
+    /// The synced set (VIDs, conf order).
+    pub fn synced_set(&self) -> &[u32] {
+        &self.synced
+    }
+
+    fn my_vid(&self) -> u32 {
+        self.vid_of(self.cfg.my_idx)
+    }
+
+    fn conf_idx_of_vid(&self, vid: u32) -> Option<usize> {
+        self.cfg.vids.iter().position(|v| *v == vid)
+    }
+
+    fn is_synced_leader(&self, vid: u32) -> bool {
+        self.synced.first() == Some(&vid)
+    }
+
+    /// GROUPS messages to send now, in order (empty unless a state exchange
+    /// started and this daemon speaks for its synced set).
+    pub fn take_groups_messages(&mut self) -> Vec<GroupsMessage> {
+        std::mem::take(&mut self.to_send)
     }
 
     pub fn get(&self, name: &Name32) -> Option<&Group> {
@@ -365,10 +492,10 @@ impl Groups {
     /// A transitional configuration `t` (VIDs) with id `tid` was delivered
     /// (`G_handle_trans_memb`).
     pub fn handle_trans_memb(&mut self, t: &[u32], tid: MembId, out: &mut Out) {
-        self.trans_memb = t.to_vec();
-        self.trans_memb_id = tid;
         match self.state {
             GState::Op => {
+                self.trans_memb = t.to_vec();
+                self.trans_memb_id = tid;
                 for name in self.sorted_names() {
                     let Some(g) = self.groups.get_mut(&name) else { continue };
                     let mut hit = false;
@@ -388,9 +515,12 @@ impl Groups {
                         g.update_daemon_memb_ids();
                     }
                 }
+                self.synced.retain(|v| t.contains(v));
                 self.state = GState::Trans;
             }
             GState::Gather => {
+                self.trans_memb = t.to_vec();
+                self.trans_memb_id = tid;
                 for g in self.groups.values_mut() {
                     if g.daemons.iter().any(|d| !t.contains(&d.vid)) {
                         g.changed = true;
@@ -404,42 +534,384 @@ impl Groups {
     }
 
     /// A regular configuration `r` with id `rid` was delivered
-    /// (`G_handle_reg_memb`, GTRANS case). Purely subtractive changes settle
-    /// at once with heavyweight CAUSED_BY_NETWORK notifications; otherwise
-    /// the caller must run the GROUPS state exchange.
+    /// (`G_handle_reg_memb`). Purely subtractive changes settle at once with
+    /// heavyweight CAUSED_BY_NETWORK notifications; otherwise a GROUPS state
+    /// exchange starts: send [`Groups::take_groups_messages`] on the GROUPS
+    /// down queue, keep client messages back and deliver at most AGREED
+    /// early until [`Groups::handle_groups`] says [`GatherOutcome::Done`].
     pub fn handle_reg_memb(&mut self, r: &[u32], rid: MembId, out: &mut Out) -> RegOutcome {
-        if self.state != GState::Trans {
-            return RegOutcome::NeedsStateExchange;
+        match self.state {
+            GState::Trans => {
+                self.reg_memb = r.to_vec();
+                self.reg_memb_id = rid;
+                let subtractive = self.trans_memb.len() == self.reg_memb.len();
+                for name in self.sorted_names() {
+                    if !self.groups.get(&name).is_some_and(|g| g.changed) {
+                        continue;
+                    }
+                    self.eliminate_partitioned(&name);
+                    let Some(g) = self.groups.get_mut(&name) else { continue };
+                    if g.num_members == 0 {
+                        self.groups.remove(&name);
+                        continue;
+                    }
+                    if subtractive {
+                        g.gid = GroupId { proc_id: rid.0, time: rid.1, index: 1 };
+                        g.changed = false;
+                        g.update_daemon_memb_ids();
+                        let g = &self.groups[&name];
+                        if g.has_memb_sessions() {
+                            send_heavyweight(g, self.cfg.my_idx, None, None, out);
+                        }
+                    }
+                }
+                if subtractive {
+                    self.state = GState::Op;
+                    return RegOutcome::Settled;
+                }
+                if self.is_synced_leader(self.my_vid()) {
+                    self.build_bufs();
+                    self.bufs_fresh = true;
+                    self.queue_groups_messages();
+                }
+                self.state = GState::Gather;
+                RegOutcome::NeedsStateExchange
+            }
+            GState::GatherTrans => {
+                self.reg_memb = r.to_vec();
+                self.reg_memb_id = rid;
+                // Merge what completed of the previous exchange, drop the rest.
+                let own_complete = self.gather.own_complete;
+                let lists = std::mem::take(&mut self.gather.lists);
+                for l in lists {
+                    if own_complete && l.complete {
+                        let mut sset = Vec::new();
+                        for (data, foreign) in &l.msgs {
+                            self.mess_to_groups(data, *foreign, &mut sset);
+                            self.bufs_fresh = false;
+                        }
+                        self.add_to_synced_set(&sset);
+                    }
+                }
+                let t = self.trans_memb.clone();
+                for name in self.sorted_names() {
+                    let Some(g) = self.groups.get_mut(&name) else { continue };
+                    let before = g.daemons.len();
+                    let mut removed = Vec::new();
+                    g.daemons.retain(|d| {
+                        if t.contains(&d.vid) {
+                            true
+                        } else {
+                            removed.extend(d.members.iter().copied());
+                            false
+                        }
+                    });
+                    if g.daemons.len() != before {
+                        g.num_members -= removed.len();
+                        self.bufs_fresh = false;
+                        if g.num_members == 0 {
+                            self.groups.remove(&name);
+                        } else {
+                            g.changed = true;
+                        }
+                        for m in removed {
+                            self.forget_membership(&m, &name);
+                        }
+                    }
+                }
+                let before = self.synced.len();
+                self.synced.retain(|v| t.contains(v));
+                if self.synced.len() != before {
+                    self.bufs_fresh = false;
+                }
+                self.gather = Gathered::default();
+                if self.is_synced_leader(self.my_vid()) {
+                    if self.bufs_fresh {
+                        self.stamp_bufs();
+                    } else {
+                        self.build_bufs();
+                        self.bufs_fresh = true;
+                    }
+                    self.queue_groups_messages();
+                }
+                self.state = GState::Gather;
+                RegOutcome::NeedsStateExchange
+            }
+            // Cannot happen (the original aborts).
+            GState::Op | GState::Gather => RegOutcome::NeedsStateExchange,
         }
-        self.reg_memb = r.to_vec();
-        self.reg_memb_id = rid;
-        let subtractive = self.trans_memb.len() == self.reg_memb.len();
-        for name in self.sorted_names() {
-            if !self.groups.get(&name).is_some_and(|g| g.changed) {
-                continue;
+    }
+
+    fn forget_membership(&mut self, member: &Name32, group: &Name32) {
+        if let Some(set) = self.member_groups.get_mut(member) {
+            set.remove(group);
+            if set.is_empty() {
+                self.member_groups.remove(member);
             }
-            self.eliminate_partitioned(&name);
-            let Some(g) = self.groups.get_mut(&name) else { continue };
-            if g.num_members == 0 {
-                self.groups.remove(&name);
-                continue;
+        }
+    }
+
+    /// `G_add_to_synced_set`: merge a disjoint set, keeping conf order.
+    fn add_to_synced_set(&mut self, other: &[u32]) {
+        let mut all: Vec<u32> = self.synced.iter().chain(other.iter()).copied().collect();
+        all.sort_by_key(|v| self.conf_idx_of_vid(*v).unwrap_or(usize::MAX));
+        all.dedup();
+        self.synced = all;
+    }
+
+    /// `G_build_new_groups_bufs`: this set's group state in GROUPS buffers.
+    fn build_bufs(&mut self) {
+        self.bufs.clear();
+        let names = self.sorted_names();
+        let o = Order::NATIVE;
+        let (mut gi, mut di) = (0usize, 0usize);
+        let mut first = true;
+        loop {
+            let mut buf = Vec::with_capacity(1024);
+            buf.extend_from_slice(&(self.reg_memb_id.0 as u32).to_ne_bytes());
+            buf.extend_from_slice(&(self.reg_memb_id.1 as u32).to_ne_bytes());
+            if first {
+                buf.push(1);
+                o.push_u32(&mut buf, self.synced.len() as u32);
+                for v in &self.synced {
+                    o.push_u32(&mut buf, *v);
+                }
+            } else {
+                buf.push(0);
             }
-            if subtractive {
-                g.gid = GroupId { proc_id: rid.0, time: rid.1, index: 1 };
-                g.changed = false;
-                g.update_daemon_memb_ids();
-                let g = &self.groups[&name];
-                if g.has_memb_sessions() {
-                    send_heavyweight(g, self.cfg.my_idx, None, None, out);
+            first = false;
+            while gi < names.len() {
+                let g = &self.groups[&names[gi]];
+                if GROUPS_BUF_GROUP_INFO_SIZE + HEADER_LEN > GROUPS_BUF_SIZE.saturating_sub(buf.len()) {
+                    break;
+                }
+                buf.extend_from_slice(&g.name);
+                g.gid.encode_in(o, &mut buf);
+                buf.extend_from_slice(&(g.changed as u16).to_ne_bytes());
+                let count_at = buf.len();
+                buf.extend_from_slice(&[0, 0]);
+                let mut n = 0u16;
+                let mut full = false;
+                while di < g.daemons.len() {
+                    let d = &g.daemons[di];
+                    let need = GROUPS_BUF_DAEMON_INFO_SIZE + d.members.len() * MAX_GROUP_NAME + HEADER_LEN;
+                    if need > GROUPS_BUF_SIZE.saturating_sub(buf.len()) {
+                        full = true;
+                        break;
+                    }
+                    o.push_u32(&mut buf, d.vid);
+                    o.push_u32(&mut buf, g.gid.proc_id as u32);
+                    o.push_u32(&mut buf, g.gid.time as u32);
+                    buf.extend_from_slice(&(d.members.len() as u16).to_ne_bytes());
+                    for m in &d.members {
+                        buf.extend_from_slice(m);
+                    }
+                    n += 1;
+                    di += 1;
+                }
+                buf[count_at..count_at + 2].copy_from_slice(&n.to_ne_bytes());
+                if full {
+                    break;
+                }
+                gi += 1;
+                di = 0;
+            }
+            self.bufs.push(buf);
+            if gi >= names.len() {
+                break;
+            }
+            // A daemon record that can never fit would loop forever; the
+            // join limit (MAX_LOCAL_GROUP_MEMBERS) keeps records small, but
+            // stay bounded regardless.
+            if self.bufs.len() > 10_000 {
+                break;
+            }
+        }
+    }
+
+    /// `G_stamp_groups_bufs`: put the current membership id in front.
+    fn stamp_bufs(&mut self) {
+        let id = self.reg_memb_id;
+        for b in &mut self.bufs {
+            if b.len() >= 8 {
+                b[0..4].copy_from_slice(&(id.0 as u32).to_ne_bytes());
+                b[4..8].copy_from_slice(&(id.1 as u32).to_ne_bytes());
+            }
+        }
+    }
+
+    /// `G_send_groups_messages`: the last-built buffer goes first; all
+    /// RELIABLE except the first-built one, which goes last as AGREED.
+    fn queue_groups_messages(&mut self) {
+        let mut name = [0u8; MAX_GROUP_NAME];
+        let dn = &self.cfg.daemons[self.cfg.my_idx.min(self.cfg.daemons.len().saturating_sub(1))];
+        let n = dn.len().min(MAX_PROC_NAME_BYTES);
+        name[..n].copy_from_slice(&dn[..n]);
+        name[MAX_GROUP_NAME - 4..].copy_from_slice(&(self.synced.len() as u32).to_ne_bytes());
+        self.to_send.clear();
+        for (i, b) in self.bufs.iter().enumerate().rev() {
+            let agreed = i == 0;
+            let t = GROUPS_MESS | if agreed { AGREED_MESS } else { RELIABLE_MESS };
+            let h = Header { type_: t | ARCH_ENDIAN, sender: name, num_groups: 0, hint: ARCH_ENDIAN, data_len: b.len() as i32 };
+            let mut f = BytesMut::with_capacity(HEADER_LEN + b.len());
+            f.put_slice(&h.encode());
+            f.put_slice(b);
+            self.to_send.push(GroupsMessage { frame: f.freeze(), agreed });
+        }
+    }
+
+    /// A GROUPS message was delivered (`G_handle_groups`): `frame` is the
+    /// whole message (header + data) as it came out of the ordering layer.
+    pub fn handle_groups(&mut self, frame: &[u8], out: &mut Out) -> GatherOutcome {
+        if !matches!(self.state, GState::Gather | GState::GatherTrans) {
+            return GatherOutcome::Ignored;
+        }
+        let Some(h) = Header::decode_slice(frame) else { return GatherOutcome::Ignored };
+        let foreign = h.is_foreign();
+        let order = if foreign {
+            if Order::NATIVE == Order::Little { Order::Big } else { Order::Little }
+        } else {
+            Order::NATIVE
+        };
+        let data = &frame[HEADER_LEN..];
+        let data = &data[..(h.data_len.max(0) as usize).min(data.len())];
+        let mut c = Cursor { b: data, at: 0, order };
+        let (Some(p), Some(t)) = (c.i32(), c.i32()) else { return GatherOutcome::Ignored };
+        if (p, t) != self.reg_memb_id {
+            return GatherOutcome::Ignored;
+        }
+        let sender = name_bytes(&h.sender[..MAX_GROUP_NAME - 4]);
+        let Some(didx) = self.cfg.daemons.iter().position(|d| d.as_slice() == sender) else {
+            return GatherOutcome::Ignored;
+        };
+        let vid = self.vid_of(didx);
+        let own = self.is_synced_leader(vid);
+        let list_idx = if own {
+            None
+        } else {
+            match self.gather.lists.iter().position(|l| l.rep == vid) {
+                Some(i) => {
+                    self.gather.lists[i].msgs.insert(0, (data.to_vec(), foreign));
+                    Some(i)
+                }
+                None => {
+                    self.gather.lists.insert(0, GatherList { rep: vid, complete: false, msgs: vec![(data.to_vec(), foreign)] });
+                    Some(0)
                 }
             }
+        };
+        self.gather.num_mess += 1;
+        if h.type_ & AGREED_MESS != 0 {
+            let raw = [h.sender[28], h.sender[29], h.sender[30], h.sender[31]];
+            let n = u32::from_ne_bytes(raw);
+            let n = if foreign { n.swap_bytes() } else { n };
+            self.gather.num_daemons = self.gather.num_daemons.saturating_add(n);
+            match list_idx {
+                None => self.gather.own_complete = true,
+                Some(i) => self.gather.lists[i].complete = true,
+            }
         }
-        if subtractive {
-            self.state = GState::Op;
-            RegOutcome::Settled
+        if self.gather.num_daemons as usize != self.reg_memb.len() {
+            return GatherOutcome::Pending;
+        }
+        self.compute_and_notify(out);
+        let cascaded = self.state == GState::GatherTrans;
+        self.state = GState::Op;
+        if cascaded {
+            let (t, tid) = (self.trans_memb.clone(), self.trans_memb_id);
+            self.handle_trans_memb(&t, tid, out);
+        }
+        GatherOutcome::Done
+    }
+
+    /// `G_compute_and_notify`.
+    fn compute_and_notify(&mut self, out: &mut Out) {
+        let lists = std::mem::take(&mut self.gather.lists);
+        for l in lists {
+            let mut sset = Vec::new();
+            for (data, foreign) in &l.msgs {
+                self.mess_to_groups(data, *foreign, &mut sset);
+            }
+            self.add_to_synced_set(&sset);
+        }
+        let rid = self.reg_memb_id;
+        for name in self.sorted_names() {
+            let Some(g) = self.groups.get_mut(&name) else { continue };
+            if !g.changed {
+                continue;
+            }
+            g.gid = GroupId { proc_id: rid.0, time: rid.1, index: 1 };
+            g.changed = false;
+            let g = &self.groups[&name];
+            if g.has_memb_sessions() {
+                send_heavyweight(g, self.cfg.my_idx, None, None, out);
+            }
+            if let Some(g) = self.groups.get_mut(&name) {
+                g.update_daemon_memb_ids();
+            }
+        }
+        self.gather = Gathered::default();
+        self.bufs.clear();
+        self.bufs_fresh = false;
+    }
+
+    /// `G_mess_to_groups`: merge one GROUPS message into the state. Malformed
+    /// data stops the parse at the first field that does not fit.
+    fn mess_to_groups(&mut self, data: &[u8], foreign: bool, sset: &mut Vec<u32>) {
+        let order = if foreign {
+            if Order::NATIVE == Order::Little { Order::Big } else { Order::Little }
         } else {
-            self.state = GState::Gather;
-            RegOutcome::NeedsStateExchange
+            Order::NATIVE
+        };
+        let mut c = Cursor { b: data, at: 0, order };
+        if c.take(8).is_none() {
+            return;
+        }
+        let Some(flag) = c.take(1) else { return };
+        if flag[0] == 1 {
+            let Some(n) = c.u32() else { return };
+            for _ in 0..n.min(1024) {
+                let Some(v) = c.u32() else { return };
+                sset.push(v);
+            }
+        }
+        while !c.done() {
+            let Some(gname) = c.name() else { return };
+            let gname = norm_name(&gname);
+            let (Some(p), Some(t), Some(i)) = (c.i32(), c.i32(), c.i32()) else { return };
+            let Some(changed) = c.raw_u16() else { return };
+            let Some(ndmn) = c.u16() else { return };
+            let g = self.groups.entry(gname).or_insert_with(|| Group {
+                name: gname,
+                gid: GroupId { proc_id: p, time: t, index: i },
+                changed: false,
+                daemons: Vec::new(),
+                num_members: 0,
+                local: Vec::new(),
+            });
+            if changed != 0 {
+                g.changed = true;
+            }
+            for _ in 0..ndmn {
+                let (Some(vid), Some(mp), Some(mt), Some(nm)) = (c.u32(), c.i32(), c.i32(), c.u16()) else { return };
+                let mut members = BTreeSet::new();
+                for _ in 0..nm {
+                    let Some(m) = c.name() else { return };
+                    members.insert(norm_name(&m));
+                }
+                let g = self.groups.get_mut(&gname).expect("just inserted");
+                if (mp, mt) != (g.gid.proc_id, g.gid.time) {
+                    g.changed = true;
+                }
+                let conf_idx = self.cfg.vids.iter().position(|v| *v == vid).unwrap_or(usize::MAX / 2);
+                g.num_members += members.len();
+                let pos = g.daemons.partition_point(|d| (d.conf_idx, d.vid) < (conf_idx, vid));
+                for m in &members {
+                    self.member_groups.entry(*m).or_default().insert(gname);
+                }
+                let g = self.groups.get_mut(&gname).expect("present");
+                g.daemons.insert(pos, DaemonMembers { conf_idx, vid, memb_id: (mp, mt), members });
+            }
         }
     }
 
