@@ -241,6 +241,39 @@ impl<O: Ordering> Engine<O> {
     /// layer holds `WATER_MARK` or more messages); it resumes when false.
     pub fn reading_paused(&self) -> bool {
         self.ordering.pending() >= WATER_MARK
+            || matches!(self.groups.state(), groups::GState::Gather | groups::GState::GatherTrans)
+    }
+
+    /// The ordering protocol delivered a transitional configuration (VIDs of
+    /// the daemons that move on together, and its id).
+    pub fn on_transitional_configuration(&mut self, members: &[u32], id: groups::MembId) {
+        let mut out = std::mem::take(&mut self.notif);
+        self.groups.handle_trans_memb(members, id, &mut out);
+        for (slot, f) in out.drain(..) {
+            self.enqueue(slot, f);
+        }
+        self.notif = out;
+        self.run_ordering();
+    }
+
+    /// The ordering protocol delivered a regular configuration. If group
+    /// state must be exchanged, the GROUPS messages are submitted to the
+    /// ordering layer (a multi-daemon protocol must send them ahead of client
+    /// messages) and client reading pauses until the exchange completes.
+    pub fn on_regular_configuration(&mut self, members: &[u32], id: groups::MembId) -> groups::RegOutcome {
+        let mut out = std::mem::take(&mut self.notif);
+        let r = self.groups.handle_reg_memb(members, id, &mut out);
+        for (slot, f) in out.drain(..) {
+            self.enqueue(slot, f);
+        }
+        self.notif = out;
+        for gm in self.groups.take_groups_messages() {
+            if let Some(h) = Header::decode_slice(&gm.frame) {
+                self.ordering.submit(OrderedMessage::new(h, gm.frame));
+            }
+        }
+        self.run_ordering();
+        r
     }
 
     /// The next action for the driver.
@@ -842,6 +875,12 @@ impl<O: Ordering> Engine<O> {
                 continue;
             }
             if t & GROUPS_MESS != 0 {
+                let mut out = std::mem::take(&mut self.notif);
+                self.groups.handle_groups(&m.frame, &mut out);
+                for (slot, f) in out.drain(..) {
+                    self.enqueue(slot, f);
+                }
+                self.notif = out;
                 continue;
             }
             // Data message.
