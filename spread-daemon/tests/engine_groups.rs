@@ -270,3 +270,103 @@ fn groups_messages_match_the_three_daemon_captures() {
         assert_eq!(grp.num_members, 1);
     }
 }
+
+fn three(i: usize) -> Groups {
+    const D3: u32 = 4_014_350_958;
+    Groups::new(GroupsConfig {
+        daemons: vec![b"d1".to_vec(), b"d2".to_vec(), b"d3".to_vec()],
+        vids: vec![D1, D2, D3],
+        my_idx: i,
+        memb_id: ([D1, D2, D3][i] as i32, 1000),
+    })
+}
+
+#[test]
+fn cascaded_changes_during_the_exchange() {
+    const D3: u32 = 4_014_350_958;
+    let vids = [D1, D2, D3];
+    let mut out = Vec::new();
+    // Path A: d2 vanishes before the exchange completes; the next regular
+    // configuration restarts the exchange among d1 and d3.
+    let mut gs = [three(0), three(1), three(2)];
+    let mut msgs = Vec::new();
+    for (g, v) in gs.iter_mut().zip(vids) {
+        g.handle_trans_memb(&[v], (v as i32, 1), &mut out);
+        g.handle_reg_memb(&[D1, D2, D3], (D1 as i32, 10), &mut out);
+        msgs.push(g.take_groups_messages());
+    }
+    let [a, _, c] = &mut gs;
+    for g in [&mut *a, &mut *c] {
+        assert_eq!(g.handle_groups(&msgs[0][0].frame, &mut out), GatherOutcome::Pending);
+        g.handle_trans_memb(&[D1, D3], (D1 as i32, 11), &mut out);
+        assert_eq!(g.state(), GState::GatherTrans);
+        assert_eq!(g.handle_reg_memb(&[D1, D3], (D1 as i32, 12), &mut out), RegOutcome::NeedsStateExchange);
+        assert_eq!(g.state(), GState::Gather);
+    }
+    let m1 = a.take_groups_messages();
+    let m3 = c.take_groups_messages();
+    assert_eq!((m1.len(), m3.len()), (1, 1));
+    for g in [&mut *a, &mut *c] {
+        assert_eq!(g.handle_groups(&m1[0].frame, &mut out), GatherOutcome::Pending);
+        assert_eq!(g.handle_groups(&m3[0].frame, &mut out), GatherOutcome::Done);
+        assert_eq!(g.state(), GState::Op);
+        assert_eq!(g.synced_set(), &[D1, D3]);
+    }
+    // A stale message (old membership id) is ignored.
+    assert_eq!(a.handle_groups(&msgs[1][0].frame, &mut out), GatherOutcome::Ignored);
+
+    // Path B: the old exchange completes after the transitional
+    // configuration; it is applied right away, and the regular one settles.
+    let mut gs = [three(0), three(1), three(2)];
+    let mut msgs = Vec::new();
+    for (g, v) in gs.iter_mut().zip(vids) {
+        g.handle_trans_memb(&[v], (v as i32, 1), &mut out);
+        g.handle_reg_memb(&[D1, D2, D3], (D1 as i32, 10), &mut out);
+        msgs.extend(g.take_groups_messages());
+    }
+    let g = &mut gs[0];
+    g.handle_trans_memb(&[D1, D3], (D1 as i32, 11), &mut out);
+    assert_eq!(g.handle_groups(&msgs[0].frame, &mut out), GatherOutcome::Pending);
+    assert_eq!(g.handle_groups(&msgs[1].frame, &mut out), GatherOutcome::Pending);
+    assert_eq!(g.handle_groups(&msgs[2].frame, &mut out), GatherOutcome::Done);
+    assert_eq!(g.state(), GState::Trans);
+    assert_eq!(g.handle_reg_memb(&[D1, D3], (D1 as i32, 12), &mut out), RegOutcome::Settled);
+    assert_eq!(g.synced_set(), &[D1, D3]);
+}
+
+#[test]
+fn garbage_groups_messages_never_panic() {
+    let mut out = Vec::new();
+    let mut g = three(0);
+    g.handle_trans_memb(&[D1], (D1 as i32, 1), &mut out);
+    g.handle_reg_memb(&[D1, D2], (D1 as i32, 10), &mut out);
+    let mine = g.take_groups_messages();
+    let mut x: u64 = 0x1234_5678_9abc_def1;
+    for round in 0..2000 {
+        let mut f = mine[0].frame.to_vec();
+        // a message "from d2" with random data after a valid memb id
+        f[4..36].fill(0);
+        f[4..6].copy_from_slice(b"d2");
+        f[32..36].copy_from_slice(&1u32.to_ne_bytes());
+        f.truncate(48 + 8);
+        for _ in 0..(round % 300) {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            f.push(x as u8);
+        }
+        let dl = (f.len() - 48) as i32;
+        f[44..48].copy_from_slice(&dl.to_ne_bytes());
+        if round % 2 == 0 {
+            f[0..4].copy_from_slice(&(0x8008_0090u32).to_ne_bytes());
+        }
+        let _ = g.handle_groups(&f, &mut out);
+        if g.state() != GState::Gather {
+            // completed: start over
+            g = three(0);
+            g.handle_trans_memb(&[D1], (D1 as i32, 1), &mut out);
+            g.handle_reg_memb(&[D1, D2], (D1 as i32, 10), &mut out);
+            let _ = g.take_groups_messages();
+        }
+    }
+}
