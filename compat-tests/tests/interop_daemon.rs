@@ -8,7 +8,8 @@
 //! themselves. Our daemon: `$RSPREAD_SPREAD_BIN`, else `target/<profile>/spread`,
 //! else `target/release/spread`.
 //!
-//! Ports: 45020-45049 (ours), 45120-45149 (original). Unix sockets /tmp/<port>.
+//! Ports: 45020-45037 (ours), 45120-45137 (original), each test taking the
+//! first free pair of its own 6-port sub-range. Unix sockets /tmp/<port>.
 //! Every child process is ours and is killed by PID; every wait is bounded.
 
 use std::io::{Read, Write};
@@ -150,7 +151,41 @@ fn probe_session(port: u16, n: u32) -> std::io::Result<()> {
     Ok(())
 }
 
-fn start_daemon(s: &Setup, port: u16) -> Daemon {
+/// True when nothing holds TCP `port` (bound without SO_REUSEADDR, so
+/// TIME_WAIT counts) nor UDP `port`/`port + 1`: the assigned ports lie in the
+/// kernel's ephemeral range, so a client socket may sit on one briefly.
+fn ports_free(port: u16) -> bool {
+    // SAFETY: socket/bind/close on a descriptor we own; the address struct is
+    // fully initialised and its size is passed.
+    let tcp = unsafe {
+        let fd = libc::socket(libc::AF_INET, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0);
+        if fd < 0 {
+            return false;
+        }
+        let mut sa: libc::sockaddr_in = std::mem::zeroed();
+        sa.sin_family = libc::AF_INET as libc::sa_family_t;
+        sa.sin_port = port.to_be();
+        let r = libc::bind(
+            fd,
+            &sa as *const libc::sockaddr_in as *const libc::sockaddr,
+            std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t,
+        );
+        libc::close(fd);
+        r == 0
+    };
+    tcp && std::net::UdpSocket::bind(("0.0.0.0", port)).is_ok() && std::net::UdpSocket::bind(("0.0.0.0", port + 1)).is_ok()
+}
+
+/// Start a daemon on the first free pair among `base`, `base + 2`, `base + 4`.
+fn start_daemon(s: &Setup, base: u16) -> Daemon {
+    let port = (0..3u16)
+        .map(|k| base + 2 * k)
+        .find(|&p| ports_free(p))
+        .unwrap_or_else(|| panic!("no free port pair in {base}..{}", base + 5));
+    start_daemon_on(s, port)
+}
+
+fn start_daemon_on(s: &Setup, port: u16) -> Daemon {
     let dir = std::env::temp_dir().join(format!("interop-{}-{port}", std::process::id()));
     let run = dir.join("run");
     std::fs::create_dir_all(&run).expect("temp dir");
@@ -281,8 +316,8 @@ const T: Duration = Duration::from_secs(10);
 #[test]
 fn spuser_join_send_receive_leave() {
     let Some(s) = setup("spuser_join_send_receive_leave") else { return };
-    let port = s.port_base;
-    let _d = start_daemon(&s, port);
+    let d = start_daemon(&s, s.port_base);
+    let port = d.port;
     let spuser = s.prefix.join("bin/spuser");
     let unix_name = port.to_string();
     let tcp_name = format!("{port}@127.0.0.1");
@@ -350,8 +385,8 @@ fn spuser_join_send_receive_leave() {
 #[test]
 fn spuser_disconnect_and_duplicate_name() {
     let Some(s) = setup("spuser_disconnect_and_duplicate_name") else { return };
-    let port = s.port_base + 4;
-    let _d = start_daemon(&s, port);
+    let d = start_daemon(&s, s.port_base + 6);
+    let port = d.port;
     let spuser = s.prefix.join("bin/spuser");
     let name = port.to_string();
 
@@ -389,8 +424,8 @@ fn spuser_disconnect_and_duplicate_name() {
 #[test]
 fn spflooder_runs() {
     let Some(s) = setup("spflooder_runs") else { return };
-    let port = s.port_base + 8;
-    let _d = start_daemon(&s, port);
+    let d = start_daemon(&s, s.port_base + 12);
+    let port = d.port;
     let flooder = s.prefix.join("bin/spflooder");
     let name = port.to_string();
 

@@ -31,6 +31,41 @@ pub fn config_text(port: u16, runtime_dir: &Path) -> String {
     )
 }
 
+/// True when nothing holds TCP `port` nor UDP `port` / `port + 1` on any
+/// local address. The TCP probe binds without SO_REUSEADDR, so a socket in
+/// TIME_WAIT on that port also counts as busy (our ports lie inside the
+/// kernel's ephemeral range, so a client socket may sit on one briefly).
+pub fn ports_free(port: u16) -> bool {
+    let Some(next) = port.checked_add(1) else { return false };
+    tcp_port_free(port)
+        && std::net::UdpSocket::bind(("0.0.0.0", port)).is_ok()
+        && std::net::UdpSocket::bind(("0.0.0.0", next)).is_ok()
+}
+
+fn tcp_port_free(port: u16) -> bool {
+    // SAFETY: plain socket/bind/close on a descriptor we own; the address
+    // struct is fully initialised and its size is passed.
+    unsafe {
+        let fd = libc::socket(libc::AF_INET, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0);
+        if fd < 0 {
+            return false;
+        }
+        let mut sa: libc::sockaddr_in = std::mem::zeroed();
+        sa.sin_family = libc::AF_INET as libc::sa_family_t;
+        sa.sin_port = port.to_be();
+        sa.sin_addr = libc::in_addr { s_addr: 0 };
+        let r = libc::bind(fd, &sa as *const libc::sockaddr_in as *const libc::sockaddr, std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t);
+        libc::close(fd);
+        r == 0
+    }
+}
+
+/// The first `p` in `base, base + 2, …` below `base + span` with
+/// [`ports_free`] (the Unix socket `/tmp/<p>` is the daemon's to replace).
+pub fn pick_port(base: u16, span: u16) -> Option<u16> {
+    (0..span / 2).map(|k| base.saturating_add(2 * k)).find(|&p| ports_free(p))
+}
+
 impl Daemon {
     /// Start `binary -n localhost -c <dir>/spread.conf` and wait (bounded by
     /// `ready_timeout`) until a client session can be opened on TCP.
@@ -145,5 +180,25 @@ impl Daemon {
 impl Drop for Daemon {
     fn drop(&mut self) {
         self.stop();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn busy_ports_are_skipped() {
+        // 45046..45049 belong to this crate's manual/profiling sub-range.
+        let Some(p) = pick_port(45046, 4) else { return }; // both busy: nothing to check
+        let hold = std::net::UdpSocket::bind(("0.0.0.0", p + 1));
+        if hold.is_ok() {
+            assert!(!ports_free(p), "UDP {} is held, {p} must count as busy", p + 1);
+        }
+        let tcp = std::net::TcpListener::bind(("127.0.0.1", p));
+        if tcp.is_ok() {
+            assert!(!ports_free(p));
+        }
+        assert!(!ports_free(u16::MAX));
     }
 }

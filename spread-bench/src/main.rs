@@ -149,7 +149,11 @@ fn main() {
             eprintln!("spread-bench: our daemon {} does not exist (build it: cargo build --release -p spread-daemon)", p.display());
             std::process::exit(1);
         }
-        match Daemon::start_wrapped("ours", &o.ours_wrapper, &p, o.ours_port, Duration::from_secs(30)) {
+        let Some(port) = spread_bench::daemon::pick_port(o.ours_port, 10) else {
+            eprintln!("spread-bench: no free port pair in {}..{}", o.ours_port, o.ours_port + 9);
+            std::process::exit(1);
+        };
+        match Daemon::start_wrapped("ours", &o.ours_wrapper, &p, port, Duration::from_secs(30)) {
             Ok(d) => targets.push(Target { name: "ours", daemon: d, binary: p, runs_done: 0 }),
             Err(e) => {
                 eprintln!("spread-bench: cannot start our daemon: {e}");
@@ -159,7 +163,11 @@ fn main() {
     }
     if let Some(prefix) = o.reference.clone() {
         let p = prefix.join("sbin/spread");
-        match Daemon::start("original", &p, o.ref_port, Duration::from_secs(15)) {
+        let Some(port) = spread_bench::daemon::pick_port(o.ref_port, 10) else {
+            eprintln!("spread-bench: no free port pair in {}..{}", o.ref_port, o.ref_port + 9);
+            std::process::exit(1);
+        };
+        match Daemon::start("original", &p, port, Duration::from_secs(15)) {
             Ok(d) => targets.push(Target { name: "original", daemon: d, binary: p, runs_done: 0 }),
             Err(e) => {
                 eprintln!("spread-bench: cannot start the original daemon {}: {e}", p.display());
