@@ -14,7 +14,6 @@ use spread_wire::endian::{Order, ARCH_ENDIAN};
 use spread_wire::names::{name32, name_bytes, parse_private_group, Name32};
 use spread_wire::{GroupId, Header};
 
-use super::fxhash::FxBuild;
 
 /// Longest daemon name (MAX_PROC_NAME − 1).
 const MAX_PROC_NAME_BYTES: usize = 19;
@@ -140,9 +139,11 @@ pub type Out = Vec<(u32, Bytes)>;
 
 pub struct Groups {
     cfg: GroupsConfig,
-    groups: HashMap<Name32, Group, FxBuild>,
+    /// Keyed by names clients choose without limit: the standard keyed
+    /// hasher, so no one can craft colliding names.
+    groups: HashMap<Name32, Group>,
     /// Groups of each member (private group name), for KILL in name order.
-    member_groups: HashMap<Name32, BTreeSet<Name32>, FxBuild>,
+    member_groups: HashMap<Name32, BTreeSet<Name32>>,
     state: GState,
     trans_memb: Vec<u32>,
     trans_memb_id: MembId,
