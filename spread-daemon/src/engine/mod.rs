@@ -15,7 +15,18 @@
 //!   `Close` = close it (after a best-effort write of `linger`).
 //!
 //! A delivered message is one [`bytes::Bytes`] frame shared by all its
-//! recipients; a client's data frame is passed on without copying its body.
+//! recipients: the client's own frame (header re-stamped in place). Frames
+//! over 4 KiB are cut out of the read buffer without a copy; smaller ones get
+//! one exact-size buffer, so a queued small frame never pins a read buffer.
+//!
+//! Layers, as in the original: the session layer ([`session`], handshake,
+//! [`auth`]) hands client messages to an [`Ordering`] protocol (here a
+//! [`RingOfOne`]); what it delivers goes to the groups layer ([`groups`]:
+//! JOIN/LEAVE/KILL, membership notifications, GROUPS state exchange) or is
+//! routed to local sessions. A multi-daemon protocol plugs in with
+//! [`Engine::with_ordering`] and reports configuration changes through
+//! [`Engine::on_transitional_configuration`] /
+//! [`Engine::on_regular_configuration`].
 
 pub mod auth;
 mod fxhash;
