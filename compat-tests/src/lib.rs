@@ -11,6 +11,7 @@
 //!   taken from `spread_ffi` (default) or from a shared library named by
 //!   `$RSPREAD_SP_LIB`, with small safe wrappers for the tests.
 
+pub mod api_check;
 pub mod daemon;
 pub mod frames;
 pub mod hex;

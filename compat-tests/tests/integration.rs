@@ -483,3 +483,112 @@ fn unix_socket_sessions_work() {
     assert_eq!(spx.sp_disconnect(u), 0);
     assert_eq!(spx.sp_disconnect(t), 0);
 }
+
+/// Replays a recording's `api_log` with our library against our daemon (no
+/// fake daemon): every call must return what the original returned, except
+/// the ring time inside gids and a daemon-invented private name. A sync
+/// session orders the calls of different clients as the recording's timing
+/// did (its AGREED message to itself comes back only after the daemon has
+/// ordered everything sent before).
+fn api_log_end_to_end(scenario: &str, base: u16) -> Vec<String> {
+    use compat_tests::api_check::{check_membership, check_receive};
+    use compat_tests::transcript::{body_from_spec, i, parse_hex_i32};
+    let t = Transcript::load(scenario);
+    let d = daemon(base, "");
+    let spx = sp();
+    let (r, sync, sync_pg) = spx.sp_connect(&d.spread_name(), Some("zzsync"), 0, false);
+    assert_eq!(r, 1);
+    let mut barriers = 0u32;
+    let mut barrier = || -> Result<(), String> {
+        barriers += 1;
+        let body = barriers.to_le_bytes();
+        spx.sp_multicast(sync, AGREED, &sync_pg, 0, &body);
+        for _ in 0..10 {
+            let r = spx.sp_receive_by(sync, Instant::now() + Duration::from_secs(10), 10, 100).ok_or("sync: nothing back")?;
+            if r.body == body {
+                return Ok(());
+            }
+        }
+        Err("sync: own message never came back".into())
+    };
+    let mut errors = Vec::new();
+    let mut mboxes: HashMap<String, i32> = HashMap::new();
+    let mut last_actor = String::new();
+    for e in t.api_log() {
+        let op = s(&e, "op").unwrap_or("");
+        let client = s(&e, "client").unwrap_or("").to_string();
+        let ctx = format!("{}: api step {} {op} ({client})", t.name, i(&e, "step").unwrap_or(-1));
+        let mbox = mboxes.get(&client).copied().unwrap_or(-1);
+        let acts = matches!(op, "SP_connect" | "SP_join" | "SP_leave" | "SP_multicast" | "SP_multigroup_multicast" | "SP_disconnect" | "SP_kill");
+        if acts && last_actor != client {
+            if let Err(x) = barrier() {
+                errors.push(format!("{ctx}: {x}"));
+            }
+            last_actor = client.clone();
+        }
+        let want = i(&e, "ret");
+        let mut ret_is = |got: i32| {
+            if want != Some(got as i64) {
+                errors.push(format!("{ctx}: expected {want:?}, got {got}"));
+            }
+        };
+        match op {
+            "SP_connect" => {
+                let recorded = s(&e, "spread_name").unwrap_or("");
+                let sn = if recorded.contains('@') { d.spread_name() } else { d.port.to_string() };
+                let (r, mb, pg) = spx.sp_connect(&sn, Some(s(&e, "private_name").unwrap_or("")), i(&e, "priority").unwrap_or(0) as i32, i(&e, "group_membership").unwrap_or(1) != 0);
+                ret_is(r);
+                if r == 1 {
+                    let exp = s(&e, "private_group").unwrap_or("");
+                    let ok = if frames::is_random_private_name(exp, "d1") { frames::is_random_private_name(&pg, "d1") } else { exp == pg };
+                    if !ok {
+                        errors.push(format!("{ctx}: private group expected {exp}, got {pg}"));
+                    }
+                    mboxes.insert(client, mb);
+                }
+            }
+            "SP_join" => ret_is(spx.sp_join(mbox, s(&e, "group").unwrap_or(""))),
+            "SP_leave" => ret_is(spx.sp_leave(mbox, s(&e, "group").unwrap_or(""))),
+            "SP_multicast" | "SP_multigroup_multicast" => {
+                let st = s(&e, "service_type").and_then(parse_hex_i32).unwrap_or(0);
+                let body = body_from_spec(s(&e, "body_spec").unwrap_or("empty")).unwrap_or_default();
+                let mt = i(&e, "mess_type").unwrap_or(0) as i16;
+                let groups: Vec<&str> = s(&e, "groups").unwrap_or("").split(',').collect();
+                ret_is(if op == "SP_multicast" {
+                    spx.sp_multicast(mbox, st, groups[0], mt, &body)
+                } else {
+                    spx.sp_multigroup_multicast(mbox, st, &groups, mt, &body)
+                });
+            }
+            "SP_receive" => match spx.sp_receive_by(mbox, Instant::now() + Duration::from_secs(10), 100, 200_000) {
+                None => errors.push(format!("{ctx}: nothing received within 10 s")),
+                Some(r) => {
+                    check_receive(&ctx, &e, &r, true, &mut errors);
+                    if r.ret >= 0 {
+                        check_membership(spx, &ctx, &e, &r, true, &mut errors);
+                    }
+                }
+            },
+            "idle_done" if i(&e, "extra_messages") == Some(0) && mbox >= 0 => {
+                if compat_tests::net::poll_readable(mbox, Instant::now() + Duration::from_millis(200)) {
+                    let r = spx.sp_receive(mbox, 0, 100, 200_000);
+                    errors.push(format!("{ctx}: the recording got nothing here; ours got {r:?}"));
+                }
+            }
+            "SP_disconnect" => ret_is(spx.sp_disconnect(mbox)),
+            "SP_kill" => spx.sp_kill(mbox),
+            _ => {}
+        }
+    }
+    spx.sp_disconnect(sync);
+    errors
+}
+
+#[test]
+fn recorded_api_logs_end_to_end() {
+    let mut errors = Vec::new();
+    for (k, sc) in ["a", "b", "c", "d", "h"].into_iter().enumerate() {
+        errors.extend(api_log_end_to_end(sc, 43380 + 10 * k as u16));
+    }
+    assert!(errors.is_empty(), "{} mismatch(es):\n{}", errors.len(), errors.join("\n"));
+}
