@@ -569,11 +569,13 @@ fn api_log_end_to_end(scenario: &str, base: u16) -> Vec<String> {
                     }
                 }
             },
-            "idle_done" if i(&e, "extra_messages") == Some(0) && mbox >= 0 => {
-                if compat_tests::net::poll_readable(mbox, Instant::now() + Duration::from_millis(200)) {
-                    let r = spx.sp_receive(mbox, 0, 100, 200_000);
-                    errors.push(format!("{ctx}: the recording got nothing here; ours got {r:?}"));
-                }
+            "idle_done"
+                if i(&e, "extra_messages") == Some(0)
+                    && mbox >= 0
+                    && compat_tests::net::poll_readable(mbox, Instant::now() + Duration::from_millis(200)) =>
+            {
+                let r = spx.sp_receive(mbox, 0, 100, 200_000);
+                errors.push(format!("{ctx}: the recording got nothing here; ours got {r:?}"));
             }
             "SP_disconnect" => ret_is(spx.sp_disconnect(mbox)),
             "SP_kill" => spx.sp_kill(mbox),

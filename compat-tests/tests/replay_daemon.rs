@@ -215,8 +215,7 @@ fn replay(scenario: &str, base: u16) -> Outcome {
                         continue;
                     }
                 }
-                if let (Some((_, tr)), Some((_, tg))) = (gid_time_field(&f.bytes), gid_time_field(&got)) {
-                    let _ = tr;
+                if let (Some(_), Some((_, tg))) = (gid_time_field(&f.bytes), gid_time_field(&got)) {
                     match gid_time {
                         None => gid_time = Some(tg),
                         Some(t0) if t0 != tg => errors.push(format!("{ctx}: gid time {tg:#x} differs from this run's ring time {t0:#x}")),
