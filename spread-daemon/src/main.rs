@@ -39,9 +39,74 @@ fn auth_config(c: &Config) -> AuthConfig {
             eprintln!("IP access control file not found: no IP-authenticated session will be allowed");
         }
     }
-    // PWORD needs crypt(3) and spread.access_pword; without a verifier every
-    // PWORD attempt is denied (the stock 5.0.1 daemon does not build it).
-    AuthConfig { enabled, required, ip_rules, pword: None }
+    let pword = if enabled.contains(&AuthMethod::Pword) { pword_verifier() } else { None };
+    AuthConfig { enabled, required, ip_rules, pword }
+}
+
+/// `crypt(3)`, looked up at run time so the daemon does not need libcrypt to
+/// link (PWORD is optional; the stock 5.0.1 daemon does not even build it).
+type CryptFn = unsafe extern "C" fn(*const libc::c_char, *const libc::c_char) -> *mut libc::c_char;
+
+fn load_crypt() -> Option<CryptFn> {
+    for lib in [&b"libcrypt.so.1\0"[..], &b"libcrypt.so\0"[..]] {
+        // SAFETY: dlopen/dlsym with NUL-terminated names; the handle is kept
+        // open for the life of the process.
+        unsafe {
+            let h = libc::dlopen(lib.as_ptr() as *const libc::c_char, libc::RTLD_NOW);
+            if h.is_null() {
+                continue;
+            }
+            let f = libc::dlsym(h, b"crypt\0".as_ptr() as *const libc::c_char);
+            if !f.is_null() {
+                return Some(std::mem::transmute::<*mut libc::c_void, CryptFn>(f));
+            }
+        }
+    }
+    None
+}
+
+/// The PWORD check against `spread.access_pword` (`user:cryptpw` lines, `#`
+/// comments; searched like the original: cwd, `./`, `/etc`): DES `crypt` of
+/// the clear password with the stored salt must match the stored 13 bytes.
+fn pword_verifier() -> Option<spread_daemon::engine::auth::PwordCheck> {
+    let text = ["spread.access_pword", "./spread.access_pword", "/etc/spread.access_pword"]
+        .iter()
+        .find_map(|p| std::fs::read_to_string(p).ok());
+    let Some(text) = text else {
+        eprintln!("spread.access_pword not found: every PWORD session will be denied");
+        return None;
+    };
+    let mut users: Vec<(Vec<u8>, Vec<u8>)> = Vec::new();
+    for line in text.lines() {
+        if line.starts_with('#') {
+            continue;
+        }
+        let Some((u, p)) = line.split_once(':') else { break };
+        let u: Vec<u8> = u.split_whitespace().next().unwrap_or("").bytes().take(32).collect();
+        let p: Vec<u8> = p.split_whitespace().next().unwrap_or("").bytes().take(13).collect();
+        if !u.is_empty() && p.len() >= 2 {
+            users.insert(0, (u, p));
+        }
+    }
+    let Some(crypt) = load_crypt() else {
+        eprintln!("crypt(3) not available: every PWORD session will be denied");
+        return None;
+    };
+    Some(std::sync::Arc::new(move |user: &[u8], pw: &[u8]| {
+        let Some((_, stored)) = users.iter().find(|(u, _)| u.as_slice() == user) else { return false };
+        let (Ok(key), Ok(salt)) = (std::ffi::CString::new(pw), std::ffi::CString::new(&stored[..2])) else {
+            return false;
+        };
+        // SAFETY: crypt reads two NUL-terminated strings and returns a static
+        // NUL-terminated buffer or NULL; the engine calls this from one thread.
+        let out = unsafe { crypt(key.as_ptr(), salt.as_ptr()) };
+        if out.is_null() {
+            return false;
+        }
+        // SAFETY: non-NULL result of crypt is a NUL-terminated string.
+        let got = unsafe { std::ffi::CStr::from_ptr(out) }.to_bytes();
+        got.len() >= 13 && stored.len() >= 13 && got[..13] == stored[..13]
+    }))
 }
 
 fn raise_fd_limit() {
@@ -128,5 +193,27 @@ fn main() -> ExitCode {
             eprintln!("spread: {e}");
             ExitCode::from(1)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pword_verifier_checks_des_crypt() {
+        let dir = std::env::temp_dir().join(format!("rspread-h5-pword-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        // DES crypt("secret", "ab")
+        std::fs::write(dir.join("spread.access_pword"), "# users\nalice:abNANd1rDfiNc\n").unwrap();
+        std::env::set_current_dir(&dir).unwrap();
+        let Some(check) = pword_verifier() else {
+            assert!(load_crypt().is_none(), "file present, so only a missing crypt(3) may disable PWORD");
+            return;
+        };
+        assert!(check(b"alice", b"secret"));
+        assert!(!check(b"alice", b"wrong"));
+        assert!(!check(b"bob", b"secret"));
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }

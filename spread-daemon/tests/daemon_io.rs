@@ -5,7 +5,7 @@ mod daemon_util;
 use daemon_util::*;
 
 use std::collections::HashMap;
-use std::io::Read;
+use std::io::{Read, Write};
 
 const AGREED: u32 = 0x10;
 const REG_JOIN: u32 = 0x8000_1180;
@@ -237,4 +237,57 @@ fn nine_hundred_ninety_seven_sessions_then_reject_quota() {
     let _ = last.s.read_to_end(&mut rest);
     let c = connect_tcp(42050, "again", false);
     assert_eq!(c.pg, "#again#d1");
+}
+
+#[test]
+fn pword_authentication_over_tcp() {
+    let _serial = serial();
+    // DES crypt("secret", "ab")
+    let extra = "AllowedAuthMethods = \"PWORD\"\n";
+    // Like the stock 5.0.1 build, the configuration may not know PWORD.
+    let conf = spread_daemon::config::parse_str(&conf_text(42060, extra), "test").unwrap();
+    if !conf.auth.allowed.iter().any(|m| m == "PWORD") {
+        eprintln!("the configuration does not accept PWORD; skipping");
+        return;
+    }
+    let dir = std::env::temp_dir().join(format!("rspread-h5-42060-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("spread.conf"), conf_text(42060, extra)).unwrap();
+    std::fs::write(dir.join("spread.access_pword"), "# users\nalice:abNANd1rDfiNc\n").unwrap();
+    let _d = Daemon::start_in(42060, dir);
+    let login = |user: &str, pw: &str| -> Vec<u8> {
+        let mut s = tcp(42060);
+        s.write_all(b"\x05\x00\x01\x01\x01a").unwrap();
+        let mut list = [0u8; 7];
+        s.read_exact(&mut list).unwrap();
+        assert_eq!(&list, b"\x06PWORD ");
+        let mut c = [0u8; 90];
+        c[..5].copy_from_slice(b"PWORD");
+        s.write_all(&c).unwrap();
+        let mut creds = [0u8; 40];
+        creds[..user.len()].copy_from_slice(user.as_bytes());
+        creds[32..32 + pw.len()].copy_from_slice(pw.as_bytes());
+        s.write_all(&creds).unwrap();
+        let mut rest = Vec::new();
+        let _ = s.read_to_end(&mut rest);
+        rest
+    };
+    // The daemon closes after a failure; after a success the session stays
+    // open, so read only what a success sends.
+    assert_eq!(login("alice", "wrong"), b"\x00\xf7");
+    assert_eq!(login("bob", "secret"), b"\x00\xf7");
+    let mut s = tcp(42060);
+    s.write_all(b"\x05\x00\x01\x01\x01a").unwrap();
+    let mut list = [0u8; 7];
+    s.read_exact(&mut list).unwrap();
+    let mut c = [0u8; 90];
+    c[..5].copy_from_slice(b"PWORD");
+    s.write_all(&c).unwrap();
+    let mut creds = [0u8; 40];
+    creds[..5].copy_from_slice(b"alice");
+    creds[32..38].copy_from_slice(b"secret");
+    s.write_all(&creds).unwrap();
+    let mut ok = [0u8; 1 + 5 + 5];
+    s.read_exact(&mut ok).unwrap();
+    assert_eq!(&ok, b"\x01\x01\x05\x00\x01\x05#a#d1");
 }
