@@ -48,15 +48,15 @@ fn auth_config(c: &Config) -> AuthConfig {
 type CryptFn = unsafe extern "C" fn(*const libc::c_char, *const libc::c_char) -> *mut libc::c_char;
 
 fn load_crypt() -> Option<CryptFn> {
-    for lib in [&b"libcrypt.so.1\0"[..], &b"libcrypt.so\0"[..]] {
+    for lib in [c"libcrypt.so.1", c"libcrypt.so"] {
         // SAFETY: dlopen/dlsym with NUL-terminated names; the handle is kept
         // open for the life of the process.
         unsafe {
-            let h = libc::dlopen(lib.as_ptr() as *const libc::c_char, libc::RTLD_NOW);
+            let h = libc::dlopen(lib.as_ptr(), libc::RTLD_NOW);
             if h.is_null() {
                 continue;
             }
-            let f = libc::dlsym(h, b"crypt\0".as_ptr() as *const libc::c_char);
+            let f = libc::dlsym(h, c"crypt".as_ptr());
             if !f.is_null() {
                 return Some(std::mem::transmute::<*mut libc::c_void, CryptFn>(f));
             }
