@@ -38,6 +38,7 @@ pub fn spread_binary() -> PathBuf {
     let candidates = [profile_dir().join("spread"), workspace_root().join("target").join("release").join("spread")];
     for c in candidates {
         if c.is_file() {
+            warn_if_stale(&c, &workspace_root().join("spread-daemon"));
             return c;
         }
         tried.push(c.display().to_string());
@@ -47,6 +48,42 @@ pub fn spread_binary() -> PathBuf {
          `cargo build --release --workspace` (or `make build`), or point RSPREAD_SPREAD_BIN at one.",
         tried.join(", ")
     );
+}
+
+/// Newest modification time of any file under `dir` (bounded walk).
+fn newest_mtime(dir: &Path, budget: &mut usize) -> Option<std::time::SystemTime> {
+    let mut best = None;
+    for e in std::fs::read_dir(dir).ok()?.flatten() {
+        if *budget == 0 {
+            break;
+        }
+        *budget -= 1;
+        let p = e.path();
+        let t = if p.is_dir() { newest_mtime(&p, budget) } else { e.metadata().ok().and_then(|m| m.modified().ok()) };
+        if let Some(t) = t {
+            if best.map(|b| t > b).unwrap_or(true) {
+                best = Some(t);
+            }
+        }
+    }
+    best
+}
+
+/// `cargo test -p compat-tests` does not rebuild the daemon binary: say so
+/// when the binary is older than the daemon's sources.
+fn warn_if_stale(bin: &Path, crate_dir: &Path) {
+    let mut budget = 2000;
+    let src = newest_mtime(&crate_dir.join("src"), &mut budget);
+    let built = std::fs::metadata(bin).ok().and_then(|m| m.modified().ok());
+    if let (Some(src), Some(built)) = (src, built) {
+        if src > built {
+            eprintln!(
+                "warning: {} is older than the spread-daemon sources; rebuild it \
+                 (`cargo build --release --workspace` or `make build`)",
+                bin.display()
+            );
+        }
+    }
 }
 
 /// Directory of the built C libraries (`build/lib`, made by the Makefile), or
