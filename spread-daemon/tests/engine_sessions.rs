@@ -399,3 +399,24 @@ fn join_beyond_the_local_member_limit_is_rejected() {
     assert_eq!(to_hex(&got), to_hex(&want));
     assert_eq!(h.eng.groups().num_local(&spread_daemon::engine::name(b"big")), 3122);
 }
+
+#[test]
+fn handle_event_is_the_same_as_the_methods() {
+    use spread_daemon::engine::{Action, Event};
+    let mut h = Harness::d1(7);
+    let Some(Accepted::Conn(id)) = h.eng.handle_event(h.now, Event::Accepted { kind: ConnKind::Tcp, peer: None }) else {
+        panic!("accept")
+    };
+    h.eng.handle_event(h.now, Event::Data { id, bytes: b"\x05\x00\x01\x01\x01a" });
+    assert_eq!(h.eng.poll_action(), Some(Action::Flush(id)));
+    // Not drained: Writable asks again.
+    h.eng.handle_event(h.now, Event::Writable { id });
+    assert_eq!(h.eng.poll_action(), Some(Action::Flush(id)));
+    assert_eq!(h.eng.drain_output(id), b"\x05NULL ");
+    h.eng.handle_event(h.now, Event::Writable { id });
+    assert_eq!(h.eng.poll_action(), None);
+    h.eng.handle_event(h.now, Event::Closed { id });
+    assert!(matches!(h.eng.poll_action(), Some(Action::Close { .. })));
+    h.eng.handle_event(h.now, Event::Timer);
+    assert!(h.eng.next_timeout().is_none());
+}

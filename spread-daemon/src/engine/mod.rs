@@ -111,6 +111,24 @@ pub enum Action {
     Close { id: ConnId, linger: Vec<Bytes> },
 }
 
+/// An event for [`Engine::handle_event`] (the same as calling the matching
+/// method directly).
+#[derive(Debug)]
+pub enum Event<'a> {
+    /// A connection was accepted.
+    Accepted { kind: ConnKind, peer: Option<SocketAddr> },
+    /// Bytes arrived for a connection.
+    Data { id: ConnId, bytes: &'a [u8] },
+    /// Bytes were read into [`Engine::recv_buf`].
+    Received { id: ConnId },
+    /// EOF or a socket error.
+    Closed { id: ConnId },
+    /// The socket can take more: ask for a flush if anything is queued.
+    Writable { id: ConnId },
+    /// [`Engine::next_timeout`] passed.
+    Timer,
+}
+
 /// Result of [`Engine::accept`].
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Accepted {
@@ -293,6 +311,23 @@ impl<O: Ordering> Engine<O> {
     }
 
     // ------------------------------------------------------------------ events
+
+    /// Feed one event; returns the accept result for [`Event::Accepted`].
+    pub fn handle_event(&mut self, now: Instant, ev: Event<'_>) -> Option<Accepted> {
+        match ev {
+            Event::Accepted { kind, peer } => return Some(self.accept(now, kind, peer)),
+            Event::Data { id, bytes } => self.on_data(now, id, bytes),
+            Event::Received { id } => self.on_received(now, id),
+            Event::Closed { id } => self.on_closed(now, id),
+            Event::Writable { id } => {
+                if self.has_output(id) {
+                    self.actions.push_back(Action::Flush(id));
+                }
+            }
+            Event::Timer => self.on_timeout(now),
+        }
+        None
+    }
 
     /// A connection was accepted.
     pub fn accept(&mut self, now: Instant, kind: ConnKind, peer: Option<SocketAddr>) -> Accepted {
