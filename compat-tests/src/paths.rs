@@ -106,10 +106,22 @@ pub fn c_library(file: &str) -> PathBuf {
     p
 }
 
-/// The reference transcripts directory (`$RSPREAD_TRANSCRIPTS` or
-/// `/work/shared/ref/transcripts`).
+/// The recorded ground truth: `$RSPREAD_REF_DIR`, else `../shared/ref` beside
+/// the workspace (where CI puts it), else `/work/shared/ref`.
+pub fn ref_dir() -> PathBuf {
+    if let Some(p) = std::env::var_os("RSPREAD_REF_DIR") {
+        return PathBuf::from(p);
+    }
+    let beside = workspace_root().join("../shared/ref");
+    if beside.is_dir() {
+        beside
+    } else {
+        PathBuf::from("/work/shared/ref")
+    }
+}
+
+/// The reference transcripts directory (`$RSPREAD_TRANSCRIPTS`, else
+/// `transcripts/` of [`ref_dir`]).
 pub fn transcripts_dir() -> PathBuf {
-    std::env::var_os("RSPREAD_TRANSCRIPTS")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("/work/shared/ref/transcripts"))
+    std::env::var_os("RSPREAD_TRANSCRIPTS").map(PathBuf::from).unwrap_or_else(|| ref_dir().join("transcripts"))
 }
