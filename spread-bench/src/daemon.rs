@@ -77,6 +77,9 @@ impl Daemon {
     /// `perf record -e cpu-clock -g -o FILE --` (the prefix's process is the
     /// one we own; it is stopped with SIGTERM so that it can write its data).
     pub fn start_wrapped(label: &str, wrapper: &[String], binary: &Path, port: u16, ready_timeout: Duration) -> io::Result<Daemon> {
+        // The child runs in its own directory: a relative binary path must be
+        // resolved here first.
+        let binary = &binary.canonicalize().unwrap_or_else(|_| binary.to_path_buf());
         let dir = std::env::temp_dir().join(format!("spread-bench-{}-{port}", std::process::id()));
         let run = dir.join("run");
         fs::create_dir_all(&run)?;
