@@ -117,10 +117,24 @@ impl Daemon {
 
 impl Drop for Daemon {
     fn drop(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
+        if self.child.is_some() {
+            // A clean stop (it unlinks its Unix socket); SIGKILL if it hangs.
+            let pid = self.pid();
+            let c = self.child.take();
+            let (tx, rx) = mpsc::channel();
+            std::thread::spawn(move || {
+                if let Some(mut c) = c {
+                    // SAFETY: kill(2) on the pid of a child this test started.
+                    unsafe { libc::kill(c.id() as i32, libc::SIGTERM) };
+                    let _ = tx.send(c.wait());
+                }
+            });
+            if rx.recv_timeout(IO_TIMEOUT).is_err() {
+                // SAFETY: as above.
+                unsafe { libc::kill(pid, libc::SIGKILL) };
+            }
         }
+        let _ = std::fs::remove_file(self.unix_path());
         let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
