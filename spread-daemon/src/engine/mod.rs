@@ -33,6 +33,7 @@ mod fxhash;
 pub mod groups;
 pub mod ordering;
 pub mod session;
+pub mod sim;
 
 use std::collections::{HashMap, VecDeque};
 use std::io::IoSlice;
