@@ -129,18 +129,23 @@ impl Sim {
                 }
             }
         }
-        for i in 0..self.nodes.len() {
+        // A node left out of every part forms its own component.
+        for (i, c) in new_comp.iter_mut().enumerate() {
+            if c.is_empty() {
+                c.push(i);
+            }
+        }
+        let vids: Vec<u32> = self.nodes.iter().map(|n| n.vid).collect();
+        for (i, comp) in new_comp.iter().enumerate() {
             let old = &self.component[i];
-            let trans: Vec<u32> =
-                new_comp[i].iter().filter(|j| old.contains(j)).map(|&j| self.nodes[j].vid).collect();
-            let leader = trans.first().copied().unwrap_or(self.nodes[i].vid);
+            let trans: Vec<u32> = comp.iter().filter(|j| old.contains(j)).map(|&j| vids[j]).collect();
+            let leader = trans.first().copied().unwrap_or(vids[i]);
             self.nodes[i].engine.on_transitional_configuration(&trans, (leader as i32, time));
             self.nodes[i].pump();
         }
-        for i in 0..self.nodes.len() {
-            let reg: Vec<u32> = new_comp[i].iter().map(|&j| self.nodes[j].vid).collect();
-            let leader = self.nodes[new_comp[i][0]].vid;
-            self.nodes[i].engine.on_regular_configuration(&reg, (leader as i32, time));
+        for (i, comp) in new_comp.iter().enumerate() {
+            let reg: Vec<u32> = comp.iter().map(|&j| vids[j]).collect();
+            self.nodes[i].engine.on_regular_configuration(&reg, (vids[comp[0]] as i32, time));
             self.nodes[i].pump();
         }
         self.component = new_comp;
