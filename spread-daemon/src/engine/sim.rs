@@ -121,8 +121,9 @@ impl Sim {
         self.ring_time = time;
         let mut new_comp = vec![Vec::new(); self.nodes.len()];
         for p in parts {
-            let mut p = p.to_vec();
+            let mut p: Vec<usize> = p.iter().copied().filter(|&i| i < self.nodes.len()).collect();
             p.sort_unstable();
+            p.dedup();
             for &i in &p {
                 if i < new_comp.len() {
                     new_comp[i] = p.clone();
