@@ -8,7 +8,7 @@
 //! themselves. Our daemon: `$RSPREAD_SPREAD_BIN`, else `target/<profile>/spread`,
 //! else `target/release/spread`.
 //!
-//! Ports: 45020-45037 (ours), 45120-45137 (original), each test taking the
+//! Ports: 45020-45043 (ours), 45120-45143 (original), each test taking the
 //! first free pair of its own 6-port sub-range. Unix sockets /tmp/<port>.
 //! Every child process is ours and is killed by PID; every wait is bounded.
 
@@ -470,4 +470,61 @@ fn spflooder_runs() {
         assert!(text.contains("flooder: completed multicast of 3000 messages, 500 bytes each."), "{text}");
         assert!(!text.contains("SP_error"), "{text}");
     }
+}
+
+/// spflooder `-wo` (non-member writer, RELIABLE, no flow control) to a
+/// spflooder `-ro` reader; a spuser observer confirms the reader's join before
+/// the writer starts, then leaves.
+#[test]
+fn spflooder_writer_to_reader() {
+    let Some(s) = setup("spflooder_writer_to_reader") else { return };
+    let d = start_daemon(&s, s.port_base + 18);
+    let name = d.port.to_string();
+    let flooder = s.prefix.join("bin/spflooder");
+    let spuser = s.prefix.join("bin/spuser");
+
+    let mut obs = Interactive::spawn(&spuser, &["-u", "obs", "-s", &name], "spuser obs");
+    obs.expect("User> ", T);
+    obs.send("j flooder\n");
+    obs.expect("Due to the JOIN of #obs#localhost", T);
+
+    // Without `-n` spflooder connects with group_membership = 0: the reader
+    // counts data messages only.
+    let n = 10_000;
+    let reader = Command::new(&flooder)
+        .args(["-u", "rd", "-s", &name, "-ro", "-m", &n.to_string(), "-b", "1000"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spflooder -ro");
+    let mut reader = Proc { child: reader, what: "spflooder -ro".into() };
+    let m = obs.expect("Due to the JOIN of #rd#localhost", T);
+    assert!(m.contains("with 2 members"), "{m}");
+    obs.send("l flooder\n");
+    obs.expect("received membership message that left group flooder", T);
+
+    let tcp = format!("{}@127.0.0.1", d.port);
+    let writer = Command::new(&flooder)
+        .args(["-u", "wr", "-s", &tcp, "-wo", "-m", &n.to_string(), "-b", "1000"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spflooder -wo");
+    let mut writer = Proc { child: writer, what: "spflooder -wo".into() };
+    for (p, want) in [
+        (&mut writer, format!("flooder: completed multicast of {n} messages, 1000 bytes each.")),
+        (&mut reader, format!("flooder: completed multicast of {n} messages, 1000 bytes each.")),
+    ] {
+        let st = p.wait_exit(Duration::from_secs(60));
+        let mut text = String::new();
+        p.child.stdout.take().expect("stdout").read_to_string(&mut text).expect("read");
+        assert!(st.success(), "{} exited with {st}:\n{text}", p.what);
+        assert!(text.contains(&want), "{}:\n{text}", p.what);
+        assert!(!text.contains("SP_error"), "{}:\n{text}", p.what);
+    }
+    obs.send("q\n");
+    obs.expect("Bye.", T);
+    assert!(obs.proc_.wait_exit(T).success());
 }
