@@ -79,12 +79,8 @@ pub mod testing {
 /// An error code as the C API returns it (negative, see `spread_wire::consts`).
 pub type Code = i32;
 
-/// The directory of the daemon's Unix-domain socket (`SP_UNIX_SOCKET`), a
-/// build-time setting as in the original; `/tmp` by default.
-pub const SP_UNIX_SOCKET: &str = match option_env!("SPREAD_UNIX_SOCKET_DIR") {
-    Some(d) => d,
-    None => "/tmp",
-};
+/// The directory of the daemon's Unix-domain socket (shared with the daemon).
+pub use spread_wire::consts::SP_UNIX_SOCKET;
 
 /// One-time library initialisation (`sp_initialize`): ignore SIGPIPE
 /// process-wide, as the original does on the first connect or auth call.

@@ -126,7 +126,7 @@ fn main() -> ExitCode {
         Ok(o) => o,
         Err(msg) => cli::exit_fatal(&msg),
     };
-    let conf = match cli::find_config_file(&opts) {
+    let mut conf = match cli::find_config_file(&opts) {
         Some(p) => match config::load(&p) {
             Ok(c) => c,
             Err(e) => cli::exit_fatal(&e.to_string()),
@@ -140,13 +140,13 @@ fn main() -> ExitCode {
         Ok(g) => g,
         Err(e) => cli::exit_fatal(&e),
     };
-    for w in &conf.warnings {
-        eprintln!("{w}");
-    }
+    logging::log_config_loaded(&conf);
     let me = match conf.find_me(opts.name.as_deref()) {
         Ok(m) => m,
         Err(e) => cli::exit_fatal(&e.to_string()),
     };
+    logging::log_me(&me);
+    conf.apply_scope_ids(&me);
     let port = me.daemon.port();
     let mut tcp: Vec<SocketAddr> = Vec::new();
     for i in &me.daemon.interfaces {
@@ -162,15 +162,15 @@ fn main() -> ExitCode {
     }
     tcp.dedup();
     let memb_time = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs() as i32).unwrap_or(1);
-    let mut ecfg = EngineConfig::single(me.daemon.name.as_bytes(), me.daemon.vid, memb_time);
-    ecfg.daemons = conf.daemons.iter().map(|d| d.name.as_bytes().to_vec()).collect();
+    let mut ecfg = EngineConfig::single(&me.daemon.name_bytes, me.daemon.vid, memb_time);
+    ecfg.daemons = conf.daemons.iter().map(|d| d.name_bytes.clone()).collect();
     ecfg.daemon_vids = conf.daemons.iter().map(|d| d.vid).collect();
     ecfg.max_session_messages = conf.max_session_messages.max(1) as usize;
     ecfg.auth = auth_config(&conf);
     ecfg.rng_seed = (memb_time as u64) ^ ((std::process::id() as u64) << 32);
 
     raise_fd_limit();
-    let dcfg = DriverConfig { tcp, unix_path: Some(PathBuf::from(format!("/tmp/{port}"))) };
+    let dcfg = DriverConfig { tcp, unix_path: Some(PathBuf::from(spread_wire::consts::unix_socket_path(port))) };
     let driver = match Driver::bind(Engine::new(ecfg), &dcfg) {
         Ok(d) => d,
         Err(e) => {

@@ -87,6 +87,19 @@ pub const MAX_SESSIONS: usize = 997;
 pub const MAX_LIB_SESSIONS: usize = 1024;
 pub const DEFAULT_MAX_SESSION_MESSAGES: usize = 1000;
 
+/// The directory of the daemon's Unix-domain socket (`SP_UNIX_SOCKET`): a
+/// build-time setting as in the original (`SPREAD_UNIX_SOCKET_DIR`), `/tmp` by
+/// default. Client and daemon must agree, so both take it from here.
+pub const SP_UNIX_SOCKET: &str = match option_env!("SPREAD_UNIX_SOCKET_DIR") {
+    Some(d) => d,
+    None => "/tmp",
+};
+
+/// `SP_UNIX_SOCKET "/" port`, e.g. `/tmp/4803`.
+pub fn unix_socket_path(port: u16) -> String {
+    format!("{SP_UNIX_SOCKET}/{port}")
+}
+
 // ---- versions ---------------------------------------------------------------
 pub const SP_MAJOR_VERSION: u8 = 5;
 pub const SP_MINOR_VERSION: u8 = 0;
