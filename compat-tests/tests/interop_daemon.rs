@@ -146,7 +146,7 @@ fn probe_session(port: u16, n: u32) -> std::io::Result<()> {
     s.write_all(&encode_auth_choice(&[b"NULL"]))?;
     s.read_exact(&mut b)?;
     if b[0] != 1 {
-        return Err(std::io::Error::new(std::io::ErrorKind::Other, format!("rejected {}", b[0] as i8)));
+        return Err(std::io::Error::other(format!("rejected {}", b[0] as i8)));
     }
     Ok(())
 }

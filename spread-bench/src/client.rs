@@ -109,7 +109,7 @@ impl Message {
 }
 
 fn err(msg: impl Into<String>) -> io::Error {
-    io::Error::new(io::ErrorKind::Other, msg.into())
+    io::Error::other(msg.into())
 }
 
 /// Size of a whole daemon→client frame once its header is known, or `None`

@@ -117,10 +117,11 @@ impl Daemon {
         for attempt in 0..2000u32 {
             if let Some(c) = self.child.as_mut() {
                 if let Some(st) = c.try_wait()? {
-                    return Err(io::Error::new(
-                        io::ErrorKind::Other,
-                        format!("{} exited early ({st}); see {}", self.label, self.dir.join("daemon.log").display()),
-                    ));
+                    return Err(io::Error::other(format!(
+                        "{} exited early ({st}); see {}",
+                        self.label,
+                        self.dir.join("daemon.log").display()
+                    )));
                 }
             }
             match Conn::connect(&ep, &format!("rdy{attempt}"), false, Duration::from_secs(2)) {

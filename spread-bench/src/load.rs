@@ -52,7 +52,7 @@ impl FloodResult {
 }
 
 fn err(msg: impl Into<String>) -> io::Error {
-    io::Error::new(io::ErrorKind::Other, msg.into())
+    io::Error::other(msg.into())
 }
 
 fn poll2(fds: &mut [libc::pollfd], timeout_ms: i32) -> io::Result<()> {
