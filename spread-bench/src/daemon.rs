@@ -54,7 +54,11 @@ fn tcp_port_free(port: u16) -> bool {
         sa.sin_family = libc::AF_INET as libc::sa_family_t;
         sa.sin_port = port.to_be();
         sa.sin_addr = libc::in_addr { s_addr: 0 };
-        let r = libc::bind(fd, &sa as *const libc::sockaddr_in as *const libc::sockaddr, std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t);
+        let r = libc::bind(
+            fd,
+            &sa as *const libc::sockaddr_in as *const libc::sockaddr,
+            std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t,
+        );
         libc::close(fd);
         r == 0
     }
@@ -63,7 +67,9 @@ fn tcp_port_free(port: u16) -> bool {
 /// The first `p` in `base, base + 2, …` below `base + span` with
 /// [`ports_free`] (the Unix socket `/tmp/<p>` is the daemon's to replace).
 pub fn pick_port(base: u16, span: u16) -> Option<u16> {
-    (0..span / 2).map(|k| base.saturating_add(2 * k)).find(|&p| ports_free(p))
+    (0..span / 2)
+        .map(|k| base.saturating_add(2 * k))
+        .find(|&p| ports_free(p))
 }
 
 impl Daemon {
@@ -76,7 +82,13 @@ impl Daemon {
     /// Like [`Daemon::start`], with a command prefix such as
     /// `perf record -e cpu-clock -g -o FILE --` (the prefix's process is the
     /// one we own; it is stopped with SIGTERM so that it can write its data).
-    pub fn start_wrapped(label: &str, wrapper: &[String], binary: &Path, port: u16, ready_timeout: Duration) -> io::Result<Daemon> {
+    pub fn start_wrapped(
+        label: &str,
+        wrapper: &[String],
+        binary: &Path,
+        port: u16,
+        ready_timeout: Duration,
+    ) -> io::Result<Daemon> {
         // The child runs in its own directory: a relative binary path must be
         // resolved here first.
         let binary = &binary.canonicalize().unwrap_or_else(|_| binary.to_path_buf());
@@ -104,7 +116,12 @@ impl Daemon {
             .stdout(log.try_clone()?)
             .stderr(log)
             .spawn()?;
-        let mut d = Daemon { child: Some(child), port, dir, label: label.to_string() };
+        let mut d = Daemon {
+            child: Some(child),
+            port,
+            dir,
+            label: label.to_string(),
+        };
         d.wait_ready(ready_timeout)?;
         Ok(d)
     }
@@ -138,7 +155,10 @@ impl Daemon {
             // not a synchronisation sleep.
             std::thread::sleep(Duration::from_millis(20));
         }
-        Err(io::Error::new(io::ErrorKind::TimedOut, format!("{} not ready on port {}: {last}", self.label, self.port)))
+        Err(io::Error::new(
+            io::ErrorKind::TimedOut,
+            format!("{} not ready on port {}: {last}", self.label, self.port),
+        ))
     }
 
     pub fn pid(&self) -> Option<u32> {

@@ -73,7 +73,15 @@ fn poll2(fds: &mut [libc::pollfd], timeout_ms: i32) -> io::Result<()> {
 /// received), which keeps every daemon below its per-session queue limit of
 /// 1000 messages. Times from the first byte written to the last message
 /// received; fails after `limit`.
-pub fn flood(ep: &Endpoint, tag: &str, mode: FloodMode, body: usize, count: u64, window: u64, limit: Duration) -> io::Result<FloodResult> {
+pub fn flood(
+    ep: &Endpoint,
+    tag: &str,
+    mode: FloodMode,
+    body: usize,
+    count: u64,
+    window: u64,
+    limit: Duration,
+) -> io::Result<FloodResult> {
     let group = format!("{GROUP_FLOOD}{tag}");
     let mut rx = Conn::connect(ep, &format!("r{tag}"), true, CONNECT_TIMEOUT)?;
     rx.join(&group)?;
@@ -109,7 +117,10 @@ pub fn flood(ep: &Endpoint, tag: &str, mode: FloodMode, body: usize, count: u64,
         if out_pos == out.len() {
             out.clear();
             out_pos = 0;
-            while queued < count && queued - received < window && (out.is_empty() || out.len() + one.len() <= batch_bytes) {
+            while queued < count
+                && queued - received < window
+                && (out.is_empty() || out.len() + one.len() <= batch_bytes)
+            {
                 let at = out.len() + body_off;
                 out.extend_from_slice(&one);
                 if body >= 8 {
@@ -138,7 +149,9 @@ pub fn flood(ep: &Endpoint, tag: &str, mode: FloodMode, body: usize, count: u64,
         }
         // Read and count.
         if !reader.fill(&mut rx.stream)? {
-            return Err(err(format!("daemon closed the receiving session after {received} messages")));
+            return Err(err(format!(
+                "daemon closed the receiving session after {received} messages"
+            )));
         }
         while let Some((h, f)) = reader.next_frame()? {
             let svc = clear_endian(h.type_);
@@ -148,7 +161,10 @@ pub fn flood(ep: &Endpoint, tag: &str, mode: FloodMode, body: usize, count: u64,
             if svc & REGULAR_MESS != 0 {
                 // Every message must arrive whole, once, and in order.
                 if h.data_len as usize != body || h.num_groups != 1 || f.len() != one.len() {
-                    return Err(err(format!("message {received}: wrong shape (data_len {}, groups {})", h.data_len, h.num_groups)));
+                    return Err(err(format!(
+                        "message {received}: wrong shape (data_len {}, groups {})",
+                        h.data_len, h.num_groups
+                    )));
                 }
                 if body >= 8 {
                     let mut seq = [0u8; 8];
@@ -169,13 +185,24 @@ pub fn flood(ep: &Endpoint, tag: &str, mode: FloodMode, body: usize, count: u64,
             return Err(err(format!("flood timed out: {received}/{count} received")));
         }
         if !progress {
-            let mut fds = vec![libc::pollfd { fd: rx.stream.as_raw_fd(), events: libc::POLLIN, revents: 0 }];
+            let mut fds = vec![libc::pollfd {
+                fd: rx.stream.as_raw_fd(),
+                events: libc::POLLIN,
+                revents: 0,
+            }];
             if out_pos < out.len() {
-                let fd = tx_own.as_ref().map(|t| t.stream.as_raw_fd()).unwrap_or(rx.stream.as_raw_fd());
+                let fd = tx_own
+                    .as_ref()
+                    .map(|t| t.stream.as_raw_fd())
+                    .unwrap_or(rx.stream.as_raw_fd());
                 if fd == fds[0].fd {
                     fds[0].events |= libc::POLLOUT;
                 } else {
-                    fds.push(libc::pollfd { fd, events: libc::POLLOUT, revents: 0 });
+                    fds.push(libc::pollfd {
+                        fd,
+                        events: libc::POLLOUT,
+                        revents: 0,
+                    });
                 }
             }
             poll2(&mut fds, 200)?;
@@ -187,7 +214,11 @@ pub fn flood(ep: &Endpoint, tag: &str, mode: FloodMode, body: usize, count: u64,
         let _ = c.stream.set_nonblocking(false);
         c.disconnect();
     }
-    Ok(FloodResult { messages: count, body, secs })
+    Ok(FloodResult {
+        messages: count,
+        body,
+        secs,
+    })
 }
 
 /// Round trips in microseconds, sorted.
@@ -214,7 +245,14 @@ pub fn percentile(sorted: &[f64], p: f64) -> f64 {
 /// group both A and B joined; B answers to A's private group with the same
 /// bytes; A's round trip is measured. One thread drives both sessions with
 /// blocking reads, so no thread wake-ups are in the path.
-pub fn ping_pong(ep: &Endpoint, tag: &str, body: usize, warmup: usize, iters: usize, limit: Duration) -> io::Result<PingResult> {
+pub fn ping_pong(
+    ep: &Endpoint,
+    tag: &str,
+    body: usize,
+    warmup: usize,
+    iters: usize,
+    limit: Duration,
+) -> io::Result<PingResult> {
     let group = format!("{GROUP_PING}{tag}");
     let mut a = Conn::connect(ep, &format!("pa{tag}"), true, CONNECT_TIMEOUT)?;
     let mut b = Conn::connect(ep, &format!("pb{tag}"), true, CONNECT_TIMEOUT)?;
@@ -280,7 +318,11 @@ mod tests {
         assert_eq!(percentile(&v, 100.0), 100.0);
         assert_eq!(percentile(&[7.0], 99.0), 7.0);
         assert!(percentile(&[], 50.0).is_nan());
-        let r = FloodResult { messages: 1000, body: 1000, secs: 0.5 };
+        let r = FloodResult {
+            messages: 1000,
+            body: 1000,
+            secs: 0.5,
+        };
         assert_eq!(r.msgs_per_sec(), 2000.0);
         assert_eq!(r.mbit_per_sec(), 16.0);
     }
