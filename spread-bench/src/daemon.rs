@@ -7,9 +7,58 @@ use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicI32, Ordering};
 use std::time::{Duration, Instant};
 
 use crate::client::{Conn, Endpoint};
+
+/// PIDs of the daemons currently running, for the signal handler.
+#[allow(clippy::declare_interior_mutable_const)]
+const NO_PID: AtomicI32 = AtomicI32::new(0);
+static LIVE: [AtomicI32; 8] = [NO_PID; 8];
+
+extern "C" fn on_signal(sig: libc::c_int) {
+    for slot in &LIVE {
+        let pid = slot.load(Ordering::SeqCst);
+        if pid > 0 {
+            // SAFETY: kill(2) is async-signal-safe; the PID is a child of ours.
+            unsafe {
+                libc::kill(pid, libc::SIGTERM);
+            }
+        }
+    }
+    // SAFETY: _exit(2) is async-signal-safe.
+    unsafe { libc::_exit(128 + sig) }
+}
+
+/// On SIGINT/SIGTERM/SIGHUP stop our daemons before exiting (the original
+/// daemon changes its uid, which clears a parent-death signal, so this is
+/// the only way it goes away when spread-bench is interrupted).
+pub fn install_signal_handlers() {
+    for sig in [libc::SIGINT, libc::SIGTERM, libc::SIGHUP] {
+        // SAFETY: installing a handler that only calls async-signal-safe functions.
+        unsafe {
+            libc::signal(sig, on_signal as extern "C" fn(libc::c_int) as libc::sighandler_t);
+        }
+    }
+}
+
+fn register(pid: u32) {
+    for slot in &LIVE {
+        if slot
+            .compare_exchange(0, pid as i32, Ordering::SeqCst, Ordering::SeqCst)
+            .is_ok()
+        {
+            return;
+        }
+    }
+}
+
+fn unregister(pid: u32) {
+    for slot in &LIVE {
+        let _ = slot.compare_exchange(pid as i32, 0, Ordering::SeqCst, Ordering::SeqCst);
+    }
+}
 
 /// A running daemon we started.
 pub struct Daemon {
@@ -106,6 +155,17 @@ impl Daemon {
             }
             None => Command::new(binary),
         };
+        // If spread-bench itself is killed, its daemons get SIGTERM from the
+        // kernel instead of living on as orphans.
+        // SAFETY: the hook runs in the forked child before exec and only calls
+        // prctl(2), which is async-signal-safe.
+        unsafe {
+            use std::os::unix::process::CommandExt;
+            cmd.pre_exec(|| {
+                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM as libc::c_ulong, 0, 0, 0);
+                Ok(())
+            });
+        }
         let child = cmd
             .arg("-n")
             .arg("localhost")
@@ -116,6 +176,7 @@ impl Daemon {
             .stdout(log.try_clone()?)
             .stderr(log)
             .spawn()?;
+        register(child.id());
         let mut d = Daemon {
             child: Some(child),
             port,
@@ -196,6 +257,7 @@ impl Daemon {
                 }
             }
             let _ = c.wait();
+            unregister(c.id());
         }
         let _ = fs::remove_dir_all(&self.dir);
     }

@@ -149,6 +149,7 @@ fn fmt_num(v: f64) -> String {
 
 fn main() {
     let o = parse_opts();
+    spread_bench::daemon::install_signal_handlers();
     let mut targets: Vec<Target> = Vec::new();
     if let Some(p) = o.ours.clone() {
         if !p.exists() {
