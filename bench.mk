@@ -3,12 +3,14 @@
 # A benchmark, not a test: spflooder-style floods and spping-style round trips
 # against our `spread` daemon, and, when SPREAD_REF_PREFIX names an installed
 # original Spread 5.0.1 (with sbin/spread), against that daemon too, with the
-# same load client, printed side by side. Loopback only; ports 45010/45011
-# (ours) and 45110/45111 (original). Nothing here fetches or builds the original.
+# same load client, printed side by side. Loopback only; the first free port
+# pair in 45010-45019 (ours) and 45110-45119 (original). Nothing here fetches
+# or builds the original. Results: docs/bench.md explains method and caveats.
 #
 #   make bench
 #   make bench SPREAD_REF_PREFIX=/opt/spread-5.0.1
-#   make bench BENCH_ARGS=--quick
+#   make bench BENCH_ARGS=--quick          (short runs)
+#   make bench BENCH_ARGS=--unix           (clients on /tmp/<port> instead of TCP)
 
 CARGO             ?= cargo
 CARGO_TARGET_DIR  ?= target
