@@ -2,10 +2,14 @@
 //! with the original 5.0.1 daemon when `SPREAD_REF_PREFIX` is set.
 //!
 //! ```text
-//! spread-bench [--ours PATH] [--ref-prefix DIR] [--runs N] [--quick]
-//!              [--ours-port P] [--ref-port P] [--markdown FILE]
+//! spread-bench [--ours PATH|none] [--ref-prefix DIR|none] [--runs N] [--quick]
+//!              [--ours-port P] [--ref-port P] [--markdown FILE] [--unix]
+//!              [--ours-wrapper 'CMD ARGS --'] [--no-flood] [--no-ping] [--divide N]
 //! ```
-//! Loopback only; the daemons are our children and are killed by PID.
+//! `--ours-port`/`--ref-port` are the bases of 10-port ranges (the first free
+//! pair is used); `--ours-wrapper` prefixes our daemon's command line (perf,
+//! valgrind); `--divide` divides every message count (for slow profilers).
+//! Loopback only; the daemons are our children and are stopped by PID.
 
 use std::fmt::Write as _;
 use std::path::PathBuf;
