@@ -175,7 +175,11 @@ impl Daemon {
             .stdin(Stdio::null())
             .stdout(log.try_clone()?)
             .stderr(log)
-            .spawn()?;
+            .spawn()
+            .map_err(|e| {
+                let _ = fs::remove_dir_all(&dir);
+                e
+            })?;
         register(child.id());
         let mut d = Daemon {
             child: Some(child),
