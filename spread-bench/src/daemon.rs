@@ -166,7 +166,7 @@ impl Daemon {
                 Ok(())
             });
         }
-        let child = cmd
+        let spawned = cmd
             .arg("-n")
             .arg("localhost")
             .arg("-c")
@@ -175,11 +175,14 @@ impl Daemon {
             .stdin(Stdio::null())
             .stdout(log.try_clone()?)
             .stderr(log)
-            .spawn()
-            .map_err(|e| {
+            .spawn();
+        let child = match spawned {
+            Ok(c) => c,
+            Err(e) => {
                 let _ = fs::remove_dir_all(&dir);
-                e
-            })?;
+                return Err(e);
+            }
+        };
         register(child.id());
         let mut d = Daemon {
             child: Some(child),
