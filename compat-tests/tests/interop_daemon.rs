@@ -140,8 +140,26 @@ struct Daemon {
 
 impl Drop for Daemon {
     fn drop(&mut self) {
-        let _ = self.proc_.child.kill();
+        // SIGTERM first (the daemon then removes its Unix socket), SIGKILL
+        // after 5 s.
+        if let Ok(None) = self.proc_.child.try_wait() {
+            // SAFETY: kill(2) on the PID of our own, not yet reaped child.
+            unsafe {
+                libc::kill(self.proc_.child.id() as libc::pid_t, libc::SIGTERM);
+            }
+            let deadline = Instant::now() + Duration::from_secs(5);
+            while let Ok(None) = self.proc_.child.try_wait() {
+                if Instant::now() > deadline {
+                    let _ = self.proc_.child.kill();
+                    break;
+                }
+                // Waiting for a child's exit: std has no timed wait.
+                std::thread::sleep(Duration::from_millis(5));
+            }
+        }
         let _ = self.proc_.child.wait();
+        // The original leaves its socket behind; the port is ours.
+        let _ = std::fs::remove_file(format!("/tmp/{}", self.port));
         if std::thread::panicking() {
             if let Ok(log) = std::fs::read_to_string(self.dir.join("daemon.log")) {
                 let tail: String = log

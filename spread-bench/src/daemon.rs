@@ -265,6 +265,8 @@ impl Daemon {
             }
             let _ = c.wait();
             unregister(c.id());
+            // The original leaves its Unix socket behind; the port is ours.
+            let _ = fs::remove_file(format!("/tmp/{}", self.port));
         }
         let _ = fs::remove_dir_all(&self.dir);
     }
