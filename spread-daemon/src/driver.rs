@@ -10,7 +10,13 @@
 //! * edge-triggered readiness: a connection is read until `EAGAIN`, with a
 //!   per-wakeup budget so one busy client cannot starve the others (the rest
 //!   is resumed on the next loop turn);
-//! * SIGINT / SIGTERM end the loop cleanly through a self-pipe.
+//! * SIGINT / SIGTERM end the loop cleanly through a self-pipe;
+//! * after a loop turn that had work, the loop keeps polling with a zero
+//!   timeout for a short bounded time ([`DEFAULT_SPIN`], `SPREAD_POLL_SPIN_US`)
+//!   before it blocks: a client's answer that arrives within that time is
+//!   served without the daemon going to sleep and being woken again (on an
+//!   otherwise idle multi-CPU host a wake-up costs tens of microseconds, and
+//!   a round trip through the daemon has several). An idle daemon blocks.
 
 use std::io::{self, IoSlice, Write};
 use std::net::SocketAddr;
@@ -43,6 +49,44 @@ const READ_BUDGET: usize = 8;
 const SOCKET_BUFFER: i32 = 200 * 1024;
 /// Slices per writev (IOV_MAX is 1024 on Linux).
 const MAX_IOV: usize = 1024;
+/// How long the loop keeps polling without blocking after its last turn
+/// with work.
+pub const DEFAULT_SPIN: Duration = Duration::from_micros(50);
+/// Environment variable overriding [`DEFAULT_SPIN`], in microseconds (0 turns
+/// the spin off; values are capped at [`MAX_SPIN`]).
+pub const SPIN_ENV: &str = "SPREAD_POLL_SPIN_US";
+/// Upper bound of the spin, whatever the environment says.
+pub const MAX_SPIN: Duration = Duration::from_millis(10);
+
+/// The spin time: `SPREAD_POLL_SPIN_US` if set and valid, else [`DEFAULT_SPIN`].
+fn spin_from_env() -> Duration {
+    std::env::var(SPIN_ENV)
+        .ok()
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .map(|us| Duration::from_micros(us).min(MAX_SPIN))
+        .unwrap_or(DEFAULT_SPIN)
+}
+
+/// The timeout of the next `poll`: zero while reads are pending or while the
+/// spin after the last busy turn (`last_busy`) lasts, else until the engine's
+/// next deadline (`None` = block until an event).
+fn poll_timeout(
+    now: Instant,
+    pending_reads: bool,
+    last_busy: Option<Instant>,
+    spin: Duration,
+    deadline: Option<Instant>,
+) -> Option<Duration> {
+    if pending_reads {
+        return Some(Duration::ZERO);
+    }
+    if let Some(b) = last_busy {
+        if now.saturating_duration_since(b) < spin {
+            return Some(Duration::ZERO);
+        }
+    }
+    deadline.map(|t| t.saturating_duration_since(now))
+}
 
 enum Stream {
     Tcp(TcpStream),
@@ -139,6 +183,8 @@ pub struct Driver {
     pending_reads: Vec<ConnId>,
     /// Connections with unread input while the engine pauses reading.
     paused_reads: Vec<ConnId>,
+    /// Zero-timeout polling after a turn with work (see the module docs).
+    spin: Duration,
 }
 
 impl Driver {
@@ -170,6 +216,7 @@ impl Driver {
             signal_fd,
             pending_reads: Vec::new(),
             paused_reads: Vec::new(),
+            spin: spin_from_env(),
         })
     }
 
@@ -188,22 +235,37 @@ impl Driver {
         &self.engine
     }
 
+    /// Set the time the loop keeps polling without blocking after a turn with
+    /// work (zero: block at once; capped at [`MAX_SPIN`]).
+    pub fn set_spin(&mut self, spin: Duration) {
+        self.spin = spin.min(MAX_SPIN);
+    }
+
+    /// The current spin time.
+    pub fn spin(&self) -> Duration {
+        self.spin
+    }
+
     /// Run until SIGINT/SIGTERM.
     pub fn run(mut self) -> io::Result<()> {
         let mut events = Events::with_capacity(1024);
         let mut stop = false;
+        // When the last turn that had events ended (None: not since the
+        // spin ran out).
+        let mut last_busy: Option<Instant> = None;
         while !stop {
             let now = Instant::now();
-            let timeout = if !self.pending_reads.is_empty() {
-                Some(Duration::ZERO)
-            } else {
-                self.engine.next_timeout().map(|t| t.saturating_duration_since(now))
-            };
+            let deadline = self.engine.next_timeout();
+            let timeout = poll_timeout(now, !self.pending_reads.is_empty(), last_busy, self.spin, deadline);
+            if timeout != Some(Duration::ZERO) {
+                last_busy = None;
+            }
             match self.poll.poll(&mut events, timeout) {
                 Ok(()) => {}
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => return Err(e),
             }
+            let busy = !events.is_empty();
             for ev in events.iter() {
                 match ev.token() {
                     SIGNAL => {
@@ -241,6 +303,9 @@ impl Driver {
             if self.engine.next_timeout().is_some_and(|t| t <= now) {
                 self.engine.on_timeout(now);
                 self.drain_actions();
+            }
+            if busy && !self.spin.is_zero() {
+                last_busy = Some(now);
             }
         }
         Ok(())
@@ -439,5 +504,31 @@ impl Drop for Driver {
         if let Some(p) = &self.unix_path {
             let _ = std::fs::remove_file(p);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn spin_only_follows_activity() {
+        let t0 = Instant::now();
+        let spin = Duration::from_micros(50);
+        let us = Duration::from_micros;
+        // Never busy: block (no deadline) or wait for the deadline.
+        assert_eq!(poll_timeout(t0, false, None, spin, None), None);
+        assert_eq!(poll_timeout(t0, false, None, spin, Some(t0 + us(700))), Some(us(700)));
+        // Within the spin after a busy turn: zero.
+        assert_eq!(poll_timeout(t0 + us(10), false, Some(t0), spin, None), Some(Duration::ZERO));
+        assert_eq!(poll_timeout(t0 + us(49), false, Some(t0), spin, Some(t0 + us(5000))), Some(Duration::ZERO));
+        // Spin over: block again.
+        assert_eq!(poll_timeout(t0 + us(50), false, Some(t0), spin, None), None);
+        assert_eq!(poll_timeout(t0 + us(60), false, Some(t0), spin, Some(t0 + us(100))), Some(us(40)));
+        // Spin off: never zero unless reads are pending.
+        assert_eq!(poll_timeout(t0, false, Some(t0), Duration::ZERO, None), None);
+        assert_eq!(poll_timeout(t0, true, None, Duration::ZERO, None), Some(Duration::ZERO));
+        // A deadline in the past: zero.
+        assert_eq!(poll_timeout(t0 + us(10), false, None, spin, Some(t0)), Some(Duration::ZERO));
     }
 }
