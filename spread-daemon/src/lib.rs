@@ -4,6 +4,8 @@
 //! * [`config`] — `spread.conf` (grammar, defaults, VIDs, configuration hash);
 //! * [`cli`] — the original's command line;
 //! * [`logging`] — `tracing` set up from EventLogFile/EventTimeStamp/EventPriority/DebugFlags;
+//! * [`privilege`] — the Unix-socket directory check and the chroot/setuid drop when run as root;
+//! * [`sesslog`] — the session/membership log of `-l y`;
 //! * [`engine`] — sessions, ordering (a ring of one for now), groups; events in, actions out;
 //! * [`driver`] — the mio driver that moves bytes and time in and out of the engine.
 
@@ -12,3 +14,5 @@ pub mod config;
 pub mod driver;
 pub mod engine;
 pub mod logging;
+pub mod privilege;
+pub mod sesslog;

@@ -85,11 +85,19 @@ pub struct Guard {
 /// there too). Fails if the file cannot be opened or a global subscriber is
 /// already installed.
 pub fn init(config: &Config) -> Result<Guard, String> {
+    init_with(config, false)
+}
+
+/// [`init`], plus (with `session_log`) the layer that feeds the `-l y`
+/// session log ([`crate::sesslog`]) from the engine's session events.
+pub fn init_with(config: &Config, session_log: bool) -> Result<Guard, String> {
     if let Some(path) = &config.event_log_file {
         redirect_std_streams(path)?;
     }
-    let sub = subscriber_with_writer(config, std::io::stdout);
-    tracing::subscriber::set_global_default(sub).map_err(|e| format!("cannot install the logger: {e}"))?;
+    let bridge = session_log.then(crate::sesslog::bridge_layer);
+    let sub = tracing_subscriber::registry().with(spread_layer(config, std::io::stdout)).with(bridge);
+    tracing::subscriber::set_global_default(sub)
+        .map_err(|e| format!("cannot install the logger: {e}"))?;
     Ok(Guard { _private: () })
 }
 
@@ -134,12 +142,20 @@ pub fn subscriber_with_writer<W>(config: &Config, writer: W) -> impl Subscriber 
 where
     W: for<'w> MakeWriter<'w> + Send + Sync + 'static,
 {
+    tracing_subscriber::registry().with(spread_layer(config, writer))
+}
+
+/// The formatting and filtering layer for this configuration.
+fn spread_layer<S, W>(config: &Config, writer: W) -> impl Layer<S>
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+    W: for<'w> MakeWriter<'w> + Send + Sync + 'static,
+{
     let filter = SpreadFilter { mask: config.debug_flags, priority: config.event_priority as u8 };
-    let layer = tracing_subscriber::fmt::layer()
+    tracing_subscriber::fmt::layer()
         .event_format(SpreadFormat { timestamp: config.event_timestamp.as_ref().map(TimeFormat::new) })
         .with_writer(writer)
-        .with_filter(filter);
-    tracing_subscriber::registry().with(layer)
+        .with_filter(filter)
 }
 
 /// The debug flag an event target stands for (see the module table).

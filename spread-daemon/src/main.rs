@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use spread_daemon::config::{self, Config};
-use spread_daemon::{cli, logging};
+use spread_daemon::{cli, logging, privilege, sesslog};
 use spread_daemon::driver::{Driver, DriverConfig};
 use spread_daemon::engine::auth::parse_access_ip;
 use spread_daemon::engine::{AuthConfig, AuthMethod, Engine, EngineConfig};
@@ -136,7 +136,7 @@ fn main() -> ExitCode {
         }
         None => config::default_config(),
     };
-    let _log_guard = match logging::init(&conf) {
+    let _log_guard = match logging::init_with(&conf, opts.log) {
         Ok(g) => g,
         Err(e) => cli::exit_fatal(&e),
     };
@@ -170,6 +170,14 @@ fn main() -> ExitCode {
     ecfg.rng_seed = (memb_time as u64) ^ ((std::process::id() as u64) << 32);
 
     raise_fd_limit();
+    if privilege::is_root() {
+        tracing::info!(target: "spread::security", "Spread is running as root so check file locations");
+        match privilege::check_socket_dir(spread_wire::consts::SP_UNIX_SOCKET) {
+            Ok(None) => {}
+            Ok(Some(w)) => tracing::warn!(target: "spread::print", "{w}"),
+            Err(e) => cli::exit_fatal(&e),
+        }
+    }
     let dcfg = DriverConfig { tcp, unix_path: Some(PathBuf::from(spread_wire::consts::unix_socket_path(port))) };
     let driver = match Driver::bind(Engine::new(ecfg), &dcfg) {
         Ok(d) => d,
@@ -178,6 +186,13 @@ fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
+    // Removes /tmp/<port> even from inside the new root (the driver's own
+    // unlink at exit cannot reach it there), and before a fatal exit.
+    let socket_cleanup = dcfg.unix_path.as_deref().and_then(privilege::SocketCleanup::new);
+    let chrooted = drop_privileges(&conf, socket_cleanup.as_ref());
+    if opts.log {
+        open_session_log(&conf, &me, memb_time, socket_cleanup.as_ref());
+    }
     tracing::info!(
         target: "spread::session",
         print = true,
@@ -187,13 +202,76 @@ fn main() -> ExitCode {
         driver.tcp_addrs(),
         dcfg.unix_path.as_ref().map(|p| p.display().to_string()).unwrap_or_default()
     );
-    match driver.run() {
+    let r = driver.run();
+    if chrooted {
+        if let Some(c) = &socket_cleanup {
+            c.remove();
+        }
+    }
+    match r {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("spread: {e}");
             ExitCode::from(1)
         }
     }
+}
+
+/// The privilege drop after the listeners are bound (see [`privilege`]).
+/// Returns whether the process is now chrooted. Fatal failures end it.
+fn drop_privileges(conf: &Config, cleanup: Option<&privilege::SocketCleanup>) -> bool {
+    let handover = |ids| {
+        if let Some(c) = cleanup {
+            c.chown(ids);
+        }
+    };
+    match privilege::drop_privileges(conf, handover) {
+        Ok(privilege::Outcome::NotRoot) => {
+            tracing::warn!(target: "spread::security", "Spread: not running as root, won't chroot");
+            false
+        }
+        Ok(privilege::Outcome::Dropped(_)) => {
+            tracing::info!(target: "spread::security", "Spread: setugid and chroot successeful");
+            true
+        }
+        Ok(privilege::Outcome::KeptRoot(why)) => {
+            tracing::warn!(
+                target: "spread::security",
+                print = true,
+                "{why}; DaemonUser, DaemonGroup and RuntimeDir are not set in the configuration, so the daemon keeps running as root without chroot"
+            );
+            false
+        }
+        Err(e) => fatal_after_bind(cleanup, &e),
+    }
+}
+
+/// A fatal error once the listeners exist: remove the Unix socket, then stop
+/// like the original's fatal log.
+fn fatal_after_bind(cleanup: Option<&privilege::SocketCleanup>, msg: &str) -> ! {
+    if let Some(c) = cleanup {
+        c.remove();
+    }
+    cli::exit_fatal(msg)
+}
+
+/// `-l y`: open the session log named after this daemon in the working
+/// directory, write its `B` line and the `M` line of the ring of one.
+fn open_session_log(conf: &Config, me: &config::MeInfo, memb_time: i32, cleanup: Option<&privilege::SocketCleanup>) {
+    use std::os::unix::ffi::OsStrExt as _;
+    let name = std::ffi::OsStr::from_bytes(&me.daemon.name_bytes);
+    let mut log = match sesslog::SessLog::open(name) {
+        Ok(l) => l,
+        Err(e) => fatal_after_bind(cleanup, &format!(
+            "Log_init: error ({}) could not open file {}",
+            e.to_string().split(" (os error").next().unwrap_or_default(),
+            me.daemon.name
+        )),
+    };
+    let columns: Vec<(usize, bool)> =
+        conf.segments.iter().flat_map(|s| s.daemons.iter().map(|&p| (p, p == me.index))).collect();
+    log.membership(memb_time, 0, &columns);
+    sesslog::install(log);
 }
 
 #[cfg(test)]

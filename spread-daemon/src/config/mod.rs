@@ -344,6 +344,11 @@ pub struct Config {
     pub runtime_dir: String,
     pub daemon_user: String,
     pub daemon_group: String,
+    /// `RuntimeDir` / `DaemonUser` / `DaemonGroup` were written in the file
+    /// (the privilege drop is strict only for values given explicitly).
+    pub runtime_dir_set: bool,
+    pub daemon_user_set: bool,
+    pub daemon_group_set: bool,
     pub max_session_messages: u32,
     pub auth: AuthSettings,
     pub access_control_policy: String,

@@ -135,6 +135,9 @@ fn fresh(file: &str) -> Config {
         runtime_dir: DEFAULT_RUNTIME_DIR.to_string(),
         daemon_user: DEFAULT_USER.to_string(),
         daemon_group: DEFAULT_GROUP.to_string(),
+        runtime_dir_set: false,
+        daemon_user_set: false,
+        daemon_group_set: false,
         max_session_messages: DEFAULT_MAX_SESSION_MESSAGES,
         auth: AuthSettings::default(),
         access_control_policy: "PERMIT".to_string(),
@@ -408,9 +411,18 @@ impl<'a> P<'a> {
                     return Err(self.err(l, format!("{} value too long (at most {max} characters)", kw.text())));
                 } else {
                     match kw {
-                        Kw::RuntimeDir => self.c.runtime_dir = s,
-                        Kw::DaemonUser => self.c.daemon_user = s,
-                        _ => self.c.daemon_group = s,
+                        Kw::RuntimeDir => {
+                            self.c.runtime_dir = s;
+                            self.c.runtime_dir_set = true;
+                        }
+                        Kw::DaemonUser => {
+                            self.c.daemon_user = s;
+                            self.c.daemon_user_set = true;
+                        }
+                        _ => {
+                            self.c.daemon_group = s;
+                            self.c.daemon_group_set = true;
+                        }
                     }
                 }
             }
@@ -784,8 +796,10 @@ impl<'a> P<'a> {
     }
 }
 
-/// Authentication method names the original registers.
-pub const KNOWN_AUTH_METHODS: &[&str] = &["NULL", "IP"];
+/// Authentication method names this daemon registers: those of a 5.0.1
+/// build with `ENABLE_PASSWORD` (the stock build lacks `PWORD` and ignores it
+/// with a warning). `PERMIT` is an access-control policy, not a method.
+pub const KNOWN_AUTH_METHODS: &[&str] = &["NULL", "IP", "PWORD"];
 
 fn make_timestamp(custom: Option<&str>, precise: bool) -> Timestamp {
     let mut format = custom.unwrap_or(DEFAULT_TIMESTAMP_FORMAT).to_string();

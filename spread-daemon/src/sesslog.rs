@@ -1,0 +1,301 @@
+//! The session/membership log of `spread -l y`.
+//!
+//! A plain text file named after the daemon, created (append mode) in the
+//! working directory — after a privilege drop that is the runtime directory.
+//! One line per event, in the layout of a 5.0.1 build (its
+//! `SPREAD_PROTOCOL` is 3, so every line carries the ring's highest sequence
+//! number):
+//!
+//! ```text
+//! B <time:13>
+//! M <time:13> <ring time:13> <seq:11> >  <one column per configured daemon>
+//! C <time:13> <seq:11> <mbox:3> <address:-16> <name:-10>
+//! D <time:13> <seq:11> <mbox:3> <address:-46> <name:-10> <queued messages>
+//! ```
+//!
+//! `B` starts a run, `M` records an installed membership (each configured
+//! daemon, segment by segment, shows ` --` when absent; every present one shows
+//! the configuration index of the *first* present daemon, as the original
+//! prints it), `C` a session that completed its handshake, `D` a session that
+//! went away. The address of a Unix-socket session is `localhost` (what the C
+//! library's numeric `getnameinfo` gives for `AF_UNIX`).
+//!
+//! The original closes and reopens the file every ten seconds and after each
+//! line so that readers see complete lines; this writer flushes after every
+//! line, which readers cannot tell apart.
+//!
+//! [`bridge_layer`] feeds `C`/`D` lines from the engine's session events (the
+//! `spread::session` messages "session N accepted (…)", "session N
+//! disconnects", "session N killed (K messages queued)") until the engine
+//! reports sessions through a dedicated hook.
+
+use std::fs::{File, OpenOptions};
+use std::io::{self, Write};
+use std::net::SocketAddr;
+use std::sync::Mutex;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+/// Address text of a session without an IP peer (Unix socket).
+pub const UNIX_PEER: &str = "localhost";
+
+/// The open log file.
+pub struct SessLog {
+    out: Box<dyn Write + Send>,
+}
+
+fn now_secs() -> i64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
+}
+
+/// Text of a peer address for `C`/`D` lines: the numeric host only.
+pub fn peer_text(peer: Option<&SocketAddr>) -> String {
+    match peer {
+        Some(SocketAddr::V4(a)) => a.ip().to_string(),
+        Some(SocketAddr::V6(a)) => {
+            if a.scope_id() != 0 {
+                format!("{}%{}", a.ip(), scope_name(a.scope_id()))
+            } else {
+                a.ip().to_string()
+            }
+        }
+        None => UNIX_PEER.to_string(),
+    }
+}
+
+fn scope_name(id: u32) -> String {
+    let mut buf = [0u8; libc::IF_NAMESIZE];
+    // SAFETY: buf has IF_NAMESIZE bytes, as if_indextoname requires.
+    let p = unsafe { libc::if_indextoname(id, buf.as_mut_ptr().cast()) };
+    if p.is_null() {
+        return id.to_string();
+    }
+    let n = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
+    String::from_utf8_lossy(&buf[..n]).into_owned()
+}
+
+/// `B` line.
+pub fn begin_line(time: i64) -> String {
+    format!("B {time:>13}\n")
+}
+
+/// `M` line. `columns` lists, in segment order, whether each configured
+/// daemon is in the membership together with its configuration index.
+pub fn membership_line(time: i64, ring_time: i32, seq: u32, columns: &[(usize, bool)]) -> String {
+    let mut s = format!("M {time:>13} {ring_time:>13} {:>11} > ", seq as i32);
+    let first = columns.iter().find(|c| c.1).map(|c| c.0);
+    for &(_, present) in columns {
+        match (present, first) {
+            (true, Some(f)) => s.push_str(&format!(" {f:>2}")),
+            _ => s.push_str(" --"),
+        }
+    }
+    s.push('\n');
+    s
+}
+
+/// `C` line.
+pub fn connect_line(time: i64, seq: u32, mbox: i32, addr: &str, name: &str) -> String {
+    format!("C {time:>13} {:>11} {mbox:>3} {addr:<16} {name:<10}\n", seq as i32)
+}
+
+/// `D` line.
+pub fn disconnect_line(time: i64, seq: u32, mbox: i32, addr: &str, name: &str, queued: usize) -> String {
+    format!("D {time:>13} {:>11} {mbox:>3} {addr:<46} {name:<10} {queued}\n", seq as i32)
+}
+
+impl SessLog {
+    /// Open (create, append) `file_name` in the working directory and write
+    /// the `B` line.
+    pub fn open(file_name: impl AsRef<std::path::Path>) -> io::Result<SessLog> {
+        let f: File = OpenOptions::new().create(true).append(true).open(file_name)?;
+        let mut l = SessLog { out: Box::new(f) };
+        l.line(&begin_line(now_secs()))?;
+        Ok(l)
+    }
+
+    /// A log writing to any sink (tests).
+    pub fn with_writer(w: Box<dyn Write + Send>) -> SessLog {
+        SessLog { out: w }
+    }
+
+    fn line(&mut self, s: &str) -> io::Result<()> {
+        self.out.write_all(s.as_bytes())?;
+        self.out.flush()
+    }
+
+    pub fn membership(&mut self, ring_time: i32, seq: u32, columns: &[(usize, bool)]) {
+        let _ = self.line(&membership_line(now_secs(), ring_time, seq, columns));
+    }
+
+    pub fn connect(&mut self, seq: u32, mbox: i32, peer: Option<&SocketAddr>, name: &str) {
+        let _ = self.line(&connect_line(now_secs(), seq, mbox, &peer_text(peer), name));
+    }
+
+    pub fn disconnect(&mut self, seq: u32, mbox: i32, peer: Option<&SocketAddr>, name: &str, queued: usize) {
+        let _ = self.line(&disconnect_line(now_secs(), seq, mbox, &peer_text(peer), name, queued));
+    }
+}
+
+/// The log of this process, once `-l y` has opened it.
+static ACTIVE: Mutex<Option<SessLog>> = Mutex::new(None);
+/// Peers of connected sessions by private name (for their `D` lines).
+static PEERS: Mutex<Vec<(String, Option<SocketAddr>)>> = Mutex::new(Vec::new());
+
+/// Make `log` the process's session log (used by the bridge layer).
+pub fn install(log: SessLog) {
+    if let Ok(mut g) = ACTIVE.lock() {
+        *g = Some(log);
+    }
+}
+
+/// Run `f` on the installed log, if any.
+pub fn with_active(f: impl FnOnce(&mut SessLog)) {
+    if let Ok(mut g) = ACTIVE.lock() {
+        if let Some(l) = g.as_mut() {
+            f(l);
+        }
+    }
+}
+
+/// What a `spread::session` message says about a session, if anything.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SessionNote {
+    Connected { name: String, peer: Option<SocketAddr> },
+    Disconnected { name: String, queued: usize },
+}
+
+/// Recognise the engine's session messages (see the module docs).
+pub fn parse_note(msg: &str) -> Option<SessionNote> {
+    let rest = msg.strip_prefix("session ")?;
+    if let Some(name) = rest.strip_suffix(" disconnects") {
+        return Some(SessionNote::Disconnected { name: name.to_string(), queued: 0 });
+    }
+    if let Some(body) = rest.strip_suffix(" messages queued)") {
+        let (name, n) = body.rsplit_once(" killed (")?;
+        return Some(SessionNote::Disconnected { name: name.to_string(), queued: n.parse().ok()? });
+    }
+    if let Some(body) = rest.strip_suffix(')') {
+        let (name, what) = body.rsplit_once(" accepted (")?;
+        let (_kind, peer) = what.split_once(", ")?;
+        let peer = match peer {
+            "None" => None,
+            p => Some(p.strip_prefix("Some(")?.strip_suffix(')')?.parse().ok()?),
+        };
+        return Some(SessionNote::Connected { name: name.to_string(), peer });
+    }
+    None
+}
+
+/// Apply one recognised note to the installed log.
+pub fn record(note: &SessionNote) {
+    match note {
+        SessionNote::Connected { name, peer } => {
+            if let Ok(mut p) = PEERS.lock() {
+                p.retain(|(n, _)| n != name);
+                p.push((name.clone(), *peer));
+            }
+            with_active(|l| l.connect(0, 0, peer.as_ref(), name));
+        }
+        SessionNote::Disconnected { name, queued } => {
+            let peer = PEERS.lock().ok().and_then(|mut p| {
+                let i = p.iter().position(|(n, _)| n == name)?;
+                Some(p.swap_remove(i).1)
+            });
+            // A session never seen connecting (handshake not finished) has no C line.
+            if let Some(peer) = peer {
+                with_active(|l| l.disconnect(0, 0, peer.as_ref(), name, *queued));
+            }
+        }
+    }
+}
+
+/// A `tracing` layer that turns the engine's session messages into `C`/`D`
+/// lines of the installed log. Interested only in INFO events of
+/// `spread::session`.
+pub fn bridge_layer<S>() -> impl tracing_subscriber::Layer<S>
+where
+    S: tracing::Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'a>,
+{
+    use tracing_subscriber::Layer as _;
+    Bridge.with_filter(tracing_subscriber::filter::filter_fn(|m| {
+        m.is_event() && m.target() == "spread::session" && *m.level() == tracing::Level::INFO
+    }))
+}
+
+struct Bridge;
+
+struct Message(String);
+
+impl tracing::field::Visit for Message {
+    fn record_str(&mut self, f: &tracing::field::Field, v: &str) {
+        if f.name() == "message" {
+            self.0.push_str(v);
+        }
+    }
+    fn record_debug(&mut self, f: &tracing::field::Field, v: &dyn std::fmt::Debug) {
+        if f.name() == "message" {
+            self.0 = format!("{v:?}");
+        }
+    }
+}
+
+impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for Bridge {
+    fn on_event(&self, event: &tracing::Event<'_>, _cx: tracing_subscriber::layer::Context<'_, S>) {
+        let mut m = Message(String::new());
+        event.record(&mut m);
+        if let Some(n) = parse_note(&m.0) {
+            record(&n);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn line_layouts() {
+        assert_eq!(begin_line(1_700_000_000), "B    1700000000\n");
+        assert_eq!(
+            connect_line(1_700_000_001, 12, 7, "127.0.0.1", "alice"),
+            "C    1700000001          12   7 127.0.0.1        alice     \n"
+        );
+        let d = disconnect_line(1_700_000_002, 0, 10, "localhost", "averylongname", 3);
+        assert_eq!(d, format!("D    1700000002           0  10 {:<46} averylongname 3\n", "localhost"));
+        assert_eq!(
+            membership_line(1_700_000_003, 1_699_999_999, 0, &[(0, false), (1, true), (2, true), (3, false)]),
+            "M    1700000003    1699999999           0 >  --  1  1 --\n"
+        );
+        assert_eq!(membership_line(5, 4, 0, &[]), "M             5             4           0 > \n");
+    }
+
+    #[test]
+    fn notes() {
+        assert_eq!(
+            parse_note("session a b accepted (Tcp, Some(127.0.0.1:4000))"),
+            Some(SessionNote::Connected { name: "a b".into(), peer: Some("127.0.0.1:4000".parse().unwrap()) })
+        );
+        assert_eq!(
+            parse_note("session u accepted (Unix, None)"),
+            Some(SessionNote::Connected { name: "u".into(), peer: None })
+        );
+        assert_eq!(
+            parse_note("session x accepted (Tcp, Some([::1]:5))"),
+            Some(SessionNote::Connected { name: "x".into(), peer: Some("[::1]:5".parse().unwrap()) })
+        );
+        assert_eq!(parse_note("session q disconnects"), Some(SessionNote::Disconnected { name: "q".into(), queued: 0 }));
+        assert_eq!(
+            parse_note("session k killed (12 messages queued)"),
+            Some(SessionNote::Disconnected { name: "k".into(), queued: 12 })
+        );
+        assert_eq!(parse_note("session k sent an invalid header (X, type 0x1): killed"), None);
+        assert_eq!(parse_note("something else"), None);
+    }
+
+    #[test]
+    fn peers() {
+        assert_eq!(peer_text(None), "localhost");
+        assert_eq!(peer_text(Some(&"10.1.2.3:9".parse().unwrap())), "10.1.2.3");
+        assert_eq!(peer_text(Some(&"[fe80::1]:9".parse().unwrap())), "fe80::1");
+    }
+}
