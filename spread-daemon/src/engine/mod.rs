@@ -680,6 +680,7 @@ impl<O: Ordering> Engine<O> {
         self.by_name.insert(pg, idx);
         let legacy = !req.negotiates_auth();
         let Some(s) = self.slot_mut(idx) else { return };
+        s.sender = session::SenderName::new(&name, &daemon);
         s.name = name;
         s.pg = pg;
         s.named = true;
@@ -777,12 +778,10 @@ impl<O: Ordering> Engine<O> {
 
     /// Operational session: cut frames out of the read buffer and act on them.
     fn read_messages(&mut self, _now: Instant, idx: u32) {
-        let daemon_name = std::mem::take(&mut self.cfg.daemon_name);
-        self.read_messages_inner(idx, &daemon_name);
-        self.cfg.daemon_name = daemon_name;
+        self.read_messages_inner(idx);
     }
 
-    fn read_messages_inner(&mut self, idx: u32, daemon_name: &[u8]) {
+    fn read_messages_inner(&mut self, idx: u32) {
         loop {
             let Some(s) = self.slot_mut(idx) else { return };
             if s.phase != Phase::Op || s.rbuf.len() < HEADER_LEN {
@@ -791,7 +790,7 @@ impl<O: Ordering> Engine<O> {
             let mut h = Header::decode_slice(&s.rbuf).expect("48 bytes present");
             let foreign = h.is_foreign();
             h.type_ = set_endian(h.type_);
-            if let Err(why) = session::validate_header(&h, &s.name, daemon_name) {
+            if let Err(why) = session::validate_header_with(&h, &s.sender) {
                 tracing::info!(
                     target: "spread::session",
                     "session {} sent an invalid header ({why:?}, type 0x{:x}): killed",

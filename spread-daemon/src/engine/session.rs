@@ -63,6 +63,9 @@ pub struct Session {
     pub name: Vec<u8>,
     /// `#name#daemon`, NUL-padded; valid once `named`.
     pub pg: Name32,
+    /// What the sender field of this session's messages must say (set with
+    /// `pg`).
+    pub sender: SenderName,
     /// Registered in the engine's name table.
     pub named: bool,
     /// Wants membership messages.
@@ -89,6 +92,7 @@ impl Session {
             req: None,
             name: Vec::new(),
             pg: [0; MAX_GROUP_NAME],
+            sender: SenderName::NONE,
             named: false,
             memb: false,
             rbuf: BytesMut::new(),
@@ -123,10 +127,58 @@ pub enum BadHeader {
     DataLen,
 }
 
+/// The sender name a session's messages must carry, prepared once per
+/// session so that checking a header is one short compare.
+///
+/// A header's sender field (byte 31 taken as NUL) is accepted when its bytes
+/// up to the first NUL split as `#priv#proc` with `priv` the session's name
+/// and `proc` this daemon's name, both non-empty, within their length limits
+/// and of valid characters (`parse_private_group`). Whether a session's name
+/// and the daemon's name pass those rules does not depend on the message, so
+/// it is decided here once (`valid`); what remains per message is: the field
+/// starts with the `len` bytes of `#priv#proc` and ends there (a NUL, or the
+/// end of the 31 usable bytes). Bytes after that NUL are not looked at, as
+/// before.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SenderName {
+    pg: Name32,
+    len: u8,
+    valid: bool,
+}
+
+impl SenderName {
+    /// Matches no sender field.
+    pub const NONE: SenderName = SenderName { pg: [0; MAX_GROUP_NAME], len: 0, valid: false };
+
+    /// The sender name of session `session_name` on daemon `daemon_name`.
+    pub fn new(session_name: &[u8], daemon_name: &[u8]) -> SenderName {
+        let pg = spread_wire::names::private_group(session_name, daemon_name);
+        // `pg` is truncated at 31 bytes; then its daemon part differs from
+        // `daemon_name` and nothing is ever accepted, as the full parse says.
+        let valid = matches!(parse_private_group(&pg), Some((p, d)) if p == session_name && d == daemon_name);
+        let len = spread_wire::names::name_bytes(&pg).len() as u8;
+        SenderName { pg, len, valid }
+    }
+
+    /// Whether a header's 32-byte sender field names this session.
+    #[inline]
+    pub fn matches(&self, field: &Name32) -> bool {
+        let l = self.len as usize;
+        // l <= 31: pg holds at most 31 name bytes.
+        self.valid && field[..l] == self.pg[..l] && (l >= MAX_GROUP_NAME - 1 || field[l] == 0)
+    }
+}
+
 /// Validate a client message header (client spec §2.6 step 2). `h` is decoded
 /// (integers swapped if foreign) and `type_` already carries this daemon's
 /// marker; `hint` is raw.
 pub fn validate_header(h: &Header, session_name: &[u8], daemon_name: &[u8]) -> Result<(), BadHeader> {
+    validate_header_with(h, &SenderName::new(session_name, daemon_name))
+}
+
+/// [`validate_header`] with the session's prepared [`SenderName`].
+#[inline]
+pub fn validate_header_with(h: &Header, sender: &SenderName) -> Result<(), BadHeader> {
     let t = h.type_;
     let tb = bits(t, 0, 6);
     let mb = bits(t, 16, 19);
@@ -138,11 +190,8 @@ pub fn validate_header(h: &Header, session_name: &[u8], daemon_name: &[u8]) -> R
     if t & GROUPS_MESS != 0 {
         return Err(BadHeader::Type);
     }
-    let mut sender = h.sender;
-    sender[MAX_GROUP_NAME - 1] = 0;
-    match parse_private_group(&sender) {
-        Some((p, d)) if d == daemon_name && p == session_name => {}
-        _ => return Err(BadHeader::Sender),
+    if !sender.matches(&h.sender) {
+        return Err(BadHeader::Sender);
     }
     if h.num_groups < 0 || h.num_groups as usize > MAX_GROUPS_PER_MESSAGE {
         return Err(BadHeader::NumGroups);
@@ -204,5 +253,96 @@ mod tests {
         assert_eq!(ok(&x), Ok(()));
         x.data_len += 1;
         assert_eq!(ok(&x), Err(BadHeader::DataLen));
+    }
+
+    /// The sender rule spelled out with the full parse, for comparison.
+    fn sender_by_parse(field: &Name32, session_name: &[u8], daemon_name: &[u8]) -> bool {
+        let mut f = *field;
+        f[MAX_GROUP_NAME - 1] = 0;
+        matches!(parse_private_group(&f), Some((p, d)) if p == session_name && d == daemon_name)
+    }
+
+    fn field(s: &[u8]) -> Name32 {
+        let mut f = [0u8; MAX_GROUP_NAME];
+        f[..s.len()].copy_from_slice(s);
+        f
+    }
+
+    #[test]
+    fn sender_near_misses() {
+        let ok = |f: &[u8]| {
+            let mut x = h(AGREED_MESS);
+            x.sender = field(f);
+            validate_header(&x, b"bob", b"d1")
+        };
+        assert_eq!(ok(b"#bob#d1"), Ok(()));
+        // Bytes after the terminating NUL do not count.
+        assert_eq!(ok(b"#bob#d1\0xyz"), Ok(()));
+        for near in [
+            &b"#bob#d12"[..],
+            b"#bob#d",
+            b"#bo#d1",
+            b"#bobb#d1",
+            b"bob#d1",
+            b"#bob#d1#",
+            b"#bob##d1",
+            b"##bob#d1",
+            b"#Bob#d1",
+            b"#bob d1",
+            b"",
+            b"#",
+            b"#bob#",
+            b"#bob#d1 ",
+        ] {
+            assert_eq!(ok(near), Err(BadHeader::Sender), "{:?}", String::from_utf8_lossy(near));
+        }
+    }
+
+    #[test]
+    fn sender_check_equals_full_parse() {
+        // Names at and past the length limits: 10-character session name with
+        // a 19-character daemon name fills all 31 bytes.
+        let cases: [(&[u8], &[u8]); 7] = [
+            (b"bob", b"d1"),
+            (b"abcdefghij", b"d1"),
+            (b"abcdefghij", b"abcdefghijklmnopqrs"),
+            (b"abcdefghijk", b"d1"),
+            (b"abcdefghij", b"abcdefghijklmnopqrst"),
+            (b"b#b", b"d1"),
+            (b"", b"d1"),
+        ];
+        let mut rng = 0x9e37_79b9_7f4a_7c15u64;
+        let mut next = move || {
+            rng ^= rng << 13;
+            rng ^= rng >> 7;
+            rng ^= rng << 17;
+            rng
+        };
+        let alphabet = b"#bdaj1s\0t\x7f\x23 ";
+        for (name, daemon) in cases {
+            let sn = SenderName::new(name, daemon);
+            let mut base = [0u8; MAX_GROUP_NAME];
+            let full = [&b"#"[..], name, b"#", daemon].concat();
+            let n = full.len().min(MAX_GROUP_NAME);
+            base[..n].copy_from_slice(&full[..n]);
+            assert_eq!(sn.matches(&base), sender_by_parse(&base, name, daemon));
+            // Bounded: a few thousand mutations of 1-3 bytes each.
+            for _ in 0..4000 {
+                let mut f = base;
+                for _ in 0..1 + next() % 3 {
+                    let i = (next() % MAX_GROUP_NAME as u64) as usize;
+                    f[i] = alphabet[(next() % alphabet.len() as u64) as usize];
+                }
+                assert_eq!(
+                    sn.matches(&f),
+                    sender_by_parse(&f, name, daemon),
+                    "{name:?} {daemon:?} {:?}",
+                    String::from_utf8_lossy(&f)
+                );
+            }
+        }
+        assert!(SenderName::new(b"abcdefghij", b"abcdefghijklmnopqrs").matches(&field(b"#abcdefghij#abcdefghijklmnopqrs")));
+        assert!(!SenderName::new(b"abcdefghij", b"abcdefghijklmnopqrst").matches(&field(b"#abcdefghij#abcdefghijklmnopqrs")));
+        assert!(!SenderName::NONE.matches(&[0; MAX_GROUP_NAME]));
     }
 }
