@@ -14,6 +14,8 @@ use spread_wire::endian::{Order, ARCH_ENDIAN};
 use spread_wire::names::{name32, name_bytes, parse_private_group, Name32};
 use spread_wire::{GroupId, Header};
 
+use super::fxhash::FxBuild;
+
 
 /// Longest daemon name (MAX_PROC_NAME − 1).
 const MAX_PROC_NAME_BYTES: usize = 19;
@@ -139,11 +141,12 @@ pub type Out = Vec<(u32, Bytes)>;
 
 pub struct Groups {
     cfg: GroupsConfig,
-    /// Keyed by names clients choose without limit: the standard keyed
-    /// hasher, so no one can craft colliding names.
-    groups: HashMap<Name32, Group>,
+    /// Keyed by names clients choose without limit: a keyed hasher (random
+    /// keys per process), so no one can craft colliding names; the fast one,
+    /// as every data message looks its groups up here.
+    groups: HashMap<Name32, Group, FxBuild>,
     /// Groups of each member (private group name), for KILL in name order.
-    member_groups: HashMap<Name32, BTreeSet<Name32>>,
+    member_groups: HashMap<Name32, BTreeSet<Name32>, FxBuild>,
     state: GState,
     trans_memb: Vec<u32>,
     trans_memb_id: MembId,
