@@ -96,8 +96,7 @@ pub fn init_with(config: &Config, session_log: bool) -> Result<Guard, String> {
     }
     let bridge = session_log.then(crate::sesslog::bridge_layer);
     let sub = tracing_subscriber::registry().with(spread_layer(config, std::io::stdout)).with(bridge);
-    tracing::subscriber::set_global_default(sub)
-        .map_err(|e| format!("cannot install the logger: {e}"))?;
+    tracing::subscriber::set_global_default(sub).map_err(|e| format!("cannot install the logger: {e}"))?;
     Ok(Guard { _private: () })
 }
 
@@ -553,6 +552,9 @@ mod tests {
         });
         assert!(out.contains("Set user name to 'nobody'\n"), "{out}");
         assert!(out.contains("Set Alarm mask to: 311\n"), "{out}");
-        assert!(out.ends_with(&format!("My name: lh, id: {}, addr: 127.0.0.1, port: 47100\n", c.daemons[0].vid)), "{out}");
+        assert!(
+            out.ends_with(&format!("My name: lh, id: {}, addr: 127.0.0.1, port: 47100\n", c.daemons[0].vid)),
+            "{out}"
+        );
     }
 }

@@ -7,10 +7,10 @@ use std::process::ExitCode;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use spread_daemon::config::{self, Config};
-use spread_daemon::{cli, logging, privilege, sesslog};
 use spread_daemon::driver::{Driver, DriverConfig};
 use spread_daemon::engine::auth::parse_access_ip;
 use spread_daemon::engine::{AuthConfig, AuthMethod, Engine, EngineConfig};
+use spread_daemon::{cli, logging, privilege, sesslog};
 
 fn auth_config(c: &Config) -> AuthConfig {
     let mut enabled = Vec::new();
@@ -262,11 +262,14 @@ fn open_session_log(conf: &Config, me: &config::MeInfo, memb_time: i32, cleanup:
     let name = std::ffi::OsStr::from_bytes(&me.daemon.name_bytes);
     let mut log = match sesslog::SessLog::open(name) {
         Ok(l) => l,
-        Err(e) => fatal_after_bind(cleanup, &format!(
-            "Log_init: error ({}) could not open file {}",
-            e.to_string().split(" (os error").next().unwrap_or_default(),
-            me.daemon.name
-        )),
+        Err(e) => fatal_after_bind(
+            cleanup,
+            &format!(
+                "Log_init: error ({}) could not open file {}",
+                e.to_string().split(" (os error").next().unwrap_or_default(),
+                me.daemon.name
+            ),
+        ),
     };
     let columns: Vec<(usize, bool)> =
         conf.segments.iter().flat_map(|s| s.daemons.iter().map(|&p| (p, p == me.index))).collect();

@@ -283,7 +283,10 @@ mod tests {
             parse_note("session x accepted (Tcp, Some([::1]:5))"),
             Some(SessionNote::Connected { name: "x".into(), peer: Some("[::1]:5".parse().unwrap()) })
         );
-        assert_eq!(parse_note("session q disconnects"), Some(SessionNote::Disconnected { name: "q".into(), queued: 0 }));
+        assert_eq!(
+            parse_note("session q disconnects"),
+            Some(SessionNote::Disconnected { name: "q".into(), queued: 0 })
+        );
         assert_eq!(
             parse_note("session k killed (12 messages queued)"),
             Some(SessionNote::Disconnected { name: "k".into(), queued: 12 })

@@ -36,7 +36,10 @@ fn unknown_methods_still_ignored_with_a_warning() {
 fn privilege_settings_record_whether_written() {
     let c = parse("");
     assert!(!c.daemon_user_set && !c.daemon_group_set && !c.runtime_dir_set);
-    assert_eq!((c.daemon_user.as_str(), c.daemon_group.as_str(), c.runtime_dir.as_str()), ("spread", "spread", "/var/run/spread"));
+    assert_eq!(
+        (c.daemon_user.as_str(), c.daemon_group.as_str(), c.runtime_dir.as_str()),
+        ("spread", "spread", "/var/run/spread")
+    );
     let c = parse("DaemonUser = spread\nDaemonGroup = g\nRuntimeDir = /srv/x\n");
     assert!(c.daemon_user_set && c.daemon_group_set && c.runtime_dir_set);
     assert_eq!((c.daemon_user.as_str(), c.daemon_group.as_str(), c.runtime_dir.as_str()), ("spread", "g", "/srv/x"));

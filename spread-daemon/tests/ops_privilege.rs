@@ -35,7 +35,9 @@ impl Run {
         }
         let mut child = cmd.spawn().expect("spawn spread");
         let (tx, rx) = mpsc::channel();
-        for r in [Box::new(child.stderr.take().unwrap()) as Box<dyn Read + Send>, Box::new(child.stdout.take().unwrap())] {
+        for r in
+            [Box::new(child.stderr.take().unwrap()) as Box<dyn Read + Send>, Box::new(child.stdout.take().unwrap())]
+        {
             let tx = tx.clone();
             std::thread::spawn(move || {
                 for line in BufReader::new(r).lines() {
@@ -210,7 +212,7 @@ fn explicit_missing_runtime_dir_is_fatal() {
     let mut d = Run::start(&dir, port, None);
     let seen = d.wait_log("Exit caused by Alarm!");
     let want = format!("Spread: FAILED chroot to '{}'", dir.join("run").display());
-    assert!(seen.iter().any(|l| *l == want), "{seen:?}");
+    assert!(seen.contains(&want), "{seen:?}");
     assert!(!d.wait(None).success());
 }
 

@@ -30,7 +30,9 @@ impl Run {
             .spawn()
             .expect("spawn spread");
         let (tx, rx) = mpsc::channel();
-        for r in [Box::new(child.stderr.take().unwrap()) as Box<dyn Read + Send>, Box::new(child.stdout.take().unwrap())] {
+        for r in
+            [Box::new(child.stderr.take().unwrap()) as Box<dyn Read + Send>, Box::new(child.stdout.take().unwrap())]
+        {
             let tx = tx.clone();
             std::thread::spawn(move || {
                 for line in BufReader::new(r).lines() {
@@ -109,9 +111,7 @@ fn session_and_membership_lines() {
     std::fs::create_dir_all(&dir).unwrap();
     // d0 comes first in the file (index 0) and is not running; this daemon
     // is d1, index 1.
-    let conf = format!(
-        "Spread_Segment 127.0.0.255:{PORT} {{\n\td0\t127.0.0.9\n\td1\t127.0.0.1\n}}\n"
-    );
+    let conf = format!("Spread_Segment 127.0.0.255:{PORT} {{\n\td0\t127.0.0.9\n\td1\t127.0.0.1\n}}\n");
     std::fs::write(dir.join("spread.conf"), conf).unwrap();
     std::fs::write(dir.join("d1"), "earlier run\n").unwrap();
     let before = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64;
@@ -164,7 +164,11 @@ fn session_and_membership_lines() {
     let t = time_of(&l[7]);
     assert_eq!(l[7], format!("D {t:>13} {:>11} {:>3} {:<46} {:<10} 0", 0, 0, "localhost", "bob"));
     run.stop();
-    assert_eq!(std::fs::read_to_string(&log).unwrap().lines().count(), 8, "nothing more for a session still open at exit");
+    assert_eq!(
+        std::fs::read_to_string(&log).unwrap().lines().count(),
+        8,
+        "nothing more for a session still open at exit"
+    );
 }
 
 #[test]
