@@ -41,7 +41,7 @@ pub struct Options {
     pub config_file: String,
     /// `true` if `-c` was given.
     pub config_given: bool,
-    /// `-l y`: keep the membership/session log file.
+    /// `-l y`: keep the membership/session log file ([`crate::sesslog`]).
     pub log: bool,
 }
 

@@ -209,7 +209,10 @@ fn main() -> ExitCode {
         }
     }
     match r {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(()) => {
+            tracing::info!(target: "spread::print", print = true, "Spread daemon exiting normally!");
+            ExitCode::SUCCESS
+        }
         Err(e) => {
             eprintln!("spread: {e}");
             ExitCode::from(1)

@@ -178,6 +178,7 @@ fn root_drops_to_daemon_user_and_chroots() {
     // A clean stop removes /tmp/<port> although it lies outside the new root.
     let st = d.wait(Some(libc::SIGTERM));
     assert!(st.success(), "{st:?}");
+    d.wait_log("Spread daemon exiting normally!");
     assert!(!Path::new(&format!("/tmp/{port}")).exists());
 }
 
