@@ -263,7 +263,7 @@ fn fatal_after_bind(cleanup: Option<&privilege::SocketCleanup>, msg: &str) -> ! 
 fn open_session_log(conf: &Config, me: &config::MeInfo, memb_time: i32, cleanup: Option<&privilege::SocketCleanup>) {
     use std::os::unix::ffi::OsStrExt as _;
     let name = std::ffi::OsStr::from_bytes(&me.daemon.name_bytes);
-    let mut log = match sesslog::SessLog::open(name) {
+    let log = match sesslog::SessLog::open(name) {
         Ok(l) => l,
         Err(e) => fatal_after_bind(
             cleanup,
@@ -274,10 +274,9 @@ fn open_session_log(conf: &Config, me: &config::MeInfo, memb_time: i32, cleanup:
             ),
         ),
     };
-    let columns: Vec<(usize, bool)> =
-        conf.segments.iter().flat_map(|s| s.daemons.iter().map(|&p| (p, p == me.index))).collect();
-    log.membership(memb_time, 0, &columns);
     sesslog::install(log);
+    // This daemon is its own ring from the start.
+    sesslog::log_membership(conf, &[me.daemon.vid], memb_time, 0);
 }
 
 #[cfg(test)]

@@ -136,6 +136,25 @@ impl SessLog {
     }
 }
 
+/// The columns of an `M` line: every configured daemon, segment by segment,
+/// with its configuration index and whether its VID is among `members`.
+pub fn membership_columns(conf: &crate::config::Config, members: &[u32]) -> Vec<(usize, bool)> {
+    conf.segments
+        .iter()
+        .flat_map(|s| s.daemons.iter())
+        .map(|&p| (p, conf.daemons.get(p).is_some_and(|d| members.contains(&d.vid))))
+        .collect()
+}
+
+/// Write an `M` line to the installed log (if `-l y` opened one) for a
+/// regular membership of the daemons with these VIDs, formed at `ring_time`
+/// (`memb_id.time`), with `seq` the ring's highest sequence number. The ring
+/// calls this each time it installs a regular configuration.
+pub fn log_membership(conf: &crate::config::Config, members: &[u32], ring_time: i32, seq: u32) {
+    let cols = membership_columns(conf, members);
+    with_active(|l| l.membership(ring_time, seq, &cols));
+}
+
 /// The log of this process, once `-l y` has opened it.
 static ACTIVE: Mutex<Option<SessLog>> = Mutex::new(None);
 /// Peers of connected sessions by private name (for their `D` lines).
@@ -267,6 +286,17 @@ mod tests {
             "M    1700000003    1699999999           0 >  --  1  1 --\n"
         );
         assert_eq!(membership_line(5, 4, 0, &[]), "M             5             4           0 > \n");
+    }
+
+    #[test]
+    fn columns_follow_segments() {
+        let text = "Spread_Segment 127.0.0.255:47250 {\n\ta 127.0.0.1\n\tb 127.0.0.2\n}\n\
+                    Spread_Segment 127.0.1.255:47250 {\n\tc 127.0.1.1\n}\n";
+        let c = crate::config::parse_str_with_resolver(text, "t", &crate::config::offline_resolver).unwrap();
+        let (a, b, cc) = (c.daemons[0].vid, c.daemons[1].vid, c.daemons[2].vid);
+        assert_eq!(membership_columns(&c, &[cc, b]), vec![(0, false), (1, true), (2, true)]);
+        assert_eq!(membership_columns(&c, &[a]), vec![(0, true), (1, false), (2, false)]);
+        assert!(membership_line(1, 2, 3, &membership_columns(&c, &[cc, b])).ends_with(" >  --  1  1\n"));
     }
 
     #[test]
