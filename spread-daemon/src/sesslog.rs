@@ -27,7 +27,12 @@
 //! [`bridge_layer`] feeds `C`/`D` lines from the engine's session events (the
 //! `spread::session` messages "session N accepted (…)", "session N
 //! disconnects", "session N killed (K messages queued)") until the engine
-//! reports sessions through a dedicated hook.
+//! reports sessions through a dedicated hook. Known differences until then:
+//! the mailbox column (the original's socket descriptor) and the sequence
+//! column of `C`/`D` lines are written as 0, and a session that leaves with
+//! `SP_disconnect` shows 0 queued messages. The daemon writes one `M` line
+//! at start (it is its own ring at once); a ring protocol calls
+//! [`log_membership`] for every later regular membership.
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
