@@ -35,6 +35,8 @@ const GROUP: &str = "flg";
 type Gid = [u8; 12];
 
 struct Client {
+    /// Received by a thread of its own: the World leaves its mailbox alone.
+    external: bool,
     user: String,
     private: String,
     mbox: c_int,
@@ -128,6 +130,7 @@ impl World {
         let r = unsafe { fl::FL_connect(d.as_ptr(), u.as_ptr(), 0, &mut mbox, private.as_mut_ptr()) };
         assert_eq!(r, 1, "FL_connect {user}");
         let c = Client {
+            external: false,
             user: user.into(),
             private: frames::name_str(&private.map(|c| c as u8)),
             mbox,
@@ -208,7 +211,7 @@ impl World {
     fn drain(&mut self) {
         for i in 0..self.clients.len() {
             for _ in 0..10_000 {
-                if !self.clients[i].alive {
+                if !self.clients[i].alive || self.clients[i].external {
                     break;
                 }
                 let got = recv_nb(self.clients[i].mbox);
@@ -249,7 +252,8 @@ impl World {
             c.view = None;
             c.in_group = false;
             c.leaving = false;
-        } else {
+        } else if got.body.len() == 16 {
+            // a World message: [view id][sequence]
             let gid: Gid = got.body[..12].try_into().unwrap();
             let seq = u32::from_le_bytes(got.body[12..16].try_into().unwrap());
             let cur = c.view.as_ref().map(|v| v.0);
@@ -263,7 +267,7 @@ impl World {
     fn fds(&self) -> Vec<libc::pollfd> {
         self.clients
             .iter()
-            .filter(|c| c.alive)
+            .filter(|c| c.alive && !c.external)
             .map(|c| libc::pollfd { fd: c.mbox, events: libc::POLLIN, revents: 0 })
             .collect()
     }
@@ -552,5 +556,121 @@ fn sending_while_another_thread_is_blocked_receiving() {
     let (r, mt, body) = rx.recv_timeout(Duration::from_secs(15)).expect("receiver woke");
     assert_eq!((r, mt, body.as_slice()), (4, 33, &b"ping"[..]));
     w.disconnect(0);
+    drop(d);
+}
+
+/// Four threads send on one connection while a fifth receives (blocking)
+/// and a second member joins and leaves meanwhile: every message arrives
+/// once, per-thread order is kept, nothing deadlocks.
+#[test]
+fn threads_sending_and_receiving_on_one_connection() {
+    let d = daemon(44060);
+    let mut w = World::new(d.port, &["ja", "jb"]);
+    w.join(0);
+    w.pump_until("alone", |w| w.all_see(&[0]));
+    let mbox = w.clients[0].mbox;
+    w.clients[0].external = true;
+    const PER: u32 = 150;
+    let (tx, rx) = std::sync::mpsc::channel();
+    let churn_done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let churn_done2 = churn_done.clone();
+    let receiver = std::thread::spawn(move || {
+        let mut seen: BTreeMap<u32, Vec<u32>> = BTreeMap::new();
+        let mut flushes = 0;
+        let deadline = Instant::now() + Duration::from_secs(60);
+        // keep receiving (and answering flush requests) until every message is
+        // in and the membership churn is over
+        while (seen.values().map(|v| v.len()).sum::<usize>() < 4 * PER as usize
+            || !churn_done2.load(std::sync::atomic::Ordering::SeqCst))
+            && Instant::now() < deadline
+        {
+            // wait (bounded, short) for something to read, then receive without blocking
+            let slice = (Instant::now() + Duration::from_millis(100)).min(deadline);
+            // SAFETY: plain call.
+            if unsafe { fl::FL_more_msgs(mbox) } == 0 && !compat_tests::net::poll_readable(mbox, slice) {
+                continue;
+            }
+            let mut svc = DONT_BLOCK;
+            let mut sender = [0 as c_char; 32];
+            let mut groups = [[0 as c_char; 32]; 8];
+            let (mut ng, mut mt, mut em, mut more) = (0, 0i16, 0, 0);
+            let mut body = [0u8; 64];
+            // SAFETY: buffers as announced.
+            let r = unsafe {
+                fl::FL_receive(
+                    mbox,
+                    &mut svc,
+                    sender.as_mut_ptr(),
+                    8,
+                    &mut ng,
+                    groups.as_mut_ptr(),
+                    &mut mt,
+                    &mut em,
+                    64,
+                    body.as_mut_ptr() as *mut c_char,
+                    &mut more,
+                )
+            };
+            if r == WOULD_BLOCK {
+                continue;
+            }
+            assert!(r >= 0, "FL_receive {r}");
+            if svc & FLUSH_REQ != 0 {
+                let g = cs(GROUP);
+                // SAFETY: valid string.
+                assert_eq!(unsafe { fl::FL_flush(mbox, g.as_ptr()) }, 0);
+                flushes += 1;
+            } else if svc & 0x3f != 0 && mt == 77 {
+                let t = u32::from_le_bytes(body[..4].try_into().unwrap());
+                let k = u32::from_le_bytes(body[4..8].try_into().unwrap());
+                seen.entry(t).or_default().push(k);
+            }
+        }
+        let _ = tx.send((seen, flushes));
+    });
+    let senders: Vec<_> = (0..4u32)
+        .map(|t| {
+            std::thread::spawn(move || {
+                let g = cs(GROUP);
+                let mut k = 0;
+                let deadline = Instant::now() + Duration::from_secs(60);
+                while k < PER && Instant::now() < deadline {
+                    let mut body = t.to_le_bytes().to_vec();
+                    body.extend_from_slice(&k.to_le_bytes());
+                    // SAFETY: valid string and buffer.
+                    let r = unsafe { fl::FL_multicast(mbox, AGREED, g.as_ptr(), 77, 8, body.as_ptr() as *const c_char) };
+                    if r == 8 {
+                        k += 1;
+                    } else {
+                        // flushed and waiting for the next view: try again
+                        assert_eq!(r, ILLEGAL_STATE, "FL_multicast");
+                        std::thread::yield_now();
+                    }
+                }
+                k
+            })
+        })
+        .collect();
+    // membership churn from the second client meanwhile
+    for _ in 0..3 {
+        w.join(1);
+        w.pump_until("jb in", |w| w.clients[1].view.as_ref().is_some_and(|v| v.1.len() == 2));
+        w.leave(1);
+        w.pump_until("jb out", |w| !w.clients[1].in_group);
+    }
+    churn_done.store(true, std::sync::atomic::Ordering::SeqCst);
+    for s in senders {
+        assert_eq!(s.join().expect("sender thread"), PER);
+    }
+    let (seen, flushes) = rx.recv_timeout(Duration::from_secs(60)).expect("receiver finished");
+    receiver.join().expect("receiver thread");
+    // at least one per round (a leave and the next join may cascade into one)
+    assert!(flushes >= 3, "the receiving thread answered {flushes} flush requests");
+    for t in 0..4 {
+        assert_eq!(seen.get(&t).cloned().unwrap_or_default(), (0..PER).collect::<Vec<_>>(), "thread {t}: each once, in order");
+    }
+    w.disconnect(1);
+    // SAFETY: plain call.
+    assert_eq!(unsafe { fl::FL_disconnect(mbox) }, 0);
     drop(d);
 }
