@@ -40,7 +40,7 @@ HEADERS    := include/sp.h include/sp_func.h include/sp_events.h include/fl.h
 NATIVE     := -lpthread -ldl -lm -lrt -lutil
 
 # Export lists per library: the SP_/E_ API everywhere, FL_ only in libspread.
-EXPORTS_libspread       := $(EXPORTS)/core.syms $(EXPORTS)/fl.syms
+EXPORTS_libspread        := $(EXPORTS)/core.syms $(EXPORTS)/fl.syms
 EXPORTS_libspread-core   := $(EXPORTS)/core.syms
 EXPORTS_libtspread-core  := $(EXPORTS)/core.syms
 
