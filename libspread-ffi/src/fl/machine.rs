@@ -1262,6 +1262,10 @@ fn on_sp_view<S: SpApi>(sp: &S, out: &mut Outbox, g: &mut Group, m: &RxMsg) {
         let d = name_key(&parsed.changed);
         (Some(d), if svc & CAUSED_BY_JOIN == 0 { vec![d] } else { Vec::new() })
     } else {
+        // Network change: whoever was in the previous SP view and is not in
+        // this member's vs-set left. (This is what the original's code sets
+        // out to do; 5.0.1 itself crashes here, erasing names from a table
+        // keyed by name pointers, so no conforming peer depends on more.)
         let mut seen = HashSet::new();
         let stayed: HashSet<Name> = parsed.my_set.iter().copied().collect();
         let gone =
