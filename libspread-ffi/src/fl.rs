@@ -280,6 +280,8 @@ pub unsafe extern "C" fn FL_receive(
     more_msgs: *mut c_int,
 ) -> c_int {
     guard(SP_BUG, || {
+        // The original turns a negative length into a huge buffer size (and
+        // then writes past the caller's buffer); we refuse it.
         if max_mess_len < 0 {
             return ILLEGAL_PARAM;
         }
@@ -320,6 +322,7 @@ pub unsafe extern "C" fn FL_scat_receive(
         if serv_type.is_null() || max_groups < 0 {
             return ILLEGAL_PARAM;
         }
+        // A scatter we cannot read safely: the original would read past it.
         if scat_mess.is_null() || (*scat_mess).num_elements > MAX_CLIENT_SCATTER_ELEMENTS {
             return ILLEGAL_MESSAGE;
         }
