@@ -16,7 +16,6 @@ use spread_wire::{GroupId, Header};
 
 use super::fxhash::FxBuild;
 
-
 /// Longest daemon name (MAX_PROC_NAME − 1).
 const MAX_PROC_NAME_BYTES: usize = 19;
 

@@ -16,8 +16,12 @@
 //!
 //! A delivered message is one [`bytes::Bytes`] frame shared by all its
 //! recipients: the client's own frame (header re-stamped in place). Frames
-//! over 4 KiB are cut out of the read buffer without a copy; smaller ones get
-//! one exact-size buffer, so a queued small frame never pins a read buffer.
+//! over 4 KiB are cut out of the read buffer without a copy; smaller ones are
+//! copied into the sending session's small-frame arena (blocks of
+//! [`ARENA_BLOCK`] bytes shared by consecutive frames: no allocation per
+//! frame, and a queued small frame pins at most one such block, never a read
+//! buffer). The last recipient of a message gets the frame itself, the
+//! others a reference-counted clone.
 //!
 //! Layers, as in the original: the session layer ([`session`], handshake,
 //! [`auth`]) hands client messages to an [`Ordering`] protocol (here a
@@ -566,6 +570,7 @@ impl<O: Ordering> Engine<O> {
         s.out.clear();
         s.out_off = 0;
         s.rbuf = BytesMut::new();
+        s.arena = BytesMut::new();
         let pg = s.pg;
         let id = s.id;
         let closed = std::mem::replace(&mut s.closed, true);
@@ -808,15 +813,21 @@ impl<O: Ordering> Engine<O> {
                 }
                 return;
             }
-            // Small frames get their own exact-size buffer (one allocation, one
-            // copy): a queued small frame then never pins a whole read buffer,
-            // and the read buffer stays unshared and is reused in place.
-            // Large frames are cut out of the read buffer without copying.
+            // Small frames are copied into the session's arena (one copy, an
+            // allocation only per ARENA_BLOCK): a queued small frame then never
+            // pins a whole read buffer, and the read buffer stays unshared and
+            // is reused in place. Large frames are cut out of the read buffer
+            // without copying.
             let frame = if total <= SMALL_FRAME {
-                let mut v = s.rbuf[..total].to_vec();
+                if s.arena.capacity() < total {
+                    // The old block lives on in the frames cut from it.
+                    s.arena = BytesMut::with_capacity(ARENA_BLOCK);
+                }
+                s.arena.extend_from_slice(&s.rbuf[..total]);
                 s.rbuf.advance(total);
-                fix_header(&mut v, &h, foreign);
-                Bytes::from(v)
+                let mut f = s.arena.split_to(total);
+                fix_header(&mut f, &h, foreign);
+                f.freeze()
             } else {
                 let mut f = s.rbuf.split_to(total);
                 fix_header(&mut f, &h, foreign);
@@ -838,6 +849,7 @@ impl<O: Ordering> Engine<O> {
             s.out.clear();
             s.out_off = 0;
             s.rbuf = BytesMut::new();
+        s.arena = BytesMut::new();
             let id = s.id;
             if !std::mem::replace(&mut s.closed, true) {
                 self.actions.push_back(Action::Close { id, linger: Vec::new() });
@@ -938,12 +950,16 @@ impl<O: Ordering> Engine<O> {
                 let names = (0..ng).map(|i| groups::norm_name(m.group(i)));
                 self.groups.route(names, ng > 1, |n| by_name.get(n).copied(), &mut targets);
             }
-            let skip = if t & SELF_DISCARD != 0 { self.by_name.get(&sender).copied() } else { None };
-            for &slot in &targets {
-                if Some(slot) == skip {
-                    continue;
+            if t & SELF_DISCARD != 0 {
+                if let Some(me) = self.by_name.get(&sender).copied() {
+                    targets.retain(|&s| s != me);
                 }
-                self.enqueue(slot, m.frame.clone());
+            }
+            if let Some((&last, rest)) = targets.split_last() {
+                for &slot in rest {
+                    self.enqueue(slot, m.frame.clone());
+                }
+                self.enqueue(last, m.frame);
             }
             self.stats.messages_delivered += 1;
             self.targets = targets;
@@ -953,6 +969,8 @@ impl<O: Ordering> Engine<O> {
 
 /// Frames up to this size are copied out of the read buffer.
 const SMALL_FRAME: usize = 4096;
+/// Size of the blocks small frames are copied into.
+pub const ARENA_BLOCK: usize = 16 * 1024;
 
 /// Put a client header into this daemon's byte order: if the writer was
 /// foreign, re-encode `type`, `num_groups` and `data_len` (`hint` stays raw);
@@ -976,4 +994,93 @@ pub fn private_group_of(name: &[u8], daemon: &[u8]) -> Name32 {
 /// Build a 32-byte name (helper re-exported for tests).
 pub fn name(s: &[u8]) -> Name32 {
     name32(s)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pump(e: &mut Engine, hold: &[ConnId], out: &mut HashMap<ConnId, Vec<u8>>) {
+        for _ in 0..100_000 {
+            match e.poll_action() {
+                None => return,
+                Some(Action::Flush(id)) if !hold.contains(&id) => {
+                    let b = e.drain_output(id);
+                    out.entry(id).or_default().extend_from_slice(&b);
+                }
+                Some(Action::Flush(id)) => e.set_write_blocked(id, true),
+                Some(Action::Close { .. }) => panic!("unexpected close"),
+            }
+        }
+        panic!("too many actions");
+    }
+
+    fn login(e: &mut Engine, now: Instant, name: &str, out: &mut HashMap<ConnId, Vec<u8>>) -> ConnId {
+        let Accepted::Conn(id) = e.accept(now, ConnKind::Unix, None) else { panic!("rejected") };
+        let mut req = vec![5, 0, 1, 0, name.len() as u8];
+        req.extend_from_slice(name.as_bytes());
+        e.on_data(now, id, &req);
+        let mut choice = [0u8; AUTH_CHOICE_LEN];
+        choice[..4].copy_from_slice(b"NULL");
+        e.on_data(now, id, &choice);
+        pump(e, &[], out);
+        out.remove(&id);
+        id
+    }
+
+    fn frame(type_: u32, sender: &str, group: &str, body: &[u8]) -> Vec<u8> {
+        let h = Header {
+            type_: type_ | ARCH_ENDIAN,
+            sender: name32(sender.as_bytes()),
+            num_groups: 1,
+            hint: ARCH_ENDIAN,
+            data_len: body.len() as i32,
+        };
+        let mut v = h.encode().to_vec();
+        v.extend_from_slice(&name32(group.as_bytes()));
+        v.extend_from_slice(body);
+        v
+    }
+
+    /// Frames of many sizes (small ones copied into arena blocks, large ones
+    /// cut from the read buffer), fed in odd-sized pieces, reach every member
+    /// byte for byte, also when one member's queue is held until the end.
+    #[test]
+    fn frames_survive_arena_blocks_and_shared_delivery() {
+        let now = Instant::now();
+        let mut e = Engine::new(EngineConfig::single(b"d1", 7, 1));
+        let mut out = HashMap::new();
+        let s = login(&mut e, now, "s", &mut out);
+        let r1 = login(&mut e, now, "r1", &mut out);
+        let r2 = login(&mut e, now, "r2", &mut out);
+        for (id, n) in [(s, "#s#d1"), (r1, "#r1#d1"), (r2, "#r2#d1")] {
+            e.on_data(now, id, &frame(JOIN_MESS, n, "g", b""));
+        }
+        pump(&mut e, &[], &mut out);
+        out.clear();
+        let mut stream = Vec::new();
+        let mut sent = Vec::new();
+        let mut x = 12345u32;
+        for i in 0..600u32 {
+            x = x.wrapping_mul(1_103_515_245).wrapping_add(12345);
+            let len = if i % 17 == 0 { 5000 + (x as usize >> 8) % 20_000 } else { (x as usize >> 8) % 4000 };
+            let body: Vec<u8> = (0..len).map(|k| (k as u32 ^ i) as u8).collect();
+            // Every third message SELF_DISCARD: the sender gets the others.
+            let t = if i % 3 == 0 { RELIABLE_MESS | SELF_DISCARD } else { RELIABLE_MESS };
+            let f = frame(t, "#s#d1", "g", &body);
+            stream.extend_from_slice(&f);
+            sent.push((f, t & SELF_DISCARD != 0));
+        }
+        for piece in stream.chunks(7777) {
+            e.on_data(now, s, piece);
+            pump(&mut e, &[r2], &mut out);
+        }
+        out.insert(r2, e.drain_output(r2));
+        let all: Vec<u8> = sent.iter().flat_map(|(f, _)| f.clone()).collect();
+        let own: Vec<u8> = sent.iter().filter(|(_, d)| !d).flat_map(|(f, _)| f.clone()).collect();
+        assert!(out[&r1] == all, "r1 stream differs");
+        assert!(out[&r2] == all, "held r2 stream differs");
+        assert!(out[&s] == own, "sender stream differs");
+        assert_eq!(e.stats().messages_delivered, 600);
+    }
 }

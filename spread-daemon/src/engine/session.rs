@@ -72,6 +72,8 @@ pub struct Session {
     pub memb: bool,
     /// Bytes read and not yet parsed.
     pub rbuf: BytesMut,
+    /// Free space of the current small-frame block (see the engine docs).
+    pub arena: BytesMut,
     /// Frames waiting to be written; the first one is written from `out_off`.
     pub out: VecDeque<Bytes>,
     pub out_off: usize,
@@ -96,6 +98,7 @@ impl Session {
             named: false,
             memb: false,
             rbuf: BytesMut::new(),
+            arena: BytesMut::new(),
             out: VecDeque::new(),
             out_off: 0,
             blocked: false,
