@@ -188,6 +188,15 @@ fn sonames_links_and_dependencies() {
                 "{lib}: unexpected NEEDED entry {n} (only the C library is allowed)"
             );
         }
+        // every strong undefined reference is a versioned C library symbol
+        // (the library must load with nothing but libc beside it)
+        let undefined = tool("nm", &["-D", "--undefined-only"], &real);
+        let bad: Vec<&str> = undefined
+            .lines()
+            .filter(|l| l.split_whitespace().next() == Some("U"))
+            .filter(|l| !l.contains("@GLIBC_"))
+            .collect();
+        assert!(bad.is_empty(), "{lib}: unresolved non-libc references: {bad:?}");
         // exports are unversioned, like the original's
         let versions = tool("readelf", &["-V", "-W"], &real);
         assert!(!versions.contains(".gnu.version_d"), "{lib}: defines symbol versions:\n{versions}");
