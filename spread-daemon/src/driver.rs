@@ -172,6 +172,22 @@ fn set_sockopt(fd: i32, level: i32, name: i32, v: i32) {
     }
 }
 
+/// Read buffers (`READ_CHUNK` = 128 KiB and more) are above glibc's initial
+/// mmap threshold: each would be a fresh `mmap` whose pages fault in on the
+/// first `recv` and go back to the kernel on `free`. Serve them from the heap
+/// and keep up to `TRIM_THRESHOLD` of freed memory for reuse instead.
+const MMAP_THRESHOLD: i32 = 4 * 1024 * 1024;
+const TRIM_THRESHOLD: i32 = 32 * 1024 * 1024;
+
+fn tune_allocator() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt only changes allocator parameters; no pointers involved.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, MMAP_THRESHOLD);
+        libc::mallopt(libc::M_TRIM_THRESHOLD, TRIM_THRESHOLD);
+    }
+}
+
 /// The running daemon: listeners, connections and the engine.
 pub struct Driver {
     poll: Poll,
@@ -190,6 +206,7 @@ pub struct Driver {
 impl Driver {
     /// Bind everything. Fails if a listener cannot be bound.
     pub fn bind(engine: Engine, cfg: &DriverConfig) -> io::Result<Driver> {
+        tune_allocator();
         let poll = Poll::new()?;
         let mut listeners = Vec::new();
         for a in &cfg.tcp {
