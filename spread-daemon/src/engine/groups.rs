@@ -943,13 +943,29 @@ impl Groups {
 /// NUL, NUL-padded (at most 31 bytes).
 #[inline]
 pub fn norm_name(f: &[u8]) -> Name32 {
-    let b = name_bytes(f);
-    if b.len() < MAX_GROUP_NAME && f.len() == MAX_GROUP_NAME && f[b.len()..].iter().all(|&c| c == 0) {
-        let mut n = [0u8; MAX_GROUP_NAME];
-        n.copy_from_slice(f);
-        return n;
+    let Ok(field) = <&Name32>::try_from(f) else { return name32(name_bytes(f)) };
+    // A word at a time: find the first NUL (a NUL-padded name has its first
+    // NUL in the first word that has one) and clear every byte from there.
+    const LO: u64 = 0x0101_0101_0101_0101;
+    const HI: u64 = 0x8080_8080_8080_8080;
+    let mut n = *field;
+    n[MAX_GROUP_NAME - 1] = 0;
+    let mut cut = false;
+    for w in n.chunks_exact_mut(8) {
+        if cut {
+            w.fill(0);
+            continue;
+        }
+        let v = u64::from_le_bytes([w[0], w[1], w[2], w[3], w[4], w[5], w[6], w[7]]);
+        // Bits set at NUL bytes (and possibly above the first one, never below).
+        let z = v.wrapping_sub(LO) & !v & HI;
+        if z != 0 {
+            let first = (z.trailing_zeros() / 8) as usize;
+            w[first..].fill(0);
+            cut = true;
+        }
     }
-    name32(b)
+    n
 }
 
 fn push_memb(g: &Group, frame: &Bytes, out: &mut Out) {
@@ -1116,6 +1132,35 @@ pub fn reject_message(header: &Header, old_type: u32, frame: &[u8], sender_pg: &
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The word-wise `norm_name` against the plain definition: bytes up to
+    /// the first NUL, at most 31, NUL-padded.
+    #[test]
+    fn norm_name_matches_definition() {
+        let reference = |f: &[u8]| name32(name_bytes(f));
+        let mut x = 0x2545_f491_4f6c_dd1du64;
+        let alphabet = [0u8, 1, 0x7f, 0x80, 0x81, 0xff, b'a', b'#', 0x01, 0xfe];
+        for _ in 0..20_000 {
+            let mut f = [0u8; MAX_GROUP_NAME];
+            for b in f.iter_mut() {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                *b = alphabet[(x % alphabet.len() as u64) as usize];
+            }
+            // Mostly names without early NULs, so long names are covered too.
+            if x % 3 != 0 {
+                for b in f.iter_mut().filter(|b| **b == 0) {
+                    *b = b'z';
+                }
+                f[(x >> 32) as usize % MAX_GROUP_NAME] = 0;
+            }
+            assert_eq!(norm_name(&f), reference(&f), "{f:?}");
+        }
+        assert_eq!(norm_name(&[b'a'; 32]), reference(&[b'a'; 32]));
+        assert_eq!(norm_name(b"abc"), name32(b"abc"));
+        assert_eq!(norm_name(&[0u8; 32]), [0u8; 32]);
+    }
 
     fn cfg() -> GroupsConfig {
         GroupsConfig { daemons: vec![b"d1".to_vec()], vids: vec![0x5c8d7aef], my_idx: 0, memb_id: (0x5c8d7aef, 1000) }
