@@ -1149,7 +1149,7 @@ mod tests {
                 *b = alphabet[(x % alphabet.len() as u64) as usize];
             }
             // Mostly names without early NULs, so long names are covered too.
-            if x % 3 != 0 {
+            if !x.is_multiple_of(3) {
                 for b in f.iter_mut().filter(|b| **b == 0) {
                     *b = b'z';
                 }
