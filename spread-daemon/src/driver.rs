@@ -201,6 +201,17 @@ pub struct Driver {
     paused_reads: Vec<ConnId>,
     /// Zero-timeout polling after a turn with work (see the module docs).
     spin: Duration,
+    /// The slice list of `writev`, kept empty between flushes so its memory
+    /// is reused (see [`reuse_iov`]).
+    iov_store: Vec<IoSlice<'static>>,
+}
+
+/// An empty `Vec<IoSlice>` of any lifetime, in the memory of `v`: mapping
+/// the (cleared) vector's items into the same type collects in place, so
+/// no allocation happens per flush.
+fn reuse_iov<'a, 'b>(mut v: Vec<IoSlice<'a>>) -> Vec<IoSlice<'b>> {
+    v.clear();
+    v.into_iter().map(|_| IoSlice::new(&[])).collect()
 }
 
 impl Driver {
@@ -234,6 +245,7 @@ impl Driver {
             pending_reads: Vec::new(),
             paused_reads: Vec::new(),
             spin: spin_from_env(),
+            iov_store: Vec::with_capacity(64),
         })
     }
 
@@ -455,15 +467,15 @@ impl Driver {
             if conn.id != id {
                 return;
             }
-            let mut iov: Vec<IoSlice<'_>> = Vec::with_capacity(64);
+            let mut iov: Vec<IoSlice<'_>> = reuse_iov(std::mem::take(&mut self.iov_store));
             let offered = self.engine.out_slices(id, &mut iov, MAX_IOV);
             if offered == 0 {
-                drop(iov);
+                self.iov_store = reuse_iov(iov);
                 self.engine.set_write_blocked(id, false);
                 return;
             }
             let r = conn.stream.write_vectored(&iov);
-            drop(iov);
+            self.iov_store = reuse_iov(iov);
             match r {
                 Ok(n) => {
                     self.engine.on_written(id, n);
@@ -547,5 +559,19 @@ mod tests {
         assert_eq!(poll_timeout(t0, true, None, Duration::ZERO, None), Some(Duration::ZERO));
         // A deadline in the past: zero.
         assert_eq!(poll_timeout(t0 + us(10), false, None, spin, Some(t0)), Some(Duration::ZERO));
+    }
+
+    #[test]
+    fn iov_memory_is_reused() {
+        let data = vec![1u8; 10];
+        let mut v: Vec<IoSlice<'static>> = Vec::with_capacity(64);
+        let p = v.as_ptr() as usize;
+        let mut w: Vec<IoSlice<'_>> = reuse_iov(std::mem::take(&mut v));
+        w.push(IoSlice::new(&data));
+        assert_eq!(w.as_ptr() as usize, p);
+        v = reuse_iov(w);
+        assert!(v.is_empty());
+        assert_eq!(v.as_ptr() as usize, p);
+        assert!(v.capacity() >= 64);
     }
 }
