@@ -369,7 +369,8 @@ impl Driver {
             set_sockopt(fd, libc::SOL_SOCKET, libc::SO_SNDBUF, SOCKET_BUFFER);
             set_sockopt(fd, libc::SOL_SOCKET, libc::SO_RCVBUF, SOCKET_BUFFER);
             let now = Instant::now();
-            match self.engine.accept(now, kind, peer) {
+            // The socket descriptor is the session's mailbox, as in the original.
+            match self.engine.accept_mailbox(now, kind, peer, fd) {
                 Accepted::Rejected(bytes) => {
                     let mut s = stream;
                     let _ = s.write_vectored(&[IoSlice::new(&bytes)]);

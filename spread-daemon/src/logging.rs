@@ -85,17 +85,10 @@ pub struct Guard {
 /// there too). Fails if the file cannot be opened or a global subscriber is
 /// already installed.
 pub fn init(config: &Config) -> Result<Guard, String> {
-    init_with(config, false)
-}
-
-/// [`init`], plus (with `session_log`) the layer that feeds the `-l y`
-/// session log ([`crate::sesslog`]) from the engine's session events.
-pub fn init_with(config: &Config, session_log: bool) -> Result<Guard, String> {
     if let Some(path) = &config.event_log_file {
         redirect_std_streams(path)?;
     }
-    let bridge = session_log.then(crate::sesslog::bridge_layer);
-    let sub = tracing_subscriber::registry().with(spread_layer(config, std::io::stdout)).with(bridge);
+    let sub = tracing_subscriber::registry().with(spread_layer(config, std::io::stdout));
     tracing::subscriber::set_global_default(sub).map_err(|e| format!("cannot install the logger: {e}"))?;
     Ok(Guard { _private: () })
 }

@@ -136,7 +136,7 @@ fn main() -> ExitCode {
         }
         None => config::default_config(),
     };
-    let _log_guard = match logging::init_with(&conf, opts.log) {
+    let _log_guard = match logging::init(&conf) {
         Ok(g) => g,
         Err(e) => cli::exit_fatal(&e),
     };
@@ -179,7 +179,13 @@ fn main() -> ExitCode {
         }
     }
     let dcfg = DriverConfig { tcp, unix_path: Some(PathBuf::from(spread_wire::consts::unix_socket_path(port))) };
-    let driver = match Driver::bind(Engine::new(ecfg), &dcfg) {
+    let mut engine = Engine::new(ecfg);
+    if opts.log {
+        // Writes nothing until open_session_log installs the file (after the
+        // privilege drop); no session can connect before that.
+        engine.set_session_observer(Some(sesslog::observer()));
+    }
+    let driver = match Driver::bind(engine, &dcfg) {
         Ok(d) => d,
         Err(e) => {
             eprintln!("spread: cannot open client listeners: {e}");

@@ -24,21 +24,28 @@
 //! line so that readers see complete lines; this writer flushes after every
 //! line, which readers cannot tell apart.
 //!
-//! [`bridge_layer`] feeds `C`/`D` lines from the engine's session events (the
-//! `spread::session` messages "session N accepted (…)", "session N
-//! disconnects", "session N killed (K messages queued)") until the engine
-//! reports sessions through a dedicated hook. Known differences until then:
-//! the mailbox column (the original's socket descriptor) and the sequence
-//! column of `C`/`D` lines are written as 0, and a session that leaves with
-//! `SP_disconnect` shows 0 queued messages. The daemon writes one `M` line
-//! at start (it is its own ring at once); a ring protocol calls
-//! [`log_membership`] for every later regular membership.
+//! `C`/`D` lines come from the engine's session observer ([`observe`], see
+//! [`crate::engine::SessionNote`]): the mailbox column is the session's
+//! socket descriptor, the sequence column the ordering layer's highest
+//! delivered sequence number at that moment, and the last column of a `D`
+//! line the messages still queued for the session when it was killed or
+//! sent its KILL (`SP_disconnect`). A session that never completed its
+//! handshake gets no line; one still open when the daemon stops gets no `D`
+//! line. The daemon writes one `M` line at start (it is its own ring at
+//! once); a ring protocol calls [`log_membership`] for every later regular
+//! membership.
+//!
+//! Known difference: the original's sequence numbers count ring packets
+//! (a large message takes several), this engine's count messages, so the
+//! sequence columns agree only in kind.
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
 use std::net::SocketAddr;
 use std::sync::Mutex;
 use std::time::{SystemTime, UNIX_EPOCH};
+
+use crate::engine::SessionNote;
 
 /// Address text of a session without an IP peer (Unix socket).
 pub const UNIX_PEER: &str = "localhost";
@@ -162,10 +169,8 @@ pub fn log_membership(conf: &crate::config::Config, members: &[u32], ring_time: 
 
 /// The log of this process, once `-l y` has opened it.
 static ACTIVE: Mutex<Option<SessLog>> = Mutex::new(None);
-/// Peers of connected sessions by private name (for their `D` lines).
-static PEERS: Mutex<Vec<(String, Option<SocketAddr>)>> = Mutex::new(Vec::new());
-
-/// Make `log` the process's session log (used by the bridge layer).
+/// Make `log` the process's session log (written by [`observe`] and
+/// [`log_membership`]).
 pub fn install(log: SessLog) {
     if let Ok(mut g) = ACTIVE.lock() {
         *g = Some(log);
@@ -181,96 +186,25 @@ pub fn with_active(f: impl FnOnce(&mut SessLog)) {
     }
 }
 
-/// What a `spread::session` message says about a session, if anything.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum SessionNote {
-    Connected { name: String, peer: Option<SocketAddr> },
-    Disconnected { name: String, queued: usize },
-}
-
-/// Recognise the engine's session messages (see the module docs).
-pub fn parse_note(msg: &str) -> Option<SessionNote> {
-    let rest = msg.strip_prefix("session ")?;
-    if let Some(name) = rest.strip_suffix(" disconnects") {
-        return Some(SessionNote::Disconnected { name: name.to_string(), queued: 0 });
-    }
-    if let Some(body) = rest.strip_suffix(" messages queued)") {
-        let (name, n) = body.rsplit_once(" killed (")?;
-        return Some(SessionNote::Disconnected { name: name.to_string(), queued: n.parse().ok()? });
-    }
-    if let Some(body) = rest.strip_suffix(')') {
-        let (name, what) = body.rsplit_once(" accepted (")?;
-        let (_kind, peer) = what.split_once(", ")?;
-        let peer = match peer {
-            "None" => None,
-            p => Some(p.strip_prefix("Some(")?.strip_suffix(')')?.parse().ok()?),
-        };
-        return Some(SessionNote::Connected { name: name.to_string(), peer });
-    }
-    None
-}
-
-/// Apply one recognised note to the installed log.
-pub fn record(note: &SessionNote) {
+/// The engine's session observer for `-l y` (install it with
+/// [`crate::engine::Engine::set_session_observer`]): writes the `C` and `D`
+/// lines to the installed log, if any.
+pub fn observe(note: SessionNote<'_>) {
     match note {
-        SessionNote::Connected { name, peer } => {
-            if let Ok(mut p) = PEERS.lock() {
-                p.retain(|(n, _)| n != name);
-                p.push((name.clone(), *peer));
-            }
-            with_active(|l| l.connect(0, 0, peer.as_ref(), name));
+        SessionNote::Connected { mailbox, peer, name, highest_seq } => {
+            let name = String::from_utf8_lossy(name);
+            with_active(|l| l.connect(highest_seq as u32, mailbox, peer.as_ref(), &name));
         }
-        SessionNote::Disconnected { name, queued } => {
-            let peer = PEERS.lock().ok().and_then(|mut p| {
-                let i = p.iter().position(|(n, _)| n == name)?;
-                Some(p.swap_remove(i).1)
-            });
-            // A session never seen connecting (handshake not finished) has no C line.
-            if let Some(peer) = peer {
-                with_active(|l| l.disconnect(0, 0, peer.as_ref(), name, *queued));
-            }
+        SessionNote::Gone { mailbox, peer, name, queued, highest_seq } => {
+            let name = String::from_utf8_lossy(name);
+            with_active(|l| l.disconnect(highest_seq as u32, mailbox, peer.as_ref(), &name, queued));
         }
     }
 }
 
-/// A `tracing` layer that turns the engine's session messages into `C`/`D`
-/// lines of the installed log. Interested only in INFO events of
-/// `spread::session`.
-pub fn bridge_layer<S>() -> impl tracing_subscriber::Layer<S>
-where
-    S: tracing::Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'a>,
-{
-    use tracing_subscriber::Layer as _;
-    Bridge.with_filter(tracing_subscriber::filter::filter_fn(|m| {
-        m.is_event() && m.target() == "spread::session" && *m.level() == tracing::Level::INFO
-    }))
-}
-
-struct Bridge;
-
-struct Message(String);
-
-impl tracing::field::Visit for Message {
-    fn record_str(&mut self, f: &tracing::field::Field, v: &str) {
-        if f.name() == "message" {
-            self.0.push_str(v);
-        }
-    }
-    fn record_debug(&mut self, f: &tracing::field::Field, v: &dyn std::fmt::Debug) {
-        if f.name() == "message" {
-            self.0 = format!("{v:?}");
-        }
-    }
-}
-
-impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for Bridge {
-    fn on_event(&self, event: &tracing::Event<'_>, _cx: tracing_subscriber::layer::Context<'_, S>) {
-        let mut m = Message(String::new());
-        event.record(&mut m);
-        if let Some(n) = parse_note(&m.0) {
-            record(&n);
-        }
-    }
+/// A boxed [`observe`], ready for the engine.
+pub fn observer() -> crate::engine::SessionObserver {
+    Box::new(observe)
 }
 
 #[cfg(test)]
@@ -305,29 +239,37 @@ mod tests {
     }
 
     #[test]
-    fn notes() {
-        assert_eq!(
-            parse_note("session a b accepted (Tcp, Some(127.0.0.1:4000))"),
-            Some(SessionNote::Connected { name: "a b".into(), peer: Some("127.0.0.1:4000".parse().unwrap()) })
-        );
-        assert_eq!(
-            parse_note("session u accepted (Unix, None)"),
-            Some(SessionNote::Connected { name: "u".into(), peer: None })
-        );
-        assert_eq!(
-            parse_note("session x accepted (Tcp, Some([::1]:5))"),
-            Some(SessionNote::Connected { name: "x".into(), peer: Some("[::1]:5".parse().unwrap()) })
-        );
-        assert_eq!(
-            parse_note("session q disconnects"),
-            Some(SessionNote::Disconnected { name: "q".into(), queued: 0 })
-        );
-        assert_eq!(
-            parse_note("session k killed (12 messages queued)"),
-            Some(SessionNote::Disconnected { name: "k".into(), queued: 12 })
-        );
-        assert_eq!(parse_note("session k sent an invalid header (X, type 0x1): killed"), None);
-        assert_eq!(parse_note("something else"), None);
+    fn observer_writes_connect_and_disconnect_lines() {
+        use std::sync::{Arc, Mutex as M};
+        #[derive(Clone)]
+        struct Sink(Arc<M<Vec<u8>>>);
+        impl Write for Sink {
+            fn write(&mut self, b: &[u8]) -> io::Result<usize> {
+                self.0.lock().unwrap().extend_from_slice(b);
+                Ok(b.len())
+            }
+            fn flush(&mut self) -> io::Result<()> {
+                Ok(())
+            }
+        }
+        // Nothing installed yet: notes are dropped quietly.
+        observe(SessionNote::Connected { mailbox: 1, peer: None, name: b"early", highest_seq: 0 });
+        let sink = Sink(Arc::new(M::new(Vec::new())));
+        install(SessLog::with_writer(Box::new(sink.clone())));
+        let mut obs = observer();
+        let peer: SocketAddr = "10.0.0.7:4000".parse().unwrap();
+        obs(SessionNote::Connected { mailbox: 9, peer: Some(peer), name: b"alice", highest_seq: 12 });
+        obs(SessionNote::Gone { mailbox: 9, peer: Some(peer), name: b"alice", queued: 3, highest_seq: 15 });
+        obs(SessionNote::Gone { mailbox: 11, peer: None, name: b"bob", queued: 0, highest_seq: 0 });
+        let text = String::from_utf8(sink.0.lock().unwrap().clone()).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 3, "{text}");
+        // Drop the 13-wide time column before comparing.
+        let rest = |l: &str| l[15..].to_string();
+        assert!(lines[0].starts_with("C ") && lines[1].starts_with("D ") && lines[2].starts_with("D "));
+        assert_eq!(rest(lines[0]), format!(" {:>11} {:>3} {:<16} {:<10}", 12, 9, "10.0.0.7", "alice"));
+        assert_eq!(rest(lines[1]), format!(" {:>11} {:>3} {:<46} {:<10} 3", 15, 9, "10.0.0.7", "alice"));
+        assert_eq!(rest(lines[2]), format!(" {:>11} {:>3} {:<46} {:<10} 0", 0, 11, "localhost", "bob"));
     }
 
     #[test]

@@ -5,7 +5,8 @@
 //! closed, time passed — and then drains [`Action`]s and the per-connection
 //! output queues:
 //!
-//! * [`Engine::accept`] → a [`ConnId`] (or the quota reject byte);
+//! * [`Engine::accept_mailbox`] (or [`Engine::accept`]) → a [`ConnId`] (or
+//!   the quota reject byte);
 //! * [`Engine::recv_buf`] + [`Engine::on_received`] (zero-copy: the driver
 //!   reads straight into the session's buffer) or [`Engine::on_data`];
 //! * [`Engine::on_closed`] for EOF / socket errors;
@@ -31,6 +32,12 @@
 //! [`Engine::with_ordering`] and reports configuration changes through
 //! [`Engine::on_transitional_configuration`] /
 //! [`Engine::on_regular_configuration`].
+//!
+//! Whoever wants to know when sessions come and go (the `-l y` session log)
+//! installs a [`SessionObserver`] with [`Engine::set_session_observer`]; it
+//! is called synchronously with a [`SessionNote`] when a session completes
+//! its handshake and when such a session goes away. Without an observer the
+//! engine does nothing extra.
 
 pub mod auth;
 mod fxhash;
@@ -85,7 +92,7 @@ pub struct EngineConfig {
     pub auth: AuthConfig,
     /// Time allowed from accept to the end of the handshake.
     pub handshake_timeout: Duration,
-    /// Seed of the random private names (`r<n>-<id>`).
+    /// Seed of the random private names (`r<n>-<mailbox>`).
     pub rng_seed: u64,
 }
 
@@ -134,6 +141,36 @@ pub enum Event<'a> {
     Timer,
 }
 
+/// What a [`SessionObserver`] is told.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SessionNote<'a> {
+    /// A session completed its handshake and was accepted.
+    Connected {
+        /// The driver's mailbox of the connection (its socket descriptor).
+        mailbox: i32,
+        /// The peer address (`None` for a Unix-socket session).
+        peer: Option<SocketAddr>,
+        /// The session's private name (without the `#`s and the daemon).
+        name: &'a [u8],
+        /// [`Ordering::highest_delivered_seq`] at that moment.
+        highest_seq: u64,
+    },
+    /// An accepted session went away: the daemon killed it (slow reader,
+    /// invalid message, EOF or socket error) or its client sent a KILL
+    /// (`SP_disconnect`). Reported once, when the engine stops serving it.
+    Gone {
+        mailbox: i32,
+        peer: Option<SocketAddr>,
+        name: &'a [u8],
+        /// Messages that were queued for the session and are dropped.
+        queued: usize,
+        highest_seq: u64,
+    },
+}
+
+/// Callback for session connects and disconnects (see [`SessionNote`]).
+pub type SessionObserver = Box<dyn FnMut(SessionNote<'_>) + Send>;
+
 /// Result of [`Engine::accept`].
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Accepted {
@@ -170,6 +207,7 @@ pub struct Engine<O: Ordering = RingOfOne> {
     notif: groups::Out,
     targets: Vec<u32>,
     stats: Stats,
+    observer: Option<SessionObserver>,
 }
 
 impl Engine<RingOfOne> {
@@ -207,7 +245,22 @@ impl<O: Ordering> Engine<O> {
             notif: Vec::new(),
             targets: Vec::new(),
             stats: Stats::default(),
+            observer: None,
         }
+    }
+
+    /// Install (or with `None` remove) the session observer.
+    pub fn set_session_observer(&mut self, observer: Option<SessionObserver>) {
+        self.observer = observer;
+    }
+
+    /// Tell the observer, if any, that the session in `idx` went away with
+    /// `queued` messages still queued for it.
+    fn note_gone(&mut self, idx: u32, queued: usize) {
+        let Some(obs) = self.observer.as_mut() else { return };
+        let Some(s) = self.slots.get(idx as usize).and_then(|x| x.sess.as_ref()) else { return };
+        let highest_seq = self.ordering.highest_delivered_seq();
+        obs(SessionNote::Gone { mailbox: s.mailbox, peer: s.peer, name: &s.name, queued, highest_seq });
     }
 
     pub fn config(&self) -> &EngineConfig {
@@ -334,8 +387,20 @@ impl<O: Ordering> Engine<O> {
         None
     }
 
-    /// A connection was accepted.
+    /// A connection was accepted; its mailbox is its slot index (sans-I/O
+    /// users without descriptors). See [`Engine::accept_mailbox`].
     pub fn accept(&mut self, now: Instant, kind: ConnKind, peer: Option<SocketAddr>) -> Accepted {
+        let mailbox = match self.free.last() {
+            Some(&i) => i,
+            None => self.slots.len() as u32,
+        };
+        self.accept_mailbox(now, kind, peer, mailbox as i32)
+    }
+
+    /// A connection was accepted; `mailbox` is the driver's number for it
+    /// (the socket descriptor, as the original uses): it ends invented
+    /// private names (`r<n>-<mailbox>`) and is reported to the observer.
+    pub fn accept_mailbox(&mut self, now: Instant, kind: ConnKind, peer: Option<SocketAddr>, mailbox: i32) -> Accepted {
         if self.live >= self.cfg.max_sessions {
             return Accepted::Rejected(Bytes::from_static(&[REJECT_QUOTA as i8 as u8]));
         }
@@ -349,6 +414,7 @@ impl<O: Ordering> Engine<O> {
         let slot = &mut self.slots[idx as usize];
         let id = ConnId { idx, gen: slot.gen };
         let mut s = Session::new(id, kind, peer);
+        s.mailbox = mailbox;
         let deadline = now + self.cfg.handshake_timeout;
         s.deadline = Some(deadline);
         slot.sess = Some(s);
@@ -566,7 +632,15 @@ impl<O: Ordering> Engine<O> {
             }
         }
         s.phase = Phase::Dead;
-        tracing::info!(target: "spread::session", "session {} killed ({} messages queued)", String::from_utf8_lossy(&s.name), s.out.len());
+        let queued = s.out.len();
+        tracing::info!(
+            target: "spread::session",
+            "session {} on mailbox {} killed ({queued} messages queued)",
+            String::from_utf8_lossy(&s.name),
+            s.mailbox
+        );
+        self.note_gone(idx, queued);
+        let Some(s) = self.slot_mut(idx) else { return };
         s.out.clear();
         s.out_off = 0;
         s.rbuf = BytesMut::new();
@@ -656,11 +730,13 @@ impl<O: Ordering> Engine<O> {
     fn connect_done(&mut self, idx: u32, req: ConnectRequest) {
         let daemon = self.cfg.daemon_name.clone();
         let name: Vec<u8> = if req.name.is_empty() {
-            // r<0..9998>-<id>, at most 9 characters, unique.
+            // r<0..9998>-<mailbox>, at most 9 characters, unique (the
+            // mailbox printed unsigned, as the original's format does).
+            let mailbox = self.slot_mut(idx).map_or(idx as i32, |s| s.mailbox) as u32;
             let mut found = None;
             for _ in 0..100_000 {
                 let r = self.next_rand() % 9999;
-                let mut n = format!("r{r}-{idx}").into_bytes();
+                let mut n = format!("r{r}-{mailbox}").into_bytes();
                 n.truncate(MAX_PRIVATE_NAME - 1);
                 if !self.by_name.contains_key(&private_group(&n, &daemon)) {
                     found = Some(n);
@@ -777,7 +853,20 @@ impl<O: Ordering> Engine<O> {
         let acc = handshake::encode_accept(req, &pg_bytes);
         s.phase = Phase::Op;
         s.deadline = None;
-        tracing::info!(target: "spread::session", "session {} accepted ({:?}, {:?})", String::from_utf8_lossy(&s.name), s.kind, s.peer);
+        tracing::info!(
+            target: "spread::session",
+            "session {} accepted on mailbox {} ({:?}, {:?})",
+            String::from_utf8_lossy(&s.name),
+            s.mailbox,
+            s.kind,
+            s.peer
+        );
+        if let Some(obs) = self.observer.as_mut() {
+            let highest_seq = self.ordering.highest_delivered_seq();
+            if let Some(s) = self.slots.get(idx as usize).and_then(|x| x.sess.as_ref()) {
+                obs(SessionNote::Connected { mailbox: s.mailbox, peer: s.peer, name: &s.name, highest_seq });
+            }
+        }
         self.queue_out(idx, Bytes::from(acc));
     }
 
@@ -844,12 +933,20 @@ impl<O: Ordering> Engine<O> {
         let pg = s.pg;
         if t & KILL_MESS != 0 {
             // SP_disconnect: stop reading at once; the group KILL is agreed.
-            tracing::info!(target: "spread::session", "session {} disconnects", String::from_utf8_lossy(&s.name));
+            let queued = s.out.len();
+            tracing::info!(
+                target: "spread::session",
+                "session {} on mailbox {} disconnects ({queued} messages queued)",
+                String::from_utf8_lossy(&s.name),
+                s.mailbox
+            );
+            self.note_gone(idx, queued);
+            let Some(s) = self.slot_mut(idx) else { return };
             s.phase = Phase::Dead;
             s.out.clear();
             s.out_off = 0;
             s.rbuf = BytesMut::new();
-        s.arena = BytesMut::new();
+            s.arena = BytesMut::new();
             let id = s.id;
             if !std::mem::replace(&mut s.closed, true) {
                 self.actions.push_back(Action::Close { id, linger: Vec::new() });
@@ -1040,6 +1137,110 @@ mod tests {
         v.extend_from_slice(&name32(group.as_bytes()));
         v.extend_from_slice(body);
         v
+    }
+
+    type Notes = std::sync::Arc<std::sync::Mutex<Vec<String>>>;
+
+    fn recording(e: &mut Engine) -> Notes {
+        let notes: Notes = Default::default();
+        let n2 = notes.clone();
+        e.set_session_observer(Some(Box::new(move |n: SessionNote<'_>| {
+            let line = match n {
+                SessionNote::Connected { mailbox, peer, name, highest_seq } => {
+                    format!("C {mailbox} {peer:?} {} {highest_seq}", String::from_utf8_lossy(name))
+                }
+                SessionNote::Gone { mailbox, peer, name, queued, highest_seq } => {
+                    format!("D {mailbox} {peer:?} {} {queued} {highest_seq}", String::from_utf8_lossy(name))
+                }
+            };
+            n2.lock().unwrap().push(line);
+        })));
+        notes
+    }
+
+    fn login_mbox(e: &mut Engine, now: Instant, name: &str, mbox: i32, peer: Option<SocketAddr>) -> (ConnId, Vec<u8>) {
+        let Accepted::Conn(id) = e.accept_mailbox(now, ConnKind::Tcp, peer, mbox) else { panic!("rejected") };
+        let mut req = vec![5, 0, 1, 0, name.len() as u8];
+        req.extend_from_slice(name.as_bytes());
+        e.on_data(now, id, &req);
+        let mut choice = [0u8; AUTH_CHOICE_LEN];
+        choice[..4].copy_from_slice(b"NULL");
+        e.on_data(now, id, &choice);
+        let mut out = HashMap::new();
+        pump(e, &[], &mut out);
+        (id, out.remove(&id).unwrap_or_default())
+    }
+
+    /// The observer hears of every accepted session once when it connects and
+    /// once when it goes, whichever way, with its mailbox, peer, name, the
+    /// messages still queued for it and the ordering layer's sequence number;
+    /// invented names end with the mailbox.
+    #[test]
+    fn session_observer_reports_connects_and_departures() {
+        let now = Instant::now();
+        let mut e = Engine::new(EngineConfig::single(b"d1", 7, 1));
+        let notes = recording(&mut e);
+        let peer: SocketAddr = "127.0.0.1:5000".parse().unwrap();
+        let (a, _) = login_mbox(&mut e, now, "alice", 17, Some(peer));
+        let (b, _) = login_mbox(&mut e, now, "bob", 23, None);
+        let (c, _) = login_mbox(&mut e, now, "carol", 31, None);
+        // A handshake that never finishes is not reported, not even when it closes.
+        let Accepted::Conn(h) = e.accept_mailbox(now, ConnKind::Unix, None, 40) else { panic!() };
+        e.on_data(now, h, &[5, 0, 1, 0]);
+        e.on_closed(now, h);
+        assert!(matches!(e.poll_action(), Some(Action::Close { id, .. }) if id == h));
+        assert_eq!(
+            *notes.lock().unwrap(),
+            vec!["C 17 Some(127.0.0.1:5000) alice 0", "C 23 None bob 0", "C 31 None carol 0"]
+        );
+        let mut out = HashMap::new();
+        for (id, n) in [(a, "#alice#d1"), (b, "#bob#d1"), (c, "#carol#d1")] {
+            e.on_data(now, id, &frame(JOIN_MESS, n, "g", b""));
+        }
+        pump(&mut e, &[], &mut out);
+        // Two messages to g while bob's socket takes nothing; then bob
+        // disconnects with them (at least) still queued.
+        for _ in 0..2 {
+            e.on_data(now, a, &frame(AGREED_MESS, "#alice#d1", "g", b"hi"));
+        }
+        pump(&mut e, &[b], &mut out);
+        let queued_b = e.session(b).unwrap().out.len();
+        assert!(queued_b >= 2, "{queued_b}");
+        let seq = e.ordering().highest_delivered_seq();
+        assert!(seq >= 5, "3 joins and 2 messages delivered: {seq}");
+        e.on_data(now, b, &frame(KILL_MESS, "#bob#d1", "#bob#d1", b""));
+        // carol's socket closes (EOF) with nothing queued.
+        out.clear();
+        while let Some(act) = e.poll_action() {
+            if let Action::Flush(id) = act {
+                e.drain_output(id);
+            }
+        }
+        e.on_closed(now, c);
+        let n = notes.lock().unwrap().clone();
+        assert_eq!(n.len(), 5, "{n:?}");
+        assert_eq!(n[3], format!("D 23 None bob {queued_b} {seq}"));
+        assert!(n[4].starts_with("D 31 None carol 0 "), "{n:?}");
+        // Closing again or the KILLs coming back do not report twice.
+        e.on_closed(now, c);
+        e.on_closed(now, b);
+        while e.poll_action().is_some() {}
+        assert_eq!(notes.lock().unwrap().len(), 5);
+
+        // An invented name: r<0..9998>-<mailbox>.
+        let Accepted::Conn(r) = e.accept_mailbox(now, ConnKind::Unix, None, 123) else { panic!() };
+        e.on_data(now, r, &[5, 0, 1, 0, 0]);
+        let mut choice = [0u8; AUTH_CHOICE_LEN];
+        choice[..4].copy_from_slice(b"NULL");
+        e.on_data(now, r, &choice);
+        let name = String::from_utf8(e.session(r).unwrap().name.clone()).unwrap();
+        let (num, mb) = name[1..].split_once('-').unwrap();
+        assert!(name.starts_with('r') && num.parse::<u32>().unwrap() < 9999 && mb == "123", "{name}");
+        assert!(notes.lock().unwrap()[5].starts_with(&format!("C 123 None {name} ")));
+        // Without an observer nothing is recorded.
+        e.set_session_observer(None);
+        login_mbox(&mut e, now, "dave", 50, None);
+        assert_eq!(notes.lock().unwrap().len(), 6);
     }
 
     /// Frames of many sizes (small ones copied into arena blocks, large ones

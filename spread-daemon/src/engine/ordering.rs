@@ -80,6 +80,12 @@ pub trait Ordering {
     fn poll_deliver(&mut self) -> Option<OrderedMessage>;
     /// Number of messages submitted and not yet delivered.
     fn pending(&self) -> usize;
+    /// The highest sequence number this protocol has delivered (what the
+    /// original's session log prints as `Highest_seq`); 0 for a protocol
+    /// without sequence numbers.
+    fn highest_delivered_seq(&self) -> u64 {
+        0
+    }
 }
 
 /// A single daemon forming its own ring: sequence numbers from 1, delivery in
@@ -123,6 +129,10 @@ impl Ordering for RingOfOne {
     fn pending(&self) -> usize {
         self.queue.len()
     }
+
+    fn highest_delivered_seq(&self) -> u64 {
+        self.delivered_seq
+    }
 }
 
 #[cfg(test)]
@@ -152,5 +162,6 @@ mod tests {
         let got: Vec<i32> = std::iter::from_fn(|| r.poll_deliver()).map(|m| m.header.data_len).collect();
         assert_eq!(got, vec![0, 1, 2, 3]);
         assert_eq!(r.delivered_seq(), 4);
+        assert_eq!(r.highest_delivered_seq(), 4);
     }
 }

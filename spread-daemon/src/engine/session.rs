@@ -57,6 +57,10 @@ pub struct Session {
     pub id: ConnId,
     pub kind: ConnKind,
     pub peer: Option<SocketAddr>,
+    /// What the original calls the session's mailbox (its socket
+    /// descriptor): given by the driver at accept time, used in invented
+    /// private names and reported to the session observer.
+    pub mailbox: i32,
     pub phase: Phase,
     pub req: Option<ConnectRequest>,
     /// Private name (without `#`s); empty until known.
@@ -90,6 +94,7 @@ impl Session {
             id,
             kind,
             peer,
+            mailbox: id.idx as i32,
             phase: Phase::Connect,
             req: None,
             name: Vec::new(),
