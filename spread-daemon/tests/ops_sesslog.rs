@@ -215,7 +215,10 @@ fn session_and_membership_lines() {
     let _ = alice.s.read_to_end(&mut rest);
     let l = lines_at_least(&log, 7);
     let d = sess_line(&l[6]);
-    assert_eq!((d.seq, d.mbox, d.addr.as_str(), d.name.as_str(), d.queued), (0, ca.mbox, "127.0.0.1", "alice", Some(0)));
+    assert_eq!(
+        (d.seq, d.mbox, d.addr.as_str(), d.name.as_str(), d.queued),
+        (0, ca.mbox, "127.0.0.1", "alice", Some(0))
+    );
 
     // bob and carol share a group; bob's socket just closes: carol sees him
     // go, after which his D line is written. Ordered so far: alice's KILL and
