@@ -314,7 +314,10 @@ fn fake_daemon_spuser(bin: &Path) {
 
     let (listener, port) = Listener::tcp_near(46000, 10).expect("fake daemon listener in 46000-46009");
     let addr = format!("{port}@127.0.0.1");
-    let mut p = Prog::start("spuser(fake daemon)", &bin.join("spuser"), &["-u", "alice", "-s", &addr]);
+    // RSPREAD_SPUSER_BIN: run this script against another spuser-like
+    // program (how it was checked against 5.0.1's own user.c)
+    let exe = std::env::var_os("RSPREAD_SPUSER_BIN").map(PathBuf::from).unwrap_or_else(|| bin.join("spuser"));
+    let mut p = Prog::start("spuser(fake daemon)", &exe, &["-u", "alice", "-s", &addr]);
     let mut c = listener.accept_by(Instant::now() + STEP).unwrap_or_else(|e| panic!("spuser did not connect: {e}\n{}", p.text()));
 
     // handshake
@@ -384,6 +387,17 @@ fn fake_daemon_spuser(bin: &Path) {
     }
     let st = p.wait_exit(STEP);
     assert!(st.success(), "spuser exit status {st}; output:\n{}", p.text());
+    // the whole output, as 5.0.1's own user.c prints it for this session
+    // (checked by running this test with RSPREAD_SPUSER_BIN pointing at it,
+    // wrapped in `stdbuf -o0 -i0` since it leaves some prompts unflushed)
+    let expected = include_str!("c_examples/spuser_fake_session.txt").replace("@ADDR@", &addr);
+    let got = p.text();
+    if got != expected {
+        let at = got.bytes().zip(expected.bytes()).position(|(a, b)| a != b).unwrap_or(got.len().min(expected.len()));
+        panic!(
+            "spuser output differs from 5.0.1 user.c's at byte {at}:\n--- expected\n{expected}\n--- got\n{got}"
+        );
+    }
 }
 
 // ---------------------------------------------------------------------------
