@@ -6,11 +6,18 @@
 //! * `spuser` against a fake daemon inside this test: the handshake, JOIN,
 //!   data, LEAVE and KILL frames spuser sends are compared byte for byte
 //!   (with recorded 5.0.1 frames of transcript d where the same bytes exist),
-//!   and the membership / message lines it prints are checked in the 5.0.1
-//!   `user` format;
+//!   and its whole printed output must equal what 5.0.1's `user` prints for
+//!   the same session (`c_examples/spuser_fake_session.txt`);
 //! * against our daemon: two spusers (join, send, receive, leave, quit),
 //!   sptuser, spflooder, two flush_users with a flush, spsend/sprecv (plain
 //!   UDP), and finally `c-examples/smoke.sh` on the pkg-config binaries.
+//!
+//! `RSPREAD_CEX_<PROGRAM>=<path>` (e.g. `RSPREAD_CEX_FLUSH_USER`) runs a
+//! script on another program instead. The spuser, sptuser, spflooder and
+//! flush_user scripts were run that way on the 5.0.1 `user.c` (also built
+//! with `-D_REENTRANT` on libtspread-core), `flooder.c` and `fl_user.c`,
+//! built by hand on our libraries and wrapped in `stdbuf -o0 -i0` (they
+//! leave some prompts unflushed): all passed.
 //!
 //! Needs `make build` first (build/lib and target/release/spread).
 //! Ports 46000–46099: fake daemon 46000–46009, our daemon near 46020,
@@ -271,6 +278,13 @@ impl Drop for Prog {
     }
 }
 
+/// The program to run: `$RSPREAD_CEX_<NAME>` (e.g. `RSPREAD_CEX_FLUSH_USER`)
+/// when set — how these scripts were checked against the 5.0.1 example
+/// programs built on our libraries — else the one built here.
+fn program(bin: &Path, name: &str) -> PathBuf {
+    std::env::var_os(format!("RSPREAD_CEX_{}", name.to_ascii_uppercase())).map(PathBuf::from).unwrap_or_else(|| bin.join(name))
+}
+
 fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
     if needle.is_empty() {
         return Some(0);
@@ -314,10 +328,7 @@ fn fake_daemon_spuser(bin: &Path) {
 
     let (listener, port) = Listener::tcp_near(46000, 10).expect("fake daemon listener in 46000-46009");
     let addr = format!("{port}@127.0.0.1");
-    // RSPREAD_SPUSER_BIN: run this script against another spuser-like
-    // program (how it was checked against 5.0.1's own user.c)
-    let exe = std::env::var_os("RSPREAD_SPUSER_BIN").map(PathBuf::from).unwrap_or_else(|| bin.join("spuser"));
-    let mut p = Prog::start("spuser(fake daemon)", &exe, &["-u", "alice", "-s", &addr]);
+    let mut p = Prog::start("spuser(fake daemon)", &program(bin, "spuser"), &["-u", "alice", "-s", &addr]);
     let mut c = listener.accept_by(Instant::now() + STEP).unwrap_or_else(|e| panic!("spuser did not connect: {e}\n{}", p.text()));
 
     // handshake
@@ -388,7 +399,7 @@ fn fake_daemon_spuser(bin: &Path) {
     let st = p.wait_exit(STEP);
     assert!(st.success(), "spuser exit status {st}; output:\n{}", p.text());
     // the whole output, as 5.0.1's own user.c prints it for this session
-    // (checked by running this test with RSPREAD_SPUSER_BIN pointing at it,
+    // (checked by running this test with RSPREAD_CEX_SPUSER pointing at it,
     // wrapped in `stdbuf -o0 -i0` since it leaves some prompts unflushed)
     let expected = include_str!("c_examples/spuser_fake_session.txt").replace("@ADDR@", &addr);
     let got = p.text();
@@ -406,8 +417,8 @@ fn fake_daemon_spuser(bin: &Path) {
 fn two_spusers(bin: &Path, d: &Daemon) {
     let addr = d.spread_name();
     let dn = &d.name;
-    let mut a = Prog::start("spuser ua", &bin.join("spuser"), &["-u", "ua", "-s", &addr]);
-    let mut b = Prog::start("spuser ub", &bin.join("spuser"), &["-u", "ub", "-s", &addr]);
+    let mut a = Prog::start("spuser ua", &program(bin, "spuser"), &["-u", "ua", "-s", &addr]);
+    let mut b = Prog::start("spuser ub", &program(bin, "spuser"), &["-u", "ub", "-s", &addr]);
     a.wait_for(&format!("User: connected to {addr} with private group #ua#{dn}\n"));
     b.wait_for(&format!("User: connected to {addr} with private group #ub#{dn}\n"));
 
@@ -456,7 +467,7 @@ fn two_spusers(bin: &Path, d: &Daemon) {
 fn sptuser(bin: &Path, d: &Daemon) {
     let addr = d.spread_name();
     let dn = &d.name;
-    let mut t = Prog::start("sptuser", &bin.join("sptuser"), &["-u", "ut", "-s", &addr]);
+    let mut t = Prog::start("sptuser", &program(bin, "sptuser"), &["-u", "ut", "-s", &addr]);
     t.wait_for(&format!("User: connected to {addr} with private group #ut#{dn}\n"));
     t.say("j tgrp");
     t.wait_for(&format!("Due to the JOIN of #ut#{dn}\n"));
@@ -483,7 +494,7 @@ fn sptuser(bin: &Path, d: &Daemon) {
 fn spflooder(bin: &Path, d: &Daemon) {
     // over the Unix socket (a bare port number)
     let port = d.port.to_string();
-    let mut f = Prog::start("spflooder", &bin.join("spflooder"), &["-u", "fl1", "-s", &port, "-m", "3000", "-b", "200"]);
+    let mut f = Prog::start("spflooder", &program(bin, "spflooder"), &["-u", "fl1", "-s", &port, "-m", "3000", "-b", "200"]);
     let st = f.wait_exit(Duration::from_secs(30));
     let out = f.text();
     assert!(st.success(), "spflooder: {st}\n{out}");
@@ -504,7 +515,7 @@ fn spflooder(bin: &Path, d: &Daemon) {
 fn flush_users(bin: &Path, d: &Daemon) {
     let addr = d.spread_name();
     let dn = &d.name;
-    let mut a = Prog::start("flush_user fa", &bin.join("flush_user"), &["-u", "fa", "-s", &addr]);
+    let mut a = Prog::start("flush_user fa", &program(bin, "flush_user"), &["-u", "fa", "-s", &addr]);
     a.wait_for("Flush library version is 2.0.0\n"); // FL_version of 5.0.1
     a.wait_for(&format!("User: connected to {addr} with private group #fa#{dn}\n"));
     a.say("j fgrp");
@@ -514,7 +525,7 @@ fn flush_users(bin: &Path, d: &Daemon) {
     ));
     a.wait_for(&format!("Due to the JOIN of #fa#{dn}\n"));
 
-    let mut b = Prog::start("flush_user fb", &bin.join("flush_user"), &["-u", "fb", "-s", &addr]);
+    let mut b = Prog::start("flush_user fb", &program(bin, "flush_user"), &["-u", "fb", "-s", &addr]);
     b.wait_for(&format!("User: connected to {addr} with private group #fb#{dn}\n"));
     b.say("j fgrp");
     // the member already there is asked to flush, and answers
@@ -558,9 +569,9 @@ fn spsend_sprecv(bin: &Path) {
         .find(|p| std::net::UdpSocket::bind(("127.0.0.1", *p)).is_ok())
         .expect("a free UDP port in 46090-46099");
     let ps = port.to_string();
-    let mut r = Prog::start("sprecv", &bin.join("sprecv"), &["-p", &ps]);
+    let mut r = Prog::start("sprecv", &program(bin, "sprecv"), &["-p", &ps]);
     r.wait_for(&format!("Ready to receive on port {port}\n"));
-    let mut s = Prog::start("spsend", &bin.join("spsend"), &["-p", &ps, "-n", "1000", "-b", "100", "-t", "1", "-s", "200"]);
+    let mut s = Prog::start("spsend", &program(bin, "spsend"), &["-p", &ps, "-n", "1000", "-b", "100", "-t", "1", "-s", "200"]);
     s.wait_for("Each burst has 100 packets, 200 bytes each with 1 msec delay in between, for a total of 1000 packets\n");
     s.wait_for("sent 1000 packets of 200 bytes\n");
     s.wait_for("total time is (");
