@@ -4,7 +4,7 @@
 # against our `spread` daemon, and, when SPREAD_REF_PREFIX names an installed
 # original Spread 5.0.1 (with sbin/spread), against that daemon too, with the
 # same load client, printed side by side. Loopback only; the first free port
-# pair in 45010-45019 (ours) and 45110-45119 (original). Nothing here fetches
+# pair in 25010-25019 (ours) and 25110-25119 (original). Nothing here fetches
 # or builds the original. Results: docs/bench.md explains method and caveats.
 #
 #   make bench

@@ -7,7 +7,7 @@
 #   BINDIR   where spuser, spflooder, ... are (default ../build/bin)
 #   SPREAD   daemon binary to start (default ../target/release/spread);
 #            SPREAD=none uses a daemon that is already listening on PORT
-#   PORT     daemon port (default 46010); the UDP check uses PORT+10
+#   PORT     daemon port (default 26010); the UDP check uses PORT+10
 #
 # Every wait polls for the awaited output with a bound; nothing relies on a
 # fixed delay. Only processes started here are stopped, by PID.
@@ -16,7 +16,7 @@ set -u
 here=$(cd "$(dirname "$0")" && pwd)
 BINDIR=${BINDIR:-$here/../build/bin}
 SPREAD=${SPREAD:-$here/../target/release/spread}
-PORT=${PORT:-46010}
+PORT=${PORT:-26010}
 UDP_PORT=$((PORT + 10))
 work=$(mktemp -d /tmp/spread-smoke.XXXXXX)
 pids=""

@@ -60,8 +60,7 @@ pub fn wait_ports_free(port: u16, limit: Duration) -> Result<(), String> {
 
 /// The first port among `base`, `base + 2`, …, `base + 8` whose TCP/UDP
 /// port and UDP `port + 1` are free (a client socket of another test may sit
-/// on one in TIME_WAIT for a minute: the assigned range overlaps the kernel's
-/// ephemeral ports). Falls back to waiting up to 65 s for `base`.
+/// on one in TIME_WAIT for a minute). Falls back to waiting up to 65 s for `base`.
 pub fn free_port_near(base: u16) -> Result<u16, String> {
     for k in 0..5u16 {
         let p = base + 2 * k;
@@ -90,9 +89,8 @@ impl Daemon {
         let log_path = dir.path().join("daemon.log");
         // our port range only: a stale Unix socket from an earlier run is ours
         let _ = std::fs::remove_file(format!("/tmp/{port}"));
-        // The assigned ports lie inside the kernel's ephemeral range, so a
-        // client socket of any test may briefly hold one: wait (bounded)
-        // until the client and token ports are free.
+        // A socket of an earlier run may still hold a port briefly: wait
+        // (bounded) until the client and token ports are free.
         wait_ports_free(port, Duration::from_secs(2))?;
         let log = std::fs::File::create(&log_path).map_err(|e| format!("log: {e}"))?;
         let log2 = log.try_clone().map_err(|e| format!("log: {e}"))?;

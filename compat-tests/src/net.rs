@@ -219,8 +219,7 @@ impl Listener {
     }
 
     /// Binds the first free TCP port in `from..from + span` on 127.0.0.1
-    /// (the fixed test ports overlap the kernel's ephemeral range, so one may
-    /// be held by another test's client socket for a while).
+    /// (a socket of an earlier run may hold one for a while).
     pub fn tcp_near(from: u16, span: u16) -> io::Result<(Listener, u16)> {
         let mut last = None;
         for p in from..from.saturating_add(span) {

@@ -20,8 +20,8 @@
 //! leave some prompts unflushed): all passed.
 //!
 //! Needs `make build` first (build/lib and target/release/spread).
-//! Ports 46000–46099: fake daemon 46000–46009, our daemon near 46020,
-//! UDP for spsend/sprecv near 46090.
+//! Ports 26000–26099: fake daemon 26000–26009, our daemon near 26020,
+//! UDP for spsend/sprecv near 26090.
 
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
@@ -326,7 +326,7 @@ fn fake_daemon_spuser(bin: &Path) {
     assert_eq!(frames::message(frames::LEAVE_MESS, b"#bob#d1", &[b"g1"], 0, b""), bob_leave);
     assert_eq!(frames::message(frames::JOIN_MESS, b"#alice#d1", &[b"g1"], 0, b""), join_g1);
 
-    let (listener, port) = Listener::tcp_near(46000, 10).expect("fake daemon listener in 46000-46009");
+    let (listener, port) = Listener::tcp_near(26000, 10).expect("fake daemon listener in 26000-26009");
     let addr = format!("{port}@127.0.0.1");
     let mut p = Prog::start("spuser(fake daemon)", &program(bin, "spuser"), &["-u", "alice", "-s", &addr]);
     let mut c = listener.accept_by(Instant::now() + STEP).unwrap_or_else(|e| panic!("spuser did not connect: {e}\n{}", p.text()));
@@ -565,9 +565,9 @@ fn flush_users(bin: &Path, d: &Daemon) {
 
 fn spsend_sprecv(bin: &Path) {
     // plain UDP between the two programs, no daemon
-    let port = (46090u16..46100)
+    let port = (26090u16..46100)
         .find(|p| std::net::UdpSocket::bind(("127.0.0.1", *p)).is_ok())
-        .expect("a free UDP port in 46090-46099");
+        .expect("a free UDP port in 26090-26099");
     let ps = port.to_string();
     let mut r = Prog::start("sprecv", &program(bin, "sprecv"), &["-p", &ps]);
     r.wait_for(&format!("Ready to receive on port {port}\n"));
@@ -617,7 +617,7 @@ fn c_examples_installed_and_driven() {
     fake_daemon_spuser(bin);
 
     // smoke.sh checks "#<user>#localhost", so the daemon is named localhost
-    let d = Daemon::start_single("localhost", 46020, "").unwrap_or_else(|e| panic!("daemon: {e}"));
+    let d = Daemon::start_single("localhost", 26020, "").unwrap_or_else(|e| panic!("daemon: {e}"));
     two_spusers(bin, &d);
     sptuser(bin, &d);
     spflooder(bin, &d);

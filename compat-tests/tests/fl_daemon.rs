@@ -7,7 +7,7 @@
 //! Clients are driven from one thread with `DONT_BLOCK` receives; waiting is
 //! done with poll(2) on the mailboxes (bounded).
 //!
-//! Ports 44020–44099 (each daemon uses P, P+1 and /tmp/P).
+//! Ports 24020–24099 (each daemon uses P, P+1 and /tmp/P).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::ffi::CString;
@@ -318,7 +318,7 @@ fn daemon(port: u16) -> Daemon {
 
 #[test]
 fn two_clients_through_join_leave_disconnect_and_kill_with_traffic() {
-    let d = daemon(44020);
+    let d = daemon(24020);
     let mut w = World::new(d.port, &["fa", "fb", "fc"]);
     let (a, b, c) = (0, 1, 2);
     w.join(a);
@@ -378,7 +378,7 @@ fn two_clients_through_join_leave_disconnect_and_kill_with_traffic() {
 
 #[test]
 fn three_clients_churn_with_cascades_keep_one_history() {
-    let d = daemon(44030);
+    let d = daemon(24030);
     let users = ["ga", "gb", "gc"];
     let mut w = World::new(d.port, &users);
     let mut rng: u64 = 0x2545_F491_4F6C_DD1D;
@@ -467,7 +467,7 @@ fn three_clients_churn_with_cascades_keep_one_history() {
 /// FL_receive: both return (bounded), the receiver with the session gone.
 #[test]
 fn disconnect_unblocks_a_blocked_receiver() {
-    let d = daemon(44040);
+    let d = daemon(24040);
     let mut w = World::new(d.port, &["ha"]);
     w.join(0);
     w.pump_until("alone", |w| w.all_see(&[0]));
@@ -515,7 +515,7 @@ fn disconnect_unblocks_a_blocked_receiver() {
 /// thread can send meanwhile, and the blocked receiver gets that message.
 #[test]
 fn sending_while_another_thread_is_blocked_receiving() {
-    let d = daemon(44050);
+    let d = daemon(24050);
     let mut w = World::new(d.port, &["ia"]);
     w.join(0);
     w.pump_until("alone", |w| w.all_see(&[0]));
@@ -564,7 +564,7 @@ fn sending_while_another_thread_is_blocked_receiving() {
 /// once, per-thread order is kept, nothing deadlocks.
 #[test]
 fn threads_sending_and_receiving_on_one_connection() {
-    let d = daemon(44060);
+    let d = daemon(24060);
     let mut w = World::new(d.port, &["ja", "jb"]);
     w.join(0);
     w.pump_until("alone", |w| w.all_see(&[0]));

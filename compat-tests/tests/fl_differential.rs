@@ -15,7 +15,7 @@
 //! `FL_DIFF_TRACE=1` prints each record as it happens, `FL_DIFF_ONLY=ours` /
 //! `orig` runs one side only.
 //!
-//! Ports 44140–44149.
+//! Ports 24140–24149.
 
 use std::ffi::{CStr, CString};
 use std::os::raw::{c_char, c_int, c_void};
@@ -540,10 +540,10 @@ fn compare(script: fn() -> Vec<Step>, ports: (u16, u16), min_frames: usize) {
 
 #[test]
 fn joins_cascade_vulnerable_short_buffers_leave() {
-    compare(script_basic, (44140, 44141), 14);
+    compare(script_basic, (24140, 24141), 14);
 }
 
 #[test]
 fn collapse_foreign_order_held_message() {
-    compare(script_collapse_foreign_order_held, (44142, 44143), 10);
+    compare(script_collapse_foreign_order_held, (24142, 24143), 10);
 }

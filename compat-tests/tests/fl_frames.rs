@@ -4,7 +4,7 @@
 //! checks every frame the client sends and feeds it membership and peer
 //! frames exactly as the 5.0.1 daemon would.
 //!
-//! Ports 44000–44019.
+//! Ports 24000–24019.
 
 use std::ffi::CString;
 use std::os::raw::{c_char, c_int};
@@ -205,7 +205,7 @@ fn fl_body(gid: &[u8], names: &[&str]) -> Vec<u8> {
 /// and the FL membership (pre-4.0 body) it delivers.
 #[test]
 fn tv25_flush_ok_and_flush_recv_of_a_first_join() {
-    let l = Listener::tcp(44000).expect("bind 44000");
+    let l = Listener::tcp(24000).expect("bind 24000");
     let daemon = thread::spawn(move || {
         let mut f = Fake::serve(&l, "fa", "#fa#localhost");
         f.expect("join", &frames::message(frames::JOIN_MESS, b"#fa#localhost", &[b"fg"], 0, b""));
@@ -225,7 +225,7 @@ fn tv25_flush_ok_and_flush_recv_of_a_first_join() {
         f.expect("leave", &frames::message(frames::LEAVE_MESS, b"#fa#localhost", &[b"fg"], 0, b""));
         f
     });
-    let (mbox, private) = fl_connect(44000, "fa");
+    let (mbox, private) = fl_connect(24000, "fa");
     assert_eq!(private, "#fa#localhost");
     let g = c("fg");
     // SAFETY: valid C strings.
@@ -313,7 +313,7 @@ fn tv26_frame() -> Vec<u8> {
 
 #[test]
 fn tv26_vulnerable_unicast_as_sent() {
-    let (mut f, mbox) = connect_pair(44001, "fb");
+    let (mut f, mbox) = connect_pair(24001, "fb");
     into_view2(&mut f, mbox, "fb");
     let (g, r) = (c("fg"), c("#fa#localhost"));
     // SAFETY: valid C strings and a 2-byte message.
@@ -354,7 +354,7 @@ fn tv26_vulnerable_unicast_as_sent() {
 /// one (the daemon relays the sender's hint and body untouched).
 #[test]
 fn tv26_vulnerable_unicast_as_received_from_either_byte_order() {
-    let (mut f, mbox) = connect_pair(44002, "fa");
+    let (mut f, mbox) = connect_pair(24002, "fa");
     into_view2(&mut f, mbox, "fa");
     f.send(&tv26_frame());
     let r = fl_recv(mbox, 0);

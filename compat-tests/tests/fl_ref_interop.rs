@@ -10,7 +10,7 @@
 //!   `$RSPREAD_LIB_DIR`), which checks the exported FL symbols end to end;
 //!   skipped with a message when it has not been built.
 //!
-//! Ports 44100–44129.
+//! Ports 24100–24129.
 
 use std::ffi::{CStr, CString};
 use std::os::raw::{c_char, c_int, c_void};
@@ -272,7 +272,7 @@ fn other_fl_libraries_share_views_and_traffic_with_ours() {
         let api = load(&built, "built libspread.so.3");
         // SAFETY: as above.
         unsafe { (api.lib_init)() };
-        scenario(&api, &our, 44120);
+        scenario(&api, &our, 24120);
     } else {
         eprintln!("fl_ref_interop: {} not built: skipped that part", built.display());
     }
@@ -283,13 +283,13 @@ fn other_fl_libraries_share_views_and_traffic_with_ours() {
     let refapi = load(&prefix.join("lib").join("libspread.so.3"), "original");
     // SAFETY: as above.
     unsafe { (refapi.lib_init)() };
-    scenario(&refapi, &our, 44100);
+    scenario(&refapi, &our, 24100);
     // The same again on the original daemon, if the installation has one
     // (this binary runs this single test, so setting the variable is safe).
     let ref_daemon = prefix.join("sbin").join("spread");
     if ref_daemon.is_file() {
         std::env::set_var("RSPREAD_SPREAD_BIN", &ref_daemon);
-        scenario(&refapi, &our, 44110);
+        scenario(&refapi, &our, 24110);
     } else {
         eprintln!("fl_ref_interop: no {}: ran on our daemon only", ref_daemon.display());
     }

@@ -5,7 +5,7 @@
 //! never hang (every call runs under a deadline) and never allocate what a
 //! hostile length field asks for.
 //!
-//! Ports 43600–43679 (10 per test; the first free one is used).
+//! Ports 23600–23679 (10 per test; the first free one is used).
 
 use std::sync::mpsc;
 use std::thread;
@@ -115,7 +115,7 @@ fn header(num_groups: u32, data_len: u32) -> Vec<u8> {
 
 #[test]
 fn garbage_after_the_handshake() {
-    let base = 43600;
+    let base = 23600;
     let (port, srv) = hostile(base, Some(accept_bytes("g1")), vec![Act::Send(vec![0xff; 48]), Act::Close]);
     let m = connect(port, "g1");
     // marker bits set, num_groups = -1 and data_len = -1
@@ -128,7 +128,7 @@ fn garbage_after_the_handshake() {
 
 #[test]
 fn foreign_looking_garbage_is_refused_without_allocating() {
-    let base = 43610;
+    let base = 23610;
     let before = vm_peak_kb();
     let (port, srv) = hostile(base, Some(accept_bytes("g2")), vec![Act::Send(vec![0x41; 48]), Act::Linger]);
     let m = connect(port, "g2");
@@ -146,7 +146,7 @@ fn foreign_looking_garbage_is_refused_without_allocating() {
 
 #[test]
 fn negative_group_count() {
-    let base = 43620;
+    let base = 23620;
     let (port, srv) = hostile(base, Some(accept_bytes("g3")), vec![Act::Send(header(0xffff_ffff, 0)), Act::Linger]);
     let m = connect(port, "g3");
     assert_eq!(receive(m, 0, 10, 100).ret, ILLEGAL_MESSAGE);
@@ -156,7 +156,7 @@ fn negative_group_count() {
 
 #[test]
 fn body_length_two_to_the_31_minus_one() {
-    let base = 43630;
+    let base = 23630;
     let before = vm_peak_kb();
     let mut frame = header(1, 0x7fff_ffff);
     frame.extend_from_slice(&frames::name32(b"g"));
@@ -176,7 +176,7 @@ fn body_length_two_to_the_31_minus_one() {
 
 #[test]
 fn eof_in_the_middle_of_a_header() {
-    let base = 43640;
+    let base = 23640;
     let (port, srv) = hostile(base, Some(accept_bytes("g5")), vec![Act::Send(header(1, 4)[..20].to_vec()), Act::Close]);
     let m = connect(port, "g5");
     assert_eq!(receive(m, 0, 10, 100).ret, CONNECTION_CLOSED);
@@ -191,7 +191,7 @@ fn eof_in_the_middle_of_a_header() {
 
 #[test]
 fn eof_in_the_middle_of_a_body() {
-    let base = 43650;
+    let base = 23650;
     let mut frame = header(1, 100);
     frame.extend_from_slice(&frames::name32(b"g"));
     frame.extend_from_slice(&[1u8; 10]);
@@ -204,7 +204,7 @@ fn eof_in_the_middle_of_a_body() {
 
 #[test]
 fn accept_with_an_oversized_private_name() {
-    let base = 43660;
+    let base = 23660;
     let mut acc = vec![1, 5, 0, 1, 40];
     acc.extend_from_slice(&[b'x'; 40]);
     let (port, srv) = hostile(base, Some(acc), vec![Act::Linger]);
@@ -215,7 +215,7 @@ fn accept_with_an_oversized_private_name() {
 
 #[test]
 fn silent_daemon_and_a_connect_timeout() {
-    let base = 43670;
+    let base = 23670;
     let (port, srv) = hostile(base, None, vec![Act::Linger]);
     let t0 = Instant::now();
     let (r, _, _) = bounded("SP_connect_timeout", Duration::from_secs(15), move || {

@@ -2,7 +2,7 @@
 //! daemon over real sockets. Every wait is bounded; every daemon is stopped
 //! by PID when its guard drops.
 //!
-//! Ports 43300–43499 (each daemon uses P, P+1 and /tmp/P).
+//! Ports 23300–23499 (each daemon uses P, P+1 and /tmp/P).
 
 #![allow(clippy::needless_range_loop)]
 
@@ -74,7 +74,7 @@ fn nothing_pending(mbox: i32, what: &str) {
 
 #[test]
 fn every_service_type_reaches_every_member() {
-    let d = daemon(43300, "");
+    let d = daemon(23300, "");
     let a = connect(&d, "alice", true);
     let b = connect(&d, "bob", true);
     assert_eq!(sp().sp_join(a, "svc"), 0);
@@ -126,7 +126,7 @@ fn every_service_type_reaches_every_member() {
 
 #[test]
 fn membership_join_leave_self_leave_disconnect_kill() {
-    let d = daemon(43310, "");
+    let d = daemon(23310, "");
     let a = connect(&d, "alice", true);
     let b = connect(&d, "bob", true);
     let c = connect(&d, "carol", true);
@@ -192,7 +192,7 @@ fn membership_join_leave_self_leave_disconnect_kill() {
 
 #[test]
 fn receive_short_buffers_against_the_daemon() {
-    let d = daemon(43320, "");
+    let d = daemon(23320, "");
     let spx = sp();
     let a = connect(&d, "alice", false);
     let b = connect(&d, "bob", true);
@@ -224,7 +224,7 @@ fn receive_short_buffers_against_the_daemon() {
 #[test]
 fn two_hundred_clients_in_a_hundred_groups() {
     let t0 = Instant::now();
-    let d = daemon(43330, "");
+    let d = daemon(23330, "");
     let spx = sp();
     let n = 200usize;
     let groups = 100usize;
@@ -298,7 +298,7 @@ fn two_hundred_clients_in_a_hundred_groups() {
 
 #[test]
 fn slow_reader_is_cut_off_while_the_fast_one_gets_everything() {
-    let d = daemon(43340, "MaxSessionMessages = 20");
+    let d = daemon(23340, "MaxSessionMessages = 20");
     let spx = sp();
     let sender = connect(&d, "sender", false);
     let fast = connect(&d, "fast", true);
@@ -393,7 +393,7 @@ fn slow_reader_is_cut_off_while_the_fast_one_gets_everything() {
 #[test]
 fn each_malformed_header_of_e_closes_only_its_session() {
     let t = Transcript::load("e");
-    let d = daemon(43350, "");
+    let d = daemon(23350, "");
     let spx = sp();
     let alice = connect(&d, "alice", true);
     assert_eq!(spx.sp_join(alice, "g1"), 0);
@@ -430,7 +430,7 @@ fn each_malformed_header_of_e_closes_only_its_session() {
 
 #[test]
 fn daemon_restart_with_clients_connected_binds_again_at_once() {
-    let port = 43360;
+    let port = 23360;
     let spx = sp();
     let mut d = daemon(port, "");
     let mut mbs = Vec::new();
@@ -470,7 +470,7 @@ fn daemon_restart_with_clients_connected_binds_again_at_once() {
 
 #[test]
 fn unix_socket_sessions_work() {
-    let d = daemon(43370, "");
+    let d = daemon(23370, "");
     let spx = sp();
     let (r, u, pg) = spx.sp_connect(&d.port.to_string(), Some("ux"), 0, true);
     assert_eq!((r, pg.as_str()), (1, "#ux#d1"));
@@ -590,7 +590,7 @@ fn api_log_end_to_end(scenario: &str, base: u16) -> Vec<String> {
 fn recorded_api_logs_end_to_end() {
     let mut errors = Vec::new();
     for (k, sc) in ["a", "b", "c", "d", "h"].into_iter().enumerate() {
-        errors.extend(api_log_end_to_end(sc, 43380 + 10 * k as u16));
+        errors.extend(api_log_end_to_end(sc, 23380 + 10 * k as u16));
     }
     assert!(errors.is_empty(), "{} mismatch(es):\n{}", errors.len(), errors.join("\n"));
 }

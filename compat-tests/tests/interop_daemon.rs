@@ -8,7 +8,7 @@
 //! themselves. Our daemon: `$RSPREAD_SPREAD_BIN`, else `target/<profile>/spread`,
 //! else `target/release/spread`.
 //!
-//! Ports: 45020-45043 (ours), 45120-45143 (original), each test taking the
+//! Ports: 25020-25043 (ours), 25120-25143 (original), each test taking the
 //! first free pair of its own 6-port sub-range. Unix sockets /tmp/<port>.
 //! Every child process is ours and is killed by PID; every wait is bounded.
 
@@ -86,13 +86,13 @@ fn setup(test: &str) -> Option<Setup> {
         Some(Setup {
             daemon: prefix.join("sbin/spread"),
             prefix,
-            port_base: 45120,
+            port_base: 25120,
         })
     } else {
         Some(Setup {
             daemon: our_daemon_binary(),
             prefix,
-            port_base: 45020,
+            port_base: 25020,
         })
     }
 }
@@ -197,8 +197,7 @@ fn probe_session(port: u16, n: u32) -> std::io::Result<()> {
 }
 
 /// True when nothing holds TCP `port` (bound without SO_REUSEADDR, so
-/// TIME_WAIT counts) nor UDP `port`/`port + 1`: the assigned ports lie in the
-/// kernel's ephemeral range, so a client socket may sit on one briefly.
+/// TIME_WAIT counts) nor UDP `port`/`port + 1`.
 fn ports_free(port: u16) -> bool {
     // SAFETY: socket/bind/close on a descriptor we own; the address struct is
     // fully initialised and its size is passed.

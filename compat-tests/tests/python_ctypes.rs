@@ -3,7 +3,7 @@
 //! our daemon, joins, multicasts, receives and parses a membership; this test
 //! checks its exit code and its summary lines.
 //!
-//! Port 43500.
+//! Port 23500.
 
 use std::io::Read;
 use std::process::{Command, Stdio};
@@ -18,7 +18,7 @@ fn python_ctypes_drives_the_threaded_core_library() {
         Ok(p) if !p.is_empty() => std::path::PathBuf::from(p),
         _ => paths::c_library("libtspread-core.so.3"),
     };
-    let d = Daemon::start_single("d1", 43500, "").unwrap_or_else(|e| panic!("{e}"));
+    let d = Daemon::start_single("d1", 23500, "").unwrap_or_else(|e| panic!("{e}"));
     let script = paths::workspace_root().join("compat-tests").join("python").join("test_ctypes.py");
     let mut child = Command::new("python3")
         .arg(&script)

@@ -13,7 +13,7 @@
 //! group and waits for it: once it is back, the daemon has read and ordered
 //! everything sent before, as the recorded timing guaranteed.
 //!
-//! Ports 43000–43099 (each daemon uses P, P+1 and /tmp/P).
+//! Ports 23000–23099 (each daemon uses P, P+1 and /tmp/P).
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
@@ -258,12 +258,12 @@ fn check(scenario: &str, port: u16) -> Outcome {
 
 #[test]
 fn a_connect_disconnect() {
-    check("a", 43000);
+    check("a", 23000);
 }
 
 #[test]
 fn b_no_membership() {
-    let o = check("b", 43010);
+    let o = check("b", 23010);
     // alice (membership off) got only bob's data message
     let alice = &o.received["alice"];
     let data: Vec<_> = alice.iter().filter(|f| f.len() >= 48).collect();
@@ -272,18 +272,18 @@ fn b_no_membership() {
 
 #[test]
 fn c_duplicate_name() {
-    let o = check("c", 43020);
+    let o = check("c", 23020);
     assert_eq!(o.received["dup"], vec![vec![0xfa]]);
 }
 
 #[test]
 fn d_groups_and_messages() {
-    check("d", 43030);
+    check("d", 23030);
 }
 
 #[test]
 fn e_malformed_headers_close_only_their_session() {
-    let o = check("e", 43040);
+    let o = check("e", 23040);
     // alice: her own join, then JOIN/DISCONNECT for each of the 8 raw
     // clients, gid index 1, then 2..17
     let alice: Vec<&Vec<u8>> = o.received["alice"].iter().filter(|f| f.len() >= 48).collect();
@@ -300,7 +300,7 @@ fn e_malformed_headers_close_only_their_session() {
 
 #[test]
 fn h_connect_variants() {
-    let o = check("h", 43050);
+    let o = check("h", 23050);
     assert_eq!(o.received["mal1"], vec![vec![0xf9]]);
     assert_eq!(o.received["mal8"], vec![vec![0xfb]]);
 }

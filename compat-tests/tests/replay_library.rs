@@ -18,8 +18,8 @@
 //! are its uninitialised KILL group bytes, which is how this harness was
 //! checked.)
 //!
-//! Ports 43100–43299 (one listener per client label; Unix: /tmp/<port>);
-//! the run through the built shared libraries uses 43700–43999.
+//! Ports 23100–23299 (one listener per client label; Unix: /tmp/<port>);
+//! the run through the built shared libraries uses 23700–23999.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Condvar, Mutex};
@@ -290,37 +290,37 @@ fn check(scenario: &str, base_port: u16) {
 
 #[test]
 fn a_connect_disconnect() {
-    check("a", 43100);
+    check("a", 23100);
 }
 
 #[test]
 fn b_no_membership() {
-    check("b", 43120);
+    check("b", 23120);
 }
 
 #[test]
 fn c_duplicate_name() {
-    check("c", 43140);
+    check("c", 23140);
 }
 
 #[test]
 fn d_groups_and_messages() {
-    check("d", 43160);
+    check("d", 23160);
 }
 
 #[test]
 fn e_malformed_header_observer() {
-    check("e", 43180);
+    check("e", 23180);
 }
 
 #[test]
 fn f_network_partition() {
-    check("f", 43200);
+    check("f", 23200);
 }
 
 #[test]
 fn h_connect_variants() {
-    check("h", 43220);
+    check("h", 23220);
 }
 
 /// The same replays through each built C library in `build/lib` (the
@@ -328,7 +328,7 @@ fn h_connect_variants() {
 #[test]
 fn all_scenarios_through_the_built_shared_libraries() {
     for (n, lib) in ["libspread.so.3", "libspread-core.so.3", "libtspread-core.so.3"].into_iter().enumerate() {
-        let base = 43700 + 100 * n as u16;
+        let base = 23700 + 100 * n as u16;
         let path = compat_tests::paths::c_library(lib);
         let spx = Sp::dlopen(&path.display().to_string()).unwrap_or_else(|e| panic!("{e}"));
         let mut errors = Vec::new();

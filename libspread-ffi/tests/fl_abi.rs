@@ -2,7 +2,7 @@
 //! before any session lookup, unknown mailboxes, and no crash on NULL where
 //! the original would have dereferenced it.
 //!
-//! Port 44190 (nothing listens there).
+//! Port 24190 (nothing listens there).
 
 use std::ffi::CString;
 use std::os::raw::{c_char, c_int};
@@ -91,7 +91,7 @@ fn constants_and_argument_checks() {
         );
 
         // a failed connect leaves nothing behind
-        let d = CString::new("44190@127.0.0.1").unwrap();
+        let d = CString::new("24190@127.0.0.1").unwrap();
         let u = CString::new("nobody").unwrap();
         let mut mbox = -77;
         let mut private = [0 as c_char; 32];

@@ -42,13 +42,13 @@ fn connect_timeout(spread: &str, name: &str, t: sp_time) -> i32 {
 fn tv1_unix_handshake_and_disconnect_kill_frame() {
     let _g = serial();
     let (tx, rx) = mpsc::channel();
-    let h = serve(41001, move |mut s| {
+    let h = serve(21001, move |mut s| {
         let (req, choice) = handshake(&mut s, "#user1#localhost");
         let (_, _, _, kill) = read_frame(&mut s);
         expect_eof(&mut s);
         tx.send((req, choice, kill)).unwrap();
     });
-    let (r, mbox, pg) = connect("41001", Some("user1"), 0, 1);
+    let (r, mbox, pg) = connect("21001", Some("user1"), 0, 1);
     assert_eq!((r, pg.as_str()), (ACCEPT_SESSION, "#user1#localhost"));
     assert!(mbox >= 0);
     assert_eq!(poll(mbox), 0);
@@ -121,13 +121,13 @@ fn tv3_request_variants() {
         (Some("a b"), 0, 0, "05 00 01 00 03 61 20 62"),
     ];
     let n = cases.len();
-    let h = serve_n(41002, n, move |i, mut s| {
+    let h = serve_n(21002, n, move |i, mut s| {
         let (req, _) = handshake(&mut s, &format!("#n{i}#fake"));
         tx.send((i, req)).unwrap();
         expect_eof(&mut s);
     });
     for (i, (name, prio, memb, want)) in cases.iter().enumerate() {
-        let (r, mbox, pg) = connect("41002", *name, *prio, *memb);
+        let (r, mbox, pg) = connect("21002", *name, *prio, *memb);
         assert_eq!((r, pg), (ACCEPT_SESSION, format!("#n{i}#fake")));
         let (j, req) = rx.recv().unwrap();
         assert_eq!((j, req), (i, hex(want)), "case {i}");
@@ -162,11 +162,11 @@ fn full_auth(s: &mut std::os::unix::net::UnixStream) {
 #[test]
 fn tv4_rejects_from_fake_daemon() {
     let _g = serial();
-    assert_eq!(reject_case(41003, 0, |s| s.write_all(&[0xfa]).unwrap()), REJECT_NOT_UNIQUE);
-    assert_eq!(reject_case(41003, 0, |s| s.write_all(&[0xfb]).unwrap()), REJECT_ILLEGAL_NAME);
-    assert_eq!(reject_case(41003, 0, |s| s.write_all(&[0xfd]).unwrap()), REJECT_QUOTA);
+    assert_eq!(reject_case(21003, 0, |s| s.write_all(&[0xfa]).unwrap()), REJECT_NOT_UNIQUE);
+    assert_eq!(reject_case(21003, 0, |s| s.write_all(&[0xfb]).unwrap()), REJECT_ILLEGAL_NAME);
+    assert_eq!(reject_case(21003, 0, |s| s.write_all(&[0xfd]).unwrap()), REJECT_QUOTA);
     assert_eq!(
-        reject_case(41003, 0, |s| {
+        reject_case(21003, 0, |s| {
             full_auth(s);
             s.write_all(&[0xf7]).unwrap()
         }),
@@ -174,7 +174,7 @@ fn tv4_rejects_from_fake_daemon() {
     );
     // Partial accept whose first byte is a reject code: that code.
     assert_eq!(
-        reject_case(41003, 0, |s| {
+        reject_case(21003, 0, |s| {
             full_auth(s);
             s.write_all(&[0xfa, 0x05]).unwrap()
         }),
@@ -182,21 +182,21 @@ fn tv4_rejects_from_fake_daemon() {
     );
     // Partial accept starting with ACCEPT, or nothing at all: CONNECTION_CLOSED.
     assert_eq!(
-        reject_case(41003, 0, |s| {
+        reject_case(21003, 0, |s| {
             full_auth(s);
             s.write_all(&[0x01, 0x05]).unwrap()
         }),
         CONNECTION_CLOSED
     );
-    assert_eq!(reject_case(41003, 0, full_auth), CONNECTION_CLOSED);
-    assert_eq!(reject_case(41003, 0, |_| {}), CONNECTION_CLOSED);
+    assert_eq!(reject_case(21003, 0, full_auth), CONNECTION_CLOSED);
+    assert_eq!(reject_case(21003, 0, |_| {}), CONNECTION_CLOSED);
     // Auth list longer than 90 bytes.
-    assert_eq!(reject_case(41003, 0, |s| s.write_all(&[91]).unwrap()), CONNECTION_CLOSED);
+    assert_eq!(reject_case(21003, 0, |s| s.write_all(&[91]).unwrap()), CONNECTION_CLOSED);
     // Truncated auth list.
-    assert_eq!(reject_case(41003, 0, |s| s.write_all(b"\x05NU").unwrap()), CONNECTION_CLOSED);
+    assert_eq!(reject_case(21003, 0, |s| s.write_all(b"\x05NU").unwrap()), CONNECTION_CLOSED);
     // Private group name cut short.
     assert_eq!(
-        reject_case(41003, 0, |s| {
+        reject_case(21003, 0, |s| {
             full_auth(s);
             s.write_all(b"\x01\x05\x00\x01\x05#a").unwrap()
         }),
@@ -214,34 +214,34 @@ fn tv4_version_checks_and_their_prints() {
             s.write_all(b).unwrap();
         }
     };
-    assert_eq!(reject_case(41004, 1, accept(b"\x01\x03\x07\x00\x05#a#bc")), REJECT_VERSION);
+    assert_eq!(reject_case(21004, 1, accept(b"\x01\x03\x07\x00\x05#a#bc")), REJECT_VERSION);
     assert_eq!(printed(), vec!["SP_connect: old spread version 3.7.0 does not support priority other than 0\n"]);
     // Without priority a 3.7 daemon is fine.
-    assert_eq!(reject_case(41004, 0, accept(b"\x01\x03\x07\x00\x05#a#bc")), ACCEPT_SESSION);
+    assert_eq!(reject_case(21004, 0, accept(b"\x01\x03\x07\x00\x05#a#bc")), ACCEPT_SESSION);
     PRINTED.lock().unwrap().clear();
-    assert_eq!(reject_case(41004, 0, accept(b"\x01\x02\x09\x09\x05#a#bc")), REJECT_VERSION);
+    assert_eq!(reject_case(21004, 0, accept(b"\x01\x02\x09\x09\x05#a#bc")), REJECT_VERSION);
     assert_eq!(printed(), vec!["SP_connect: old daemon version 2.9.9 not supported\n"]);
     PRINTED.lock().unwrap().clear();
-    assert_eq!(reject_case(41004, 0, accept(b"\x01\x05\x00\x01\x20")), CONNECTION_CLOSED);
+    assert_eq!(reject_case(21004, 0, accept(b"\x01\x05\x00\x01\x20")), CONNECTION_CLOSED);
     assert_eq!(printed(), vec!["SP_connect: illegal values received! 5.0.1; 32\n"]);
     PRINTED.lock().unwrap().clear();
-    assert_eq!(reject_case(41004, 0, accept(b"\x01\x05\xff\x01\x05")), CONNECTION_CLOSED);
+    assert_eq!(reject_case(21004, 0, accept(b"\x01\x05\xff\x01\x05")), CONNECTION_CLOSED);
     assert_eq!(printed(), vec!["SP_connect: illegal values received! 5.-1.1; 5\n"]);
 }
 
 #[test]
 fn tv4_local_failures() {
     let _g = serial();
-    let _ = std::fs::remove_file("/tmp/41099");
-    assert_eq!(connect("41099", Some("x"), 0, 0).0, COULD_NOT_CONNECT);
-    for bad in ["abc", "4803x", "-", "41000 x", &format!("4803@{}", "h".repeat(66))] {
+    let _ = std::fs::remove_file("/tmp/21099");
+    assert_eq!(connect("21099", Some("x"), 0, 0).0, COULD_NOT_CONNECT);
+    for bad in ["abc", "4803x", "-", "21000 x", &format!("4803@{}", "h".repeat(66))] {
         assert_eq!(connect(bad, Some("x"), 0, 0).0, ILLEGAL_SPREAD, "{bad}");
     }
     for (sec, usec) in [(1, -5), (0, 1_000_000), (-1, 5), (0, -1_000_000), (0, 2_000_000)] {
-        assert_eq!(connect_timeout("41099", "x", sp_time { sec, usec }), ILLEGAL_TIME, "{sec},{usec}");
+        assert_eq!(connect_timeout("21099", "x", sp_time { sec, usec }), ILLEGAL_TIME, "{sec},{usec}");
     }
     // NULL out pointers: refused, nothing happens.
-    let sp = cstr("41099");
+    let sp = cstr("21099");
     let r = unsafe { SP_connect(sp.as_ptr(), std::ptr::null(), 0, 0, std::ptr::null_mut(), std::ptr::null_mut()) };
     assert_eq!(r, COULD_NOT_CONNECT);
 }
@@ -250,14 +250,14 @@ fn tv4_local_failures() {
 fn tv4_timeout_on_silent_peer() {
     let _g = serial();
     let (tx, rx) = mpsc::channel::<()>();
-    let h = serve(41005, move |mut s| {
+    let h = serve(21005, move |mut s| {
         read_request(&mut s);
         // Silent until the client gives up (it closes: EOF).
         let _ = rx.recv();
         expect_eof(&mut s);
     });
     let t0 = Instant::now();
-    let r = connect_timeout("41005", "slow", sp_time { sec: 0, usec: 300_000 });
+    let r = connect_timeout("21005", "slow", sp_time { sec: 0, usec: 300_000 });
     let el = t0.elapsed();
     tx.send(()).unwrap();
     h.join().unwrap();
@@ -265,20 +265,20 @@ fn tv4_timeout_on_silent_peer() {
     assert!(el >= Duration::from_millis(290) && el < Duration::from_secs(10), "{el:?}");
 
     // An already-expired (negative) deadline fails at the first handshake I/O.
-    let h = serve(41005, |mut s| {
+    let h = serve(21005, |mut s| {
         let mut b = [0u8; 16];
         let n = s.read(&mut b).unwrap_or(0);
         assert_eq!(n, 0, "nothing may be sent after the deadline");
     });
-    assert_eq!(connect_timeout("41005", "neg", sp_time { sec: -1, usec: 0 }), CONNECTION_CLOSED);
+    assert_eq!(connect_timeout("21005", "neg", sp_time { sec: -1, usec: 0 }), CONNECTION_CLOSED);
     h.join().unwrap();
 
     // A generous timeout does not disturb a normal handshake.
-    let h = serve(41005, |mut s| {
+    let h = serve(21005, |mut s| {
         handshake(&mut s, "#ok#fake");
         expect_eof(&mut s);
     });
-    let sp = cstr("41005");
+    let sp = cstr("21005");
     let nm = cstr("ok");
     let mut mbox = -1;
     let mut pg = [0 as c_char; 32];
@@ -336,7 +336,7 @@ fn auth_method_table() {
     let ds = [0x1234 as *mut c_void, std::ptr::null_mut()];
     assert_eq!(unsafe { SP_set_auth_methods(2, np.as_ptr(), fs.as_ptr(), ds.as_ptr()) }, 1);
     let (tx, rx) = mpsc::channel();
-    let h = serve(41006, move |mut s| {
+    let h = serve(21006, move |mut s| {
         read_request(&mut s);
         s.write_all(b"\x0aNULL MINE ").unwrap();
         let choice = read_n(&mut s, 90);
@@ -346,7 +346,7 @@ fn auth_method_table() {
         expect_eof(&mut s);
     });
     CALLS.store(0, Ordering::SeqCst);
-    let (r, mbox, pg) = connect("41006", Some("au"), 0, 1);
+    let (r, mbox, pg) = connect("21006", Some("au"), 0, 1);
     assert_eq!((r, pg.as_str()), (ACCEPT_SESSION, "#au#fake"));
     assert_eq!(CALLS.load(Ordering::SeqCst), 2);
     let (choice, extra) = rx.recv().unwrap();
@@ -359,12 +359,12 @@ fn auth_method_table() {
     h.join().unwrap();
 
     // A method the daemon does not offer: REJECT_AUTH before the choice is sent.
-    let h = serve(41006, |mut s| {
+    let h = serve(21006, |mut s| {
         read_request(&mut s);
         s.write_all(b"\x05NULL ").unwrap();
         expect_eof(&mut s);
     });
-    assert_eq!(connect("41006", Some("au"), 0, 1).0, REJECT_AUTH);
+    assert_eq!(connect("21006", Some("au"), 0, 1).0, REJECT_AUTH);
     h.join().unwrap();
 
     // A failing callback: every callback still runs, then REJECT_AUTH.
@@ -372,27 +372,27 @@ fn auth_method_table() {
     let np = [names[0].as_ptr(), names[1].as_ptr()];
     let fs: [F; 2] = [Some(fails), Some(ok)];
     assert_eq!(unsafe { SP_set_auth_methods(2, np.as_ptr(), fs.as_ptr(), std::ptr::null()) }, 1);
-    let h = serve(41006, |mut s| {
+    let h = serve(21006, |mut s| {
         read_request(&mut s);
         s.write_all(b"\x05NULL ").unwrap();
         read_n(&mut s, 90);
         expect_eof(&mut s);
     });
     CALLS.store(0, Ordering::SeqCst);
-    assert_eq!(connect("41006", Some("au"), 0, 1).0, REJECT_AUTH);
+    assert_eq!(connect("21006", Some("au"), 0, 1).0, REJECT_AUTH);
     assert_eq!(CALLS.load(Ordering::SeqCst), 2);
     h.join().unwrap();
 
     // Zero methods: an all-zero choice; the daemon denies.
     assert_eq!(unsafe { SP_set_auth_methods(0, std::ptr::null(), std::ptr::null(), std::ptr::null()) }, 1);
     let (tx, rx) = mpsc::channel();
-    let h = serve(41006, move |mut s| {
+    let h = serve(21006, move |mut s| {
         read_request(&mut s);
         s.write_all(b"\x05NULL ").unwrap();
         tx.send(read_n(&mut s, 90)).unwrap();
         s.write_all(&[0xf7]).unwrap();
     });
-    assert_eq!(connect("41006", Some("au"), 0, 1).0, REJECT_AUTH);
+    assert_eq!(connect("21006", Some("au"), 0, 1).0, REJECT_AUTH);
     assert_eq!(rx.recv().unwrap(), vec![0u8; 90]);
     h.join().unwrap();
 
@@ -406,11 +406,11 @@ fn auth_method_table() {
 #[test]
 fn sigpipe_ignored_and_quota() {
     let _g = serial();
-    let h = serve_n(41007, 2, |i, mut s| {
+    let h = serve_n(21007, 2, |i, mut s| {
         handshake(&mut s, &format!("#q{i}#fake"));
         expect_eof(&mut s);
     });
-    let (r, mbox, _) = connect("41007", Some("q0"), 0, 0);
+    let (r, mbox, _) = connect("21007", Some("q0"), 0, 0);
     assert_eq!(r, ACCEPT_SESSION);
     let mut old: libc::sigaction = unsafe { std::mem::zeroed() };
     unsafe { libc::sigaction(libc::SIGPIPE, std::ptr::null(), &mut old) };
@@ -420,7 +420,7 @@ fn sigpipe_ignored_and_quota() {
     // its socket closed (the daemon sees EOF).
     let open = spread_client::session::count() as isize;
     spread_client::testing::pretend_sessions(1024 - open);
-    let r2 = connect("41007", Some("q1"), 0, 0).0;
+    let r2 = connect("21007", Some("q1"), 0, 0).0;
     spread_client::testing::pretend_sessions(open - 1024);
     assert_eq!(r2, REJECT_QUOTA);
     kill(mbox);

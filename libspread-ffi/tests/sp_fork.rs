@@ -32,7 +32,7 @@ fn wait_child(pid: i32, limit: Duration) -> Option<i32> {
 #[test]
 fn child_can_send_while_a_parent_thread_held_the_send_lock() {
     let (go_tx, go_rx) = mpsc::channel::<()>();
-    let (mbox, h) = open(41050, "fk", move |mut s| {
+    let (mbox, h) = open(21050, "fk", move |mut s| {
         // Do not read until told: the parent's sender blocks on a full buffer.
         let _ = go_rx.recv();
         let mut b = vec![0u8; 1 << 16];
@@ -71,7 +71,7 @@ fn child_can_send_while_a_parent_thread_held_the_send_lock() {
 #[test]
 fn child_can_receive_while_a_parent_thread_is_blocked_receiving() {
     let (go_tx, go_rx) = mpsc::channel::<()>();
-    let (mbox, h) = open(41051, "fr", move |mut s| {
+    let (mbox, h) = open(21051, "fr", move |mut s| {
         let _ = go_rx.recv();
         // Two 48-byte self-leave frames, each in one write: one for the
         // parent's blocked reader, one for the child (either order).

@@ -63,7 +63,7 @@ fn eof_anywhere_in_a_frame() {
     ];
     let n = cuts.len();
     let c2 = cuts.clone();
-    let h = serve_n(41030, n, move |i, mut s| {
+    let h = serve_n(21030, n, move |i, mut s| {
         handshake(&mut s, &format!("#h{i}#fake"));
         s.write_all(&c2[i]).unwrap();
         // Close our side at once; wait for the client to finish.
@@ -71,7 +71,7 @@ fn eof_anywhere_in_a_frame() {
         drain_to_eof(&mut s);
     });
     for i in 0..n {
-        let (r, mbox, _) = connect("41030", Some(&format!("h{i}")), 0, 1);
+        let (r, mbox, _) = connect("21030", Some(&format!("h{i}")), 0, 1);
         assert_eq!(r, ACCEPT_SESSION);
         let drop = if i % 2 == 0 { 0 } else { DROP_RECV as i32 };
         assert_eq!(recv(mbox, drop, 5, 100).ret, CONNECTION_CLOSED, "cut {i}");
@@ -82,10 +82,10 @@ fn eof_anywhere_in_a_frame() {
 
 #[test]
 fn send_to_a_closed_daemon() {
-    let h = serve(41031, |mut s| {
+    let h = serve(21031, |mut s| {
         handshake(&mut s, "#w#fake");
     });
-    let (r, mbox, _) = connect("41031", Some("w"), 0, 1);
+    let (r, mbox, _) = connect("21031", Some("w"), 0, 1);
     assert_eq!(r, ACCEPT_SESSION);
     h.join().unwrap();
     wait_peer_closed(mbox);
@@ -105,7 +105,7 @@ fn absurd_sizes_never_allocate_or_crash() {
     f3[36..40].copy_from_slice(&i32::MAX.to_le_bytes());
     f3[44..48].copy_from_slice(&i32::MAX.to_le_bytes());
     let frames = [f1, f2, f3];
-    let h = serve_n(41032, 3, move |i, mut s| {
+    let h = serve_n(21032, 3, move |i, mut s| {
         handshake(&mut s, &format!("#a{i}#fake"));
         s.write_all(&frames[i]).unwrap();
         s.write_all(&[0x41; 5000]).unwrap();
@@ -114,7 +114,7 @@ fn absurd_sizes_never_allocate_or_crash() {
     });
     let d = DROP_RECV as i32;
     // data_len 2^31-1: reported, not read.
-    let (_, m0, _) = connect("41032", Some("a0"), 0, 1);
+    let (_, m0, _) = connect("21032", Some("a0"), 0, 1);
     let r = recv(m0, 0, 5, 100);
     assert_eq!(
         (r.ret, r.service, r.num_groups, r.endian_mismatch, r.mess_type),
@@ -124,13 +124,13 @@ fn absurd_sizes_never_allocate_or_crash() {
     assert_eq!(recv(m0, d, 5, 100).ret, CONNECTION_CLOSED);
     assert_error_state_then_gone(m0);
     // num_groups 2^31-1.
-    let (_, m1, _) = connect("41032", Some("a1"), 0, 1);
+    let (_, m1, _) = connect("21032", Some("a1"), 0, 1);
     let r = recv(m1, 0, 5, 100);
     assert_eq!((r.ret, r.num_groups, r.endian_mismatch), (GROUPS_TOO_SHORT, -i32::MAX, 0));
     assert_eq!(recv(m1, d, 1000, 100).ret, CONNECTION_CLOSED);
     assert_error_state_then_gone(m1);
     // Both, on a membership message, with a big buffer.
-    let (_, m2, _) = connect("41032", Some("a2"), 0, 1);
+    let (_, m2, _) = connect("21032", Some("a2"), 0, 1);
     let r = recv(m2, 0, 5, 100);
     assert_eq!((r.ret, r.num_groups, r.endian_mismatch, r.mess_type), (GROUPS_TOO_SHORT, -i32::MAX, -i32::MAX, 0));
     assert_eq!(recv(m2, d, 100, 100_000).ret, CONNECTION_CLOSED);
@@ -169,14 +169,14 @@ fn random_garbage_streams() {
         })
         .collect();
     let st = streams.clone();
-    let h = serve_n(41033, N, move |i, mut s: UnixStream| {
+    let h = serve_n(21033, N, move |i, mut s: UnixStream| {
         handshake(&mut s, &format!("#r{i}#fake"));
         let _ = s.write_all(&st[i]);
         let _ = s.shutdown(std::net::Shutdown::Write);
         drain_to_eof(&mut s);
     });
     for i in 0..N {
-        let (r, mbox, _) = connect("41033", Some(&format!("r{i}")), 0, 1);
+        let (r, mbox, _) = connect("21033", Some(&format!("r{i}")), 0, 1);
         assert_eq!(r, ACCEPT_SESSION);
         let mut done = false;
         for k in 0..64 {

@@ -70,7 +70,7 @@ fn tv11_to_tv13_and_tv23_le_daemon() {
     frames.extend(frame_le(0x8000_0280, "grp1", &[], 0x8000_0080, b""));
     let trans = hex("6f000000 de000000 03000000");
     frames.extend(frame_le(0x8000_2080, "grp", &[], 0x8000_0080, &trans));
-    let (mbox, h) = open_with_frames(41020, "user1", frames);
+    let (mbox, h) = open_with_frames(21020, "user1", frames);
 
     // TV-11
     let r = recv(mbox, 0, 10, 1000);
@@ -139,7 +139,7 @@ fn tv18_to_tv22_foreign_orders_and_rejects() {
     f.extend_from_slice(&name32("grp2"));
     f.extend_from_slice(&name32("#u#fake"));
     frames.extend(f);
-    let (mbox, h) = open_with_frames(41021, "u", frames);
+    let (mbox, h) = open_with_frames(21021, "u", frames);
 
     let want18 = rx(4, 0x10, "#snd#be", 1, &["grp"], 4660, 1, b"ABCD");
     assert_eq!(recv(mbox, 0, 5, 100), want18);
@@ -175,7 +175,7 @@ fn tv24_negative_num_groups_is_illegal_and_touches_nothing() {
     let mut g = frame_le(0x8000_0090, "#a#b", &[], 0x8000_0080, b"");
     g[44..48].copy_from_slice(&i32::MIN.to_le_bytes());
     f.extend(g);
-    let (mbox, h) = open_with_frames(41022, "n", f);
+    let (mbox, h) = open_with_frames(21022, "n", f);
     let untouched = Rx {
         ret: ILLEGAL_MESSAGE,
         service: 0,
@@ -206,7 +206,7 @@ fn short_buffer_table_5_4() {
     frames.extend(msg(-2, b"hello", AGREED_MESS));
     frames.extend(msg(81, b"wxyz", FIFO_MESS));
     let total = frames.len() as i32;
-    let (mbox, h) = open_with_frames(41023, "t", frames);
+    let (mbox, h) = open_with_frames(21023, "t", frames);
     assert_eq!(wait_poll(mbox, total), total);
     let d = DROP_RECV as i32;
 
@@ -252,7 +252,7 @@ fn drop_recv_truncated_groups_and_membership_index() {
     let mut frames = frame_le(0x8000_1180, "g", &["#a#fake", "#b#fake", "#m#fake"], 0x8000_0080, &body);
     frames.extend(frame_le(0x8000_1180, "g", &["#a#fake", "#b#fake", "#m#fake"], 0x8000_0080, &body));
     frames.extend(msg(5, b"zz", SAFE_MESS | SELF_DISCARD | 0x4000_0000));
-    let (mbox, h) = open_with_frames(41024, "m", frames);
+    let (mbox, h) = open_with_frames(21024, "m", frames);
     let d = DROP_RECV as i32;
     // Groups truncated: success, negative count, index not computed (-1).
     let r = recv(mbox, d, 1, 100);
@@ -271,7 +271,7 @@ fn scatter_receive_and_scatter_membership_helpers() {
     let mut frames = frame_be(0x1800, "grp", &["#u#fake", "#x#other"], [0; 4], &be_body);
     frames.extend(msg(3, b"0123456789", RELIABLE_MESS));
     frames.extend(msg(3, b"0123456789", RELIABLE_MESS));
-    let (mbox, h) = open_with_frames(41025, "u", frames);
+    let (mbox, h) = open_with_frames(21025, "u", frames);
 
     // A 5/30/100 split (the case 5.0.1 gets wrong), plus an empty piece.
     let (r, bufs) = scat_recv(mbox, 0, 5, &[5, 0, 25, 100]);
@@ -376,7 +376,7 @@ fn reject_of_a_perverse_membership_typed_message() {
     f.extend_from_slice(&name32("grp"));
     f.extend_from_slice(&name32("#r#fake"));
     f.extend(hex("01 02 03 04"));
-    let (mbox, h) = open_with_frames(41026, "r", f);
+    let (mbox, h) = open_with_frames(21026, "r", f);
     let r = recv(mbox, 0, 5, 100);
     assert_eq!(r, rx(4, 0x0040_1002, "#r#fake", 2, &["grp", "#r#fake"], 42, 0, &[1, 2, 3, 4]));
     kill(mbox);

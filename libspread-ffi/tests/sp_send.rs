@@ -22,7 +22,7 @@ fn header(type_: &str, sender: &str, ng: u32, hint: &str, len: u32) -> Vec<u8> {
 #[test]
 fn tv5_to_tv8_frames() {
     let (tx, rx) = mpsc::channel();
-    let (mbox, h) = open(41010, "user1", move |mut s| {
+    let (mbox, h) = open(21010, "user1", move |mut s| {
         for _ in 0..9 {
             tx.send(read_frame(&mut s).3).unwrap();
         }
@@ -102,7 +102,7 @@ fn tv5_to_tv8_frames() {
 #[test]
 fn bad_arguments_send_nothing() {
     let (tx, rx) = mpsc::channel();
-    let (mbox, h) = open(41011, "bad", move |mut s| {
+    let (mbox, h) = open(21011, "bad", move |mut s| {
         // Exactly these frames arrive; anything refused locally never does.
         for _ in 0..6 {
             tx.send(read_frame(&mut s)).unwrap();

@@ -28,7 +28,7 @@ fn eight_senders_and_a_receiver_share_one_mailbox() {
     let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     const INCOMING: usize = 300;
     let (tx, rx) = mpsc::channel();
-    let (mbox, h) = open(41040, "mt", move |s| {
+    let (mbox, h) = open(21040, "mt", move |s| {
         let mut w = s.try_clone().unwrap();
         let writer = std::thread::spawn(move || {
             for i in 0..INCOMING {
@@ -102,7 +102,7 @@ fn concurrent_receivers_get_distinct_whole_messages() {
     for i in 0..N {
         frames.extend(frame_le(0x8000_0084, "#o#fake", &["g"], 0x8000_0080, format!("m{i:04}").as_bytes()));
     }
-    let (mbox, h) = open_with_frames(41041, "cr", frames);
+    let (mbox, h) = open_with_frames(21041, "cr", frames);
     let got: Vec<Vec<String>> = (0..4)
         .map(|_| {
             std::thread::spawn(move || {
@@ -130,7 +130,7 @@ fn concurrent_receivers_get_distinct_whole_messages() {
 fn kill_while_another_thread_is_blocked_in_receive() {
     let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let (close_tx, close_rx) = mpsc::channel::<()>();
-    let (mbox, h) = open(41042, "kb", move |s| {
+    let (mbox, h) = open(21042, "kb", move |s| {
         // Silent until told, then close: the blocked reader wakes with EOF.
         let _ = close_rx.recv();
         drop(s);

@@ -437,7 +437,7 @@ mod tests {
     }
 
     fn conf(extra: &str) -> Config {
-        let text = format!("Spread_Segment 127.0.0.255:47100 {{\n\tlh 127.0.0.1\n}}\n{extra}");
+        let text = format!("Spread_Segment 127.0.0.255:27100 {{\n\tlh 127.0.0.1\n}}\n{extra}");
         crate::config::parse_str(&text, "t").unwrap()
     }
 
@@ -546,7 +546,7 @@ mod tests {
         assert!(out.contains("Set user name to 'nobody'\n"), "{out}");
         assert!(out.contains("Set Alarm mask to: 311\n"), "{out}");
         assert!(
-            out.ends_with(&format!("My name: lh, id: {}, addr: 127.0.0.1, port: 47100\n", c.daemons[0].vid)),
+            out.ends_with(&format!("My name: lh, id: {}, addr: 127.0.0.1, port: 27100\n", c.daemons[0].vid)),
             "{out}"
         );
     }

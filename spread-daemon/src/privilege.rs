@@ -206,7 +206,7 @@ mod tests {
 
     #[test]
     fn strictness() {
-        let base = "Spread_Segment 127.0.0.255:47210 {\n\th 127.0.0.1\n}\n";
+        let base = "Spread_Segment 127.0.0.255:27210 {\n\th 127.0.0.1\n}\n";
         let c = crate::config::parse_str(base, "t").unwrap();
         assert!(!strict(&c));
         for extra in ["DaemonUser = nobody\n", "DaemonGroup = nogroup\n", "RuntimeDir = /tmp\n"] {
@@ -225,10 +225,10 @@ mod tests {
     fn cleanup_removes_by_directory_descriptor() {
         let dir = std::env::temp_dir().join(format!("rspread-h10-clean-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
-        let f = dir.join("47211");
+        let f = dir.join("27211");
         std::fs::write(&f, "").unwrap();
         let c = SocketCleanup::new(&f).unwrap();
-        assert_eq!(c.name().to_bytes(), b"47211");
+        assert_eq!(c.name().to_bytes(), b"27211");
         c.remove();
         assert!(!f.exists());
         c.remove();

@@ -229,8 +229,8 @@ mod tests {
 
     #[test]
     fn columns_follow_segments() {
-        let text = "Spread_Segment 127.0.0.255:47250 {\n\ta 127.0.0.1\n\tb 127.0.0.2\n}\n\
-                    Spread_Segment 127.0.1.255:47250 {\n\tc 127.0.1.1\n}\n";
+        let text = "Spread_Segment 127.0.0.255:27250 {\n\ta 127.0.0.1\n\tb 127.0.0.2\n}\n\
+                    Spread_Segment 127.0.1.255:27250 {\n\tc 127.0.1.1\n}\n";
         let c = crate::config::parse_str_with_resolver(text, "t", &crate::config::offline_resolver).unwrap();
         let (a, b, cc) = (c.daemons[0].vid, c.daemons[1].vid, c.daemons[2].vid);
         assert_eq!(membership_columns(&c, &[cc, b]), vec![(0, false), (1, true), (2, true)]);

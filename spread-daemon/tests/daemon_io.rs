@@ -1,4 +1,4 @@
-//! Driver-level tests: the built `spread` binary on ports 42000–42199 with raw
+//! Driver-level tests: the built `spread` binary on ports 22000–22199 with raw
 //! clients over TCP and the Unix socket.
 
 mod daemon_util;
@@ -14,10 +14,10 @@ const REG_DISCONNECT: u32 = 0x8000_1480;
 #[test]
 fn connect_join_multicast_roundtrip_tcp_and_unix() {
     let _serial = serial();
-    let mut d = Daemon::start(42010, "");
-    let mut a = connect_tcp(42010, "alice", true);
+    let mut d = Daemon::start(22010, "");
+    let mut a = connect_tcp(22010, "alice", true);
     assert_eq!(a.pg, "#alice#d1");
-    let mut b = connect_unix(42010, "bob", true);
+    let mut b = connect_unix(22010, "bob", true);
     assert_eq!(b.pg, "#bob#d1");
     a.join("g1");
     let m = a.recv();
@@ -57,11 +57,11 @@ fn connect_join_multicast_roundtrip_tcp_and_unix() {
 #[test]
 fn two_hundred_clients_hundred_groups() {
     let _serial = serial();
-    let _d = Daemon::start(42020, "");
+    let _d = Daemon::start(22020, "");
     let groups: Vec<String> = (0..100).map(|i| format!("grp{i}")).collect();
     let gref: Vec<&str> = groups.iter().map(|s| s.as_str()).collect();
-    let mut clients: Vec<Client> = (0..200).map(|i| connect_tcp(42020, &format!("c{i}"), false)).collect();
-    let mut watcher = connect_unix(42020, "watch", true);
+    let mut clients: Vec<Client> = (0..200).map(|i| connect_tcp(22020, &format!("c{i}"), false)).collect();
+    let mut watcher = connect_unix(22020, "watch", true);
     watcher.join("grp0");
     assert_eq!(watcher.recv().type_, REG_JOIN);
     // Every client joins every group (one write of 100 joins).
@@ -108,11 +108,11 @@ fn two_hundred_clients_hundred_groups() {
 #[test]
 fn slow_reader_killed_fast_reader_keeps_stream() {
     let _serial = serial();
-    let _d = Daemon::start(42030, "MaxSessionMessages = 200\n");
-    let mut snd = connect_tcp(42030, "snd", false);
-    let mut fast = connect_tcp(42030, "fast", true);
+    let _d = Daemon::start(22030, "MaxSessionMessages = 200\n");
+    let mut snd = connect_tcp(22030, "snd", false);
+    let mut fast = connect_tcp(22030, "fast", true);
     // The slow reader never reads; a small receive buffer fills quickly.
-    let slow_sock = tcp(42030);
+    let slow_sock = tcp(22030);
     let fd = std::os::fd::AsRawFd::as_raw_fd(&slow_sock);
     let v: i32 = 4096;
     // SAFETY: setsockopt on our own socket with a valid int.
@@ -171,7 +171,7 @@ fn slow_reader_killed_fast_reader_keeps_stream() {
     // The slow reader's session is gone (its name is free again). Its socket
     // is not drained here: with a 4 KiB receive window the kernel would
     // trickle the backlog through zero-window probes for seconds.
-    let again = connect_tcp(42030, "slow", false);
+    let again = connect_tcp(22030, "slow", false);
     assert_eq!(again.pg, "#slow#d1");
     drop(slow);
 }
@@ -179,8 +179,8 @@ fn slow_reader_killed_fast_reader_keeps_stream() {
 #[test]
 fn restart_binds_again_at_once() {
     let _serial = serial();
-    let mut d = Daemon::start(42040, "");
-    let mut clients: Vec<Client> = (0..10).map(|i| connect_tcp(42040, &format!("c{i}"), true)).collect();
+    let mut d = Daemon::start(22040, "");
+    let mut clients: Vec<Client> = (0..10).map(|i| connect_tcp(22040, &format!("c{i}"), true)).collect();
     for c in clients.iter_mut() {
         c.join("g");
     }
@@ -190,8 +190,8 @@ fn restart_binds_again_at_once() {
     assert!(d.stop(libc::SIGTERM).success());
     // Keep the directory: start again right away, same port.
     std::mem::forget(d);
-    let d2 = Daemon::start_in(42040, dir.clone());
-    let mut c = connect_tcp(42040, "again", true);
+    let d2 = Daemon::start_in(22040, dir.clone());
+    let mut c = connect_tcp(22040, "again", true);
     assert_eq!(c.pg, "#again#d1");
     c.join("g");
     let m = c.recv();
@@ -200,10 +200,10 @@ fn restart_binds_again_at_once() {
     // SIGKILL leaves the Unix socket file behind; the next start replaces it.
     let mut d2 = d2;
     let _ = d2.stop(libc::SIGKILL);
-    assert!(std::path::Path::new("/tmp/42040").exists());
+    assert!(std::path::Path::new("/tmp/22040").exists());
     std::mem::forget(d2);
-    let _d3 = Daemon::start_in(42040, dir);
-    let u = connect_unix(42040, "unixagain", false);
+    let _d3 = Daemon::start_in(22040, dir);
+    let u = connect_unix(22040, "unixagain", false);
     assert_eq!(u.pg, "#unixagain#d1");
 }
 
@@ -218,14 +218,14 @@ fn nine_hundred_ninety_seven_sessions_then_reject_quota() {
             libc::setrlimit(libc::RLIMIT_NOFILE, &r);
         }
     }
-    let _d = Daemon::start(42050, "");
+    let _d = Daemon::start(22050, "");
     let mut clients = Vec::new();
     for i in 0..997 {
-        let c = if i % 2 == 0 { connect_tcp(42050, &format!("q{i}"), false) } else { connect_unix(42050, &format!("q{i}"), false) };
+        let c = if i % 2 == 0 { connect_tcp(22050, &format!("q{i}"), false) } else { connect_unix(22050, &format!("q{i}"), false) };
         clients.push(c);
     }
     // The 998th gets one byte, REJECT_QUOTA, and EOF.
-    let mut s = tcp(42050);
+    let mut s = tcp(22050);
     let mut b = Vec::new();
     s.read_to_end(&mut b).unwrap();
     assert_eq!(b, vec![0xfd]);
@@ -235,7 +235,7 @@ fn nine_hundred_ninety_seven_sessions_then_reject_quota() {
     last.mcast(0x40000, &[&pg], 0, b"");
     let mut rest = Vec::new();
     let _ = last.s.read_to_end(&mut rest);
-    let c = connect_tcp(42050, "again", false);
+    let c = connect_tcp(22050, "again", false);
     assert_eq!(c.pg, "#again#d1");
 }
 
@@ -245,18 +245,18 @@ fn pword_authentication_over_tcp() {
     // DES crypt("secret", "ab")
     let extra = "AllowedAuthMethods = \"PWORD\"\n";
     // Like the stock 5.0.1 build, the configuration may not know PWORD.
-    let conf = spread_daemon::config::parse_str(&conf_text(42060, extra), "test").unwrap();
+    let conf = spread_daemon::config::parse_str(&conf_text(22060, extra), "test").unwrap();
     if !conf.auth.allowed.iter().any(|m| m == "PWORD") {
         eprintln!("the configuration does not accept PWORD; skipping");
         return;
     }
-    let dir = std::env::temp_dir().join(format!("rspread-h5-42060-{}", std::process::id()));
+    let dir = std::env::temp_dir().join(format!("rspread-h5-22060-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
-    std::fs::write(dir.join("spread.conf"), conf_text(42060, extra)).unwrap();
+    std::fs::write(dir.join("spread.conf"), conf_text(22060, extra)).unwrap();
     std::fs::write(dir.join("spread.access_pword"), "# users\nalice:abNANd1rDfiNc\n").unwrap();
-    let _d = Daemon::start_in(42060, dir);
+    let _d = Daemon::start_in(22060, dir);
     let login = |user: &str, pw: &str| -> Vec<u8> {
-        let mut s = tcp(42060);
+        let mut s = tcp(22060);
         s.write_all(b"\x05\x00\x01\x01\x01a").unwrap();
         let mut list = [0u8; 7];
         s.read_exact(&mut list).unwrap();
@@ -276,7 +276,7 @@ fn pword_authentication_over_tcp() {
     // open, so read only what a success sends.
     assert_eq!(login("alice", "wrong"), b"\x00\xf7");
     assert_eq!(login("bob", "secret"), b"\x00\xf7");
-    let mut s = tcp(42060);
+    let mut s = tcp(22060);
     s.write_all(b"\x05\x00\x01\x01\x01a").unwrap();
     let mut list = [0u8; 7];
     s.read_exact(&mut list).unwrap();

@@ -4,7 +4,7 @@
 
 use spread_daemon::config::{self, Config};
 
-const BASE: &str = "Spread_Segment 127.0.0.255:47240 {\n\td1 127.0.0.1\n}\n";
+const BASE: &str = "Spread_Segment 127.0.0.255:27240 {\n\td1 127.0.0.1\n}\n";
 
 fn parse(extra: &str) -> Config {
     config::parse_str_with_resolver(&format!("{BASE}{extra}"), "t", &config::offline_resolver).unwrap()

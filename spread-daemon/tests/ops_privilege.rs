@@ -1,6 +1,6 @@
 //! The privilege drop when the daemon starts as root (chroot to RuntimeDir,
 //! setgroups/setgid/setuid to DaemonGroup/DaemonUser) and its failure modes.
-//! Ports 47230–47239. Tests that need root or `nobody`/`nogroup` skip with a
+//! Ports 27230–27239. Tests that need root or `nobody`/`nogroup` skip with a
 //! message when those are missing.
 
 mod daemon_util;
@@ -139,7 +139,7 @@ fn status_ids(pid: i32, key: &str) -> Vec<u32> {
 #[test]
 fn root_drops_to_daemon_user_and_chroots() {
     let Some((uid, gid)) = nobody() else { return };
-    let port = 47230;
+    let port = 27230;
     let dir = setup(port, "DaemonUser = nobody\nDaemonGroup = nogroup\nRuntimeDir = @DIR@\n");
     let run_dir = dir.join("run");
     std::fs::create_dir_all(&run_dir).unwrap();
@@ -188,7 +188,7 @@ fn explicit_unknown_user_is_fatal() {
         eprintln!("not running as root; skipping");
         return;
     }
-    let port = 47231;
+    let port = 27231;
     let dir = setup(port, "DaemonUser = no-such-user-h10\nRuntimeDir = @DIR@\n");
     std::fs::create_dir_all(dir.join("run")).unwrap();
     let mut d = Run::start(&dir, port, None);
@@ -207,7 +207,7 @@ fn explicit_unknown_user_is_fatal() {
 #[test]
 fn explicit_missing_runtime_dir_is_fatal() {
     let Some(_) = nobody() else { return };
-    let port = 47232;
+    let port = 27232;
     let dir = setup(port, "DaemonUser = nobody\nDaemonGroup = nogroup\nRuntimeDir = @DIR@\n");
     // No run/ directory.
     let mut d = Run::start(&dir, port, None);
@@ -227,7 +227,7 @@ fn defaults_that_do_not_exist_only_warn() {
         eprintln!("this machine has a spread user and group; skipping");
         return;
     }
-    let port = 47233;
+    let port = 27233;
     let dir = setup(port, "");
     let d = Run::start(&dir, port, None);
     let seen = d.wait_log("serving clients");
@@ -244,7 +244,7 @@ fn defaults_that_do_not_exist_only_warn() {
 #[test]
 fn not_root_does_not_chroot() {
     let Some((uid, gid)) = nobody() else { return };
-    let port = 47234;
+    let port = 27234;
     let dir = setup(port, "DaemonUser = nobody\nDaemonGroup = nogroup\n");
     std::os::unix::fs::chown(&dir, Some(uid), Some(gid)).unwrap();
     let d = Run::start(&dir, port, Some((uid, gid)));

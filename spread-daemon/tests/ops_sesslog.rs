@@ -1,5 +1,5 @@
 //! `spread -l y`: the session/membership log file named after the daemon.
-//! Ports 47300 and 47301.
+//! Ports 27300 and 27301.
 
 mod daemon_util;
 
@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use daemon_util::{connect_unix, IO_TIMEOUT};
 
-const PORT: u16 = 47300;
+const PORT: u16 = 27300;
 
 struct Run {
     child: Option<Child>,

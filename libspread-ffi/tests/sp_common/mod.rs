@@ -1,6 +1,6 @@
 //! Shared helpers of the `sp_*` tests: an in-process fake daemon that speaks
 //! the daemon side of the client protocol, frame builders, and thin wrappers
-//! over the C functions. Ports 41000–41099 (Unix paths /tmp/410xx).
+//! over the C functions. Ports 21000–21099 (Unix paths /tmp/410xx).
 #![allow(dead_code)]
 
 use std::ffi::CString;
@@ -34,7 +34,7 @@ pub const IO_TIMEOUT: Duration = Duration::from_secs(20);
 
 /// Bind the Unix socket the library will use for spread name `"<port>"`.
 pub fn unix_listener(port: u16) -> UnixListener {
-    assert!((41000..41100).contains(&port));
+    assert!((21000..41100).contains(&port));
     let path = format!("/tmp/{port}");
     let _ = std::fs::remove_file(&path);
     UnixListener::bind(&path).expect("bind fake daemon socket")

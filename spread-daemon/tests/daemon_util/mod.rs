@@ -13,9 +13,8 @@ use std::time::Duration;
 
 pub const IO_TIMEOUT: Duration = Duration::from_secs(20);
 
-/// The tests of one binary take turns: a test's many client sockets get
-/// ephemeral ports, which may fall on another test's fixed daemon port
-/// (42000–42199 lie inside Linux's ephemeral range) and make its bind fail.
+/// The tests of one binary take turns, so that the 997-session and
+/// 200-client tests do not compete for descriptors and CPU with the others.
 pub fn serial() -> std::sync::MutexGuard<'static, ()> {
     static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
     LOCK.lock().unwrap_or_else(|e| e.into_inner())
