@@ -565,7 +565,7 @@ fn flush_users(bin: &Path, d: &Daemon) {
 
 fn spsend_sprecv(bin: &Path) {
     // plain UDP between the two programs, no daemon
-    let port = (26090u16..46100)
+    let port = (26090u16..26100)
         .find(|p| std::net::UdpSocket::bind(("127.0.0.1", *p)).is_ok())
         .expect("a free UDP port in 26090-26099");
     let ps = port.to_string();

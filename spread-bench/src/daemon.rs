@@ -283,7 +283,7 @@ mod tests {
 
     #[test]
     fn busy_ports_are_skipped() {
-        // 25046..45049 belong to this crate's manual/profiling sub-range.
+        // 25046..25049 belong to this crate's manual/profiling sub-range.
         let Some(p) = pick_port(25046, 4) else { return }; // both busy: nothing to check
         let hold = std::net::UdpSocket::bind(("0.0.0.0", p + 1));
         if hold.is_ok() {
