@@ -34,14 +34,7 @@ pub fn probe_dir() -> PathBuf {
 
 /// `../shared/ref` beside the workspace (`$RSPREAD_REF_DIR` overrides).
 pub fn ref_dir() -> PathBuf {
-    if let Some(p) = std::env::var_os("RSPREAD_REF_DIR") {
-        return PathBuf::from(p);
-    }
-    let beside = compat_tests::paths::workspace_root().join("../shared/ref");
-    if beside.is_dir() {
-        return beside;
-    }
-    PathBuf::from("/work/shared/ref")
+    compat_tests::paths::ref_dir()
 }
 
 pub fn load_abi() -> Value {

@@ -16,15 +16,7 @@ use compat_tests::paths;
 const LIBS: [&str; 3] = ["libspread", "libspread-core", "libtspread-core"];
 
 fn ref_dir() -> PathBuf {
-    if let Some(p) = std::env::var_os("RSPREAD_REF_DIR") {
-        return PathBuf::from(p);
-    }
-    let beside = paths::workspace_root().join("../shared/ref");
-    if beside.is_dir() {
-        beside
-    } else {
-        PathBuf::from("/work/shared/ref")
-    }
+    paths::ref_dir()
 }
 
 fn is_public(name: &str) -> bool {
