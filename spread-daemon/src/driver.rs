@@ -38,6 +38,25 @@ pub struct DriverConfig {
     pub tcp: Vec<SocketAddr>,
     /// Unix-domain socket path (`/tmp/<port>`), if any.
     pub unix_path: Option<PathBuf>,
+    /// SO_REUSEADDR on the TCP listeners (`SocketPortReuse`): on unless the
+    /// configuration says `OFF`, so that a restart binds at once even with
+    /// connections in TIME_WAIT.
+    pub no_port_reuse: bool,
+}
+
+/// A non-blocking TCP listener on `a`, with SO_REUSEADDR unless `no_reuse`;
+/// `v6_only` when `0.0.0.0` is bound as well (else the two would collide).
+fn tcp_listener(a: SocketAddr, no_reuse: bool, v6_only: bool) -> io::Result<TcpListener> {
+    use socket2::{Domain, Socket, Type};
+    let s = Socket::new(Domain::for_address(a), Type::STREAM, None)?;
+    s.set_reuse_address(!no_reuse)?;
+    if v6_only {
+        s.set_only_v6(true)?;
+    }
+    s.bind(&a.into())?;
+    s.listen(1024)?;
+    s.set_nonblocking(true)?;
+    Ok(TcpListener::from_std(s.into()))
 }
 
 const SIGNAL: Token = Token(0);
@@ -221,8 +240,8 @@ impl Driver {
         let poll = Poll::new()?;
         let mut listeners = Vec::new();
         for a in &cfg.tcp {
-            // mio sets SO_REUSEADDR on Unix before binding.
-            let mut l = TcpListener::bind(*a)?;
+            let v4_any = cfg.tcp.iter().any(|x| x.is_ipv4() && x.ip().is_unspecified());
+            let mut l = tcp_listener(*a, cfg.no_port_reuse, a.is_ipv6() && a.ip().is_unspecified() && v4_any)?;
             poll.registry().register(&mut l, Token(LISTENER_BASE + listeners.len()), Interest::READABLE)?;
             listeners.push(Listener::Tcp(l));
         }

@@ -178,7 +178,15 @@ fn main() -> ExitCode {
             Err(e) => cli::exit_fatal(&e),
         }
     }
-    let dcfg = DriverConfig { tcp, unix_path: Some(PathBuf::from(spread_wire::consts::unix_socket_path(port))) };
+    let dcfg = DriverConfig {
+        tcp,
+        unix_path: Some(PathBuf::from(spread_wire::consts::unix_socket_path(port))),
+        // The original sets SO_REUSEADDR with AUTO only on listeners bound to
+        // a specific address, and so cannot restart at once on the default
+        // (any-address) listener while connections linger in TIME_WAIT; ours
+        // reuses unless told OFF.
+        no_port_reuse: conf.socket_port_reuse == config::PortReuse::Off,
+    };
     let mut engine = Engine::new(ecfg);
     if opts.log {
         // Writes nothing until open_session_log installs the file (after the

@@ -291,3 +291,47 @@ fn pword_authentication_over_tcp() {
     s.read_exact(&mut ok).unwrap();
     assert_eq!(&ok, b"\x01\x01\x05\x00\x01\x05#a#d1");
 }
+
+/// `SocketPortReuse = OFF` is honoured: while the stopped daemon's side of a
+/// connection still lingers (FIN_WAIT/TIME_WAIT), a restart without
+/// SO_REUSEADDR cannot bind and says so (the default, shown in
+/// `restart_binds_again_at_once`, binds at once).
+#[test]
+fn socket_port_reuse_off_is_honoured() {
+    let _serial = serial();
+    let mut d = Daemon::start(22070, "SocketPortReuse = OFF");
+    let mut c = connect_tcp(22070, "tw", true);
+    c.join("g");
+    let _ = c.recv();
+    let dir = d.dir.clone();
+    assert!(d.stop(libc::SIGTERM).success());
+    std::mem::forget(d);
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_spread"))
+        .args(["-n", "d1", "-c"])
+        .arg(dir.join("spread.conf"))
+        .current_dir(&dir)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn spread");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("the daemon bound its port although SocketPortReuse = OFF and a connection lingers");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    let mut err = String::new();
+    child.stderr.take().unwrap().read_to_string(&mut err).unwrap();
+    child.stdout.take().unwrap().read_to_string(&mut err).unwrap();
+    drop(c);
+    assert!(!status.success());
+    assert!(err.contains("Address already in use"), "{err}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
