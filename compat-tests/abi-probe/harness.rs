@@ -157,8 +157,14 @@ pub fn generate(abi: &Value) -> (Vec<(String, String)>, Facts) {
             let path = s(f, "name");
             let ctype = s(f, "c_type");
             let k = format!("struct.{name}.{path}");
-            u.line(unit, &format!("probe_int(o, {}, (long long)offsetof({name}, {path}));", c_lit(&format!("{k}.offsetof"))));
-            u.line(unit, &format!("probe_int(o, {}, (long long)sizeof((({name} *)0)->{path}));", c_lit(&format!("{k}.sizeof"))));
+            u.line(
+                unit,
+                &format!("probe_int(o, {}, (long long)offsetof({name}, {path}));", c_lit(&format!("{k}.offsetof"))),
+            );
+            u.line(
+                unit,
+                &format!("probe_int(o, {}, (long long)sizeof((({name} *)0)->{path}));", c_lit(&format!("{k}.sizeof"))),
+            );
             u.line(
                 unit,
                 &format!(
@@ -199,12 +205,25 @@ pub fn generate(abi: &Value) -> (Vec<(String, String)>, Facts) {
         let (name, header, kind) = (s(m, "name"), s(m, "header"), s(m, "kind"));
         let unit = unit_of(header);
         let k = format!("macro.{header}.{name}");
-        u.line(unit, &format!("#ifdef {name}\n    probe_int(o, {}, 1);\n#else\n    probe_int(o, {}, 0);\n#endif", c_lit(&format!("{k}.defined")), c_lit(&format!("{k}.defined"))));
+        u.line(
+            unit,
+            &format!(
+                "#ifdef {name}\n    probe_int(o, {}, 1);\n#else\n    probe_int(o, {}, 0);\n#endif",
+                c_lit(&format!("{k}.defined")),
+                c_lit(&format!("{k}.defined"))
+            ),
+        );
         exp.insert(format!("{k}.defined"), "1".into());
         if kind == "type macro" {
             let def = s(m, "definition");
             u.line(unit, &format!("probe_int(o, {}, (long long)sizeof({name}));", c_lit(&format!("{k}.sizeof"))));
-            u.line(unit, &format!("probe_int(o, {}, __builtin_types_compatible_p({name}, {def}));", c_lit(&format!("{k}.is.{def}"))));
+            u.line(
+                unit,
+                &format!(
+                    "probe_int(o, {}, __builtin_types_compatible_p({name}, {def}));",
+                    c_lit(&format!("{k}.is.{def}"))
+                ),
+            );
             exp.insert(format!("{k}.sizeof"), i(m, "sizeof").to_string());
             exp.insert(format!("{k}.is.{def}"), "1".into());
         }
@@ -216,7 +235,14 @@ pub fn generate(abi: &Value) -> (Vec<(String, String)>, Facts) {
         let (name, header) = (s(m, "name"), s(m, "header"));
         macro_header.insert(name.to_string(), header.to_string());
         let k = format!("fmacro.{header}.{name}.defined");
-        u.line(unit_of(header), &format!("#ifdef {name}\n    probe_int(o, {}, 1);\n#else\n    probe_int(o, {}, 0);\n#endif", c_lit(&k), c_lit(&k)));
+        u.line(
+            unit_of(header),
+            &format!(
+                "#ifdef {name}\n    probe_int(o, {}, 1);\n#else\n    probe_int(o, {}, 0);\n#endif",
+                c_lit(&k),
+                c_lit(&k)
+            ),
+        );
         exp.insert(k, "1".into());
     }
 
@@ -233,7 +259,10 @@ pub fn generate(abi: &Value) -> (Vec<(String, String)>, Facts) {
             let k = format!("svc.{hex}.{mname}");
             u.line(
                 unit_of(header),
-                &format!("{{ service t = (service)0x{val:08x}u; probe_int(o, {}, (long long)(int)({mname}(t))); }}", c_lit(&k)),
+                &format!(
+                    "{{ service t = (service)0x{val:08x}u; probe_int(o, {}, (long long)(int)({mname}(t))); }}",
+                    c_lit(&k)
+                ),
             );
             exp.insert(k, res.as_i64().expect("int result").to_string());
         }
@@ -255,7 +284,13 @@ pub fn generate(abi: &Value) -> (Vec<(String, String)>, Facts) {
         let val = parse_hex(hex);
         for mname in ["Is_flush_req_mess", "Is_subgroup_mess"] {
             let k = format!("flmac.{hex}.{mname}");
-            u.line("fl", &format!("{{ service t = (service)0x{val:08x}u; probe_int(o, {}, (long long)(int)({mname}(t))); }}", c_lit(&k)));
+            u.line(
+                "fl",
+                &format!(
+                    "{{ service t = (service)0x{val:08x}u; probe_int(o, {}, (long long)(int)({mname}(t))); }}",
+                    c_lit(&k)
+                ),
+            );
             exp.insert(k, i(row, mname).to_string());
         }
     }
@@ -269,7 +304,13 @@ pub fn generate(abi: &Value) -> (Vec<(String, String)>, Facts) {
         let tdef = proto_typedef(name, proto);
         u.pre(unit, &tdef);
         let k = format!("proto.{header}.{name}");
-        u.line(unit, &format!("probe_int(o, {}, __builtin_types_compatible_p(__typeof__(&{name}), probe_proto_{name}));", c_lit(&k)));
+        u.line(
+            unit,
+            &format!(
+                "probe_int(o, {}, __builtin_types_compatible_p(__typeof__(&{name}), probe_proto_{name}));",
+                c_lit(&k)
+            ),
+        );
         exp.insert(k, "1".into());
     }
 
@@ -303,8 +344,12 @@ pub fn generate(abi: &Value) -> (Vec<(String, String)>, Facts) {
         }
         if is_full {
             let f = rt.get("FL_version").expect("FL_version");
-            exp.insert(format!("rt.{label}.FL_version"), format!("{}.{}.{}", i(f, "major"), i(f, "minor"), i(f, "patch")));
-            for g in ["FL_get_gid_offset_memb_mess", "FL_get_num_vs_offset_memb_mess", "FL_get_vs_set_offset_memb_mess"] {
+            exp.insert(
+                format!("rt.{label}.FL_version"),
+                format!("{}.{}.{}", i(f, "major"), i(f, "minor"), i(f, "patch")),
+            );
+            for g in ["FL_get_gid_offset_memb_mess", "FL_get_num_vs_offset_memb_mess", "FL_get_vs_set_offset_memb_mess"]
+            {
                 exp.insert(format!("rt.{label}.{g}"), i(rt, g).to_string());
             }
         }
@@ -325,13 +370,22 @@ pub fn generate(abi: &Value) -> (Vec<(String, String)>, Facts) {
         files.push((format!("probe_gen_{unit}.c"), c));
         let _ = writeln!(calls, "    probe_unit_{unit}(o);");
     }
-    let mut d = String::from("/* generated by compat-tests/abi-probe/harness.rs from abi.json */\n#include <stdio.h>\n\n");
+    let mut d =
+        String::from("/* generated by compat-tests/abi-probe/harness.rs from abi.json */\n#include <stdio.h>\n\n");
     for (unit, _) in header_of_unit {
         let _ = writeln!(d, "void probe_unit_{unit}(FILE *o);");
     }
-    let _ = writeln!(d, "\nconst int probe_error_codes[] = {{ {} }};", codes.iter().map(|c| format!("({c})")).collect::<Vec<_>>().join(", "));
+    let _ = writeln!(
+        d,
+        "\nconst int probe_error_codes[] = {{ {} }};",
+        codes.iter().map(|c| format!("({c})")).collect::<Vec<_>>().join(", ")
+    );
     let _ = writeln!(d, "const int probe_n_error_codes = {};", codes.len());
-    let _ = writeln!(d, "const char *const probe_function_names[] = {{ {} }};", fnames.iter().map(|f| c_lit(f)).collect::<Vec<_>>().join(", "));
+    let _ = writeln!(
+        d,
+        "const char *const probe_function_names[] = {{ {} }};",
+        fnames.iter().map(|f| c_lit(f)).collect::<Vec<_>>().join(", ")
+    );
     let _ = writeln!(d, "const int probe_n_function_names = {};", fnames.len());
     let _ = writeln!(d, "\nvoid probe_static(FILE *o)\n{{\n{calls}}}");
     files.push(("probe_gen_data.c".to_string(), d));

@@ -84,7 +84,11 @@ pub fn check_membership(spx: &Sp, ctx: &str, e: &Value, r: &Received, vary_gid_t
         }
         if let Some(v) = m.get("my_vs_set") {
             let exp = (v.get("num_members").and_then(Value::as_u64), v.get("members_offset").and_then(Value::as_u64));
-            bad("my_vs_set", format!("{exp:?}"), format!("{:?}", (Some(got.my_vs_set.0 as u64), Some(got.my_vs_set.1 as u64))));
+            bad(
+                "my_vs_set",
+                format!("{exp:?}"),
+                format!("{:?}", (Some(got.my_vs_set.0 as u64), Some(got.my_vs_set.1 as u64))),
+            );
         }
     }
     if let Some(v) = e.get("SP_get_vs_sets_info") {
@@ -113,12 +117,14 @@ pub fn check_membership(spx: &Sp, ctx: &str, e: &Value, r: &Received, vary_gid_t
                     errors.push(format!("{ctx}: vs-set {k}: SP_get_vs_set_members ret expected {x}, got {mret}"));
                 }
             }
-            let exp_names: Vec<String> =
-                es.get("members").and_then(Value::as_array).map(|a| a.iter().filter_map(Value::as_str).map(String::from).collect()).unwrap_or_default();
+            let exp_names: Vec<String> = es
+                .get("members")
+                .and_then(Value::as_array)
+                .map(|a| a.iter().filter_map(Value::as_str).map(String::from).collect())
+                .unwrap_or_default();
             if exp_names != names {
                 errors.push(format!("{ctx}: vs-set {k}: members expected {exp_names:?}, got {names:?}"));
             }
         }
     }
 }
-

@@ -35,8 +35,7 @@ pub fn single_conf(name: &str, port: u16, run_dir: &Path, extra: &str) -> String
 /// The recorded config with the recorded port replaced by `port` and the
 /// `<RUNTIME_DIR>` placeholder by `run_dir`.
 pub fn rewrite_recorded_conf(conf: &str, recorded_port: u16, port: u16, run_dir: &Path) -> String {
-    conf.replace(&recorded_port.to_string(), &port.to_string())
-        .replace("<RUNTIME_DIR>", &run_dir.display().to_string())
+    conf.replace(&recorded_port.to_string(), &port.to_string()).replace("<RUNTIME_DIR>", &run_dir.display().to_string())
 }
 
 /// Waits until TCP `port` and UDP `port`, `port + 1` can be bound on
@@ -173,7 +172,11 @@ impl Daemon {
             }
             tries += 1;
             if Instant::now() >= deadline || tries > 10_000 {
-                return Err(format!("daemon on port {} did not accept within {limit:?}; log:\n{}", self.port, self.log()));
+                return Err(format!(
+                    "daemon on port {} did not accept within {limit:?}; log:\n{}",
+                    self.port,
+                    self.log()
+                ));
             }
             // connect() to a closed port fails at once; wait a little before
             // polling again (bounded by the deadline above)
@@ -190,7 +193,8 @@ impl Daemon {
         let pg = frames::raw_handshake(&mut c, b"zzprobe", true, deadline)?;
         c.write_all(&frames::message(frames::JOIN_MESS, pg.as_bytes(), &[b"zz-probe-group"], 0, b""))
             .map_err(|e| format!("probe join: {e}"))?;
-        let m = frames::read_msg(&mut c, deadline).map_err(|e| format!("probe waited for its membership: {e}; log:\n{}", self.log()))?;
+        let m = frames::read_msg(&mut c, deadline)
+            .map_err(|e| format!("probe waited for its membership: {e}; log:\n{}", self.log()))?;
         let h = frames::head(&m).ok_or("probe: short frame")?;
         if h.type_ & frames::REG_MEMB_MESS == 0 {
             return Err(format!("probe: expected a membership message, got type {:#x}", h.type_));

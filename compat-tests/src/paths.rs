@@ -22,7 +22,8 @@ pub fn profile_dir() -> PathBuf {
             return dir.to_path_buf();
         }
     }
-    let target = std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| workspace_root().join("target"));
+    let target =
+        std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| workspace_root().join("target"));
     target.join("release")
 }
 

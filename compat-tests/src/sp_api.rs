@@ -85,7 +85,11 @@ impl Sp {
         if h.is_null() {
             // SAFETY: dlerror returns a C string or NULL.
             let e = unsafe { libc::dlerror() };
-            let msg = if e.is_null() { "unknown".into() } else { unsafe { CStr::from_ptr(e) }.to_string_lossy().into_owned() };
+            let msg = if e.is_null() {
+                "unknown".into()
+            } else {
+                unsafe { CStr::from_ptr(e) }.to_string_lossy().into_owned()
+            };
             return Err(format!("dlopen {path}: {msg}"));
         }
         unsafe fn sym<T: Copy>(h: *mut c_void, name: &str) -> Result<T, String> {
@@ -183,7 +187,13 @@ pub struct MembInfo {
 
 impl Sp {
     /// `SP_connect`: (return code, mailbox, private group).
-    pub fn sp_connect(&self, spread_name: &str, name: Option<&str>, priority: i32, membership: bool) -> (i32, mailbox, String) {
+    pub fn sp_connect(
+        &self,
+        spread_name: &str,
+        name: Option<&str>,
+        priority: i32,
+        membership: bool,
+    ) -> (i32, mailbox, String) {
         let sn = cstr(spread_name);
         let pn = name.map(cstr);
         let mut mbox: mailbox = -1;
@@ -203,13 +213,21 @@ impl Sp {
     }
 
     /// `SP_connect_timeout`.
-    pub fn sp_connect_timeout(&self, spread_name: &str, name: &str, membership: bool, t: sp_time) -> (i32, mailbox, String) {
+    pub fn sp_connect_timeout(
+        &self,
+        spread_name: &str,
+        name: &str,
+        membership: bool,
+        t: sp_time,
+    ) -> (i32, mailbox, String) {
         let sn = cstr(spread_name);
         let pn = cstr(name);
         let mut mbox: mailbox = -1;
         let mut pg = [0 as c_char; 64];
         // SAFETY: as in sp_connect.
-        let r = unsafe { (self.connect_timeout)(sn.as_ptr(), pn.as_ptr(), 0, membership as c_int, &mut mbox, pg.as_mut_ptr(), t) };
+        let r = unsafe {
+            (self.connect_timeout)(sn.as_ptr(), pn.as_ptr(), 0, membership as c_int, &mut mbox, pg.as_mut_ptr(), t)
+        };
         (r, mbox, name_text(&pg))
     }
 
@@ -228,10 +246,26 @@ impl Sp {
     pub fn sp_multicast(&self, mbox: mailbox, service_type: i32, group: &str, mess_type: i16, body: &[u8]) -> i32 {
         let g = cstr(group);
         // SAFETY: the body pointer is valid for body.len() bytes.
-        unsafe { (self.multicast)(mbox, service_type, g.as_ptr(), mess_type, body.len() as c_int, body.as_ptr() as *const c_char) }
+        unsafe {
+            (self.multicast)(
+                mbox,
+                service_type,
+                g.as_ptr(),
+                mess_type,
+                body.len() as c_int,
+                body.as_ptr() as *const c_char,
+            )
+        }
     }
 
-    pub fn sp_multigroup_multicast(&self, mbox: mailbox, service_type: i32, groups: &[&str], mess_type: i16, body: &[u8]) -> i32 {
+    pub fn sp_multigroup_multicast(
+        &self,
+        mbox: mailbox,
+        service_type: i32,
+        groups: &[&str],
+        mess_type: i16,
+        body: &[u8],
+    ) -> i32 {
         let names: Vec<Name> = groups.iter().map(|g| name_buf(g)).collect();
         // SAFETY: `names` holds groups.len() 32-byte entries.
         unsafe {
@@ -272,10 +306,26 @@ impl Sp {
                 buf.as_mut_ptr() as *mut c_char,
             )
         };
-        let shown = if ng > 0 { (ng as usize).min(max_groups) } else if ng < 0 && r >= 0 { ((-ng) as usize).min(max_groups) } else { 0 };
+        let shown = if ng > 0 {
+            (ng as usize).min(max_groups)
+        } else if ng < 0 && r >= 0 {
+            ((-ng) as usize).min(max_groups)
+        } else {
+            0
+        };
         let gs = groups[..shown.min(groups.len())].iter().map(|g| name_text(g)).collect();
         let body = if r > 0 { buf[..(r as usize).min(max_len)].to_vec() } else { Vec::new() };
-        Received { ret: r, service_type: st, sender: name_text(&sender), num_groups: ng, groups: gs, mess_type: mt, endian_mismatch: em, body, buf }
+        Received {
+            ret: r,
+            service_type: st,
+            sender: name_text(&sender),
+            num_groups: ng,
+            groups: gs,
+            mess_type: mt,
+            endian_mismatch: em,
+            body,
+            buf,
+        }
     }
 
     pub fn sp_poll(&self, mbox: mailbox) -> i32 {
@@ -295,7 +345,12 @@ impl Sp {
 
     /// `SP_get_memb_info` on a received membership body.
     pub fn memb_info(&self, body: &[u8], service_type: i32) -> MembInfo {
-        let mut mi = membership_info { gid: group_id::default(), changed_member: [0; 32], num_vs_sets: 0, my_vs_set: vs_set_info::default() };
+        let mut mi = membership_info {
+            gid: group_id::default(),
+            changed_member: [0; 32],
+            num_vs_sets: 0,
+            my_vs_set: vs_set_info::default(),
+        };
         // SAFETY: `body` is the caller's receive buffer (at least the body).
         let r = unsafe { (self.get_memb_info)(body.as_ptr() as *const c_char, service_type, &mut mi) };
         MembInfo {
@@ -312,7 +367,9 @@ impl Sp {
         let mut sets = vec![vs_set_info::default(); cap.max(1)];
         let mut my: u32 = u32::MAX;
         // SAFETY: `sets` has `cap` entries.
-        let r = unsafe { (self.get_vs_sets_info)(body.as_ptr() as *const c_char, sets.as_mut_ptr(), cap as c_int, &mut my) };
+        let r = unsafe {
+            (self.get_vs_sets_info)(body.as_ptr() as *const c_char, sets.as_mut_ptr(), cap as c_int, &mut my)
+        };
         let n = if r > 0 { (r as usize).min(cap) } else { 0 };
         sets.truncate(n);
         (r, my, sets)
@@ -322,7 +379,8 @@ impl Sp {
     pub fn vs_members(&self, body: &[u8], set: &vs_set_info, cap: usize) -> (i32, Vec<String>) {
         let mut names: Vec<Name> = vec![[0; 32]; cap.max(1)];
         // SAFETY: `names` has `cap` entries.
-        let r = unsafe { (self.get_vs_set_members)(body.as_ptr() as *const c_char, set, names.as_mut_ptr(), cap as c_int) };
+        let r =
+            unsafe { (self.get_vs_set_members)(body.as_ptr() as *const c_char, set, names.as_mut_ptr(), cap as c_int) };
         let n = if r > 0 { (r as usize).min(cap) } else { 0 };
         (r, names[..n].iter().map(|x| name_text(x)).collect())
     }
@@ -332,7 +390,13 @@ impl Sp {
     /// `SP_receive` that first waits (bounded) until the mailbox is readable;
     /// `None` if nothing arrived before `deadline`. (The mailbox is the
     /// socket fd.)
-    pub fn sp_receive_by(&self, mbox: mailbox, deadline: std::time::Instant, max_groups: usize, max_len: usize) -> Option<Received> {
+    pub fn sp_receive_by(
+        &self,
+        mbox: mailbox,
+        deadline: std::time::Instant,
+        max_groups: usize,
+        max_len: usize,
+    ) -> Option<Received> {
         if !crate::net::poll_readable(mbox, deadline) {
             return None;
         }

@@ -114,7 +114,13 @@ fn probe_detects_a_broken_header() {
                 text = text.replacen("#define int16 short", "#define int16 int", 1);
                 text = text.replacen("( (t) >> 8 ) & 0x00ff", "( (t) >> 8 ) & 0xffff", 1);
             }
-            "sp_func.h" => text = text.replacen("int SP_join(mailbox mbox, const char *group);", "int SP_join(mailbox mbox, char *group);", 1),
+            "sp_func.h" => {
+                text = text.replacen(
+                    "int SP_join(mailbox mbox, const char *group);",
+                    "int SP_join(mailbox mbox, char *group);",
+                    1,
+                )
+            }
             _ => {}
         }
         if h == "sp.h" || h == "sp_func.h" {

@@ -75,11 +75,7 @@ fn run(cmd: &mut Command, what: &str) -> String {
 }
 
 /// Starts threads copying the child's stdout and stderr into `out`.
-fn collect(
-    child: &mut Child,
-    out: Arc<Mutex<Vec<u8>>>,
-    cv: Option<Arc<Condvar>>,
-) -> Vec<std::thread::JoinHandle<()>> {
+fn collect(child: &mut Child, out: Arc<Mutex<Vec<u8>>>, cv: Option<Arc<Condvar>>) -> Vec<std::thread::JoinHandle<()>> {
     let mut v = Vec::new();
     let mut streams: Vec<Box<dyn Read + Send>> = Vec::new();
     if let Some(s) = child.stdout.take() {
@@ -150,7 +146,8 @@ fn install_and_build(tmp: &TempDir) -> Installed {
     let prefix = tmp.path().join("prefix");
     make_install(&prefix);
     // `make install-files` also builds the examples into <prefix>/bin
-    for p in ["spuser", "sptuser", "spflooder", "spping", "spsimple_user", "spsend", "sprecv", "flush_user", "fl_user"] {
+    for p in ["spuser", "sptuser", "spflooder", "spping", "spsimple_user", "spsend", "sprecv", "flush_user", "fl_user"]
+    {
         assert!(prefix.join("bin").join(p).is_file(), "make install-files did not install bin/{p}");
     }
     let bin = tmp.path().join("pcbin");
@@ -282,7 +279,9 @@ impl Drop for Prog {
 /// when set — how these scripts were checked against the 5.0.1 example
 /// programs built on our libraries — else the one built here.
 fn program(bin: &Path, name: &str) -> PathBuf {
-    std::env::var_os(format!("RSPREAD_CEX_{}", name.to_ascii_uppercase())).map(PathBuf::from).unwrap_or_else(|| bin.join(name))
+    std::env::var_os(format!("RSPREAD_CEX_{}", name.to_ascii_uppercase()))
+        .map(PathBuf::from)
+        .unwrap_or_else(|| bin.join(name))
 }
 
 fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
@@ -296,7 +295,12 @@ fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
 // spuser against a fake daemon
 
 fn recorded(t: &Transcript, index: usize) -> Vec<u8> {
-    t.frames.iter().find(|f| f.index == index).unwrap_or_else(|| panic!("transcript d has no frame {index}")).bytes.clone()
+    t.frames
+        .iter()
+        .find(|f| f.index == index)
+        .unwrap_or_else(|| panic!("transcript d has no frame {index}"))
+        .bytes
+        .clone()
 }
 
 fn expect_bytes(c: &mut Conn, expected: &[u8], what: &str) {
@@ -329,7 +333,9 @@ fn fake_daemon_spuser(bin: &Path) {
     let (listener, port) = Listener::tcp_near(26000, 10).expect("fake daemon listener in 26000-26009");
     let addr = format!("{port}@127.0.0.1");
     let mut p = Prog::start("spuser(fake daemon)", &program(bin, "spuser"), &["-u", "alice", "-s", &addr]);
-    let mut c = listener.accept_by(Instant::now() + STEP).unwrap_or_else(|e| panic!("spuser did not connect: {e}\n{}", p.text()));
+    let mut c = listener
+        .accept_by(Instant::now() + STEP)
+        .unwrap_or_else(|e| panic!("spuser did not connect: {e}\n{}", p.text()));
 
     // handshake
     expect_bytes(&mut c, &connect_req, "connect request");
@@ -405,9 +411,7 @@ fn fake_daemon_spuser(bin: &Path) {
     let got = p.text();
     if got != expected {
         let at = got.bytes().zip(expected.bytes()).position(|(a, b)| a != b).unwrap_or(got.len().min(expected.len()));
-        panic!(
-            "spuser output differs from 5.0.1 user.c's at byte {at}:\n--- expected\n{expected}\n--- got\n{got}"
-        );
+        panic!("spuser output differs from 5.0.1 user.c's at byte {at}:\n--- expected\n{expected}\n--- got\n{got}");
     }
 }
 
@@ -440,13 +444,17 @@ fn two_spusers(bin: &Path, d: &Daemon) {
     a.wait_for("enter message: ");
     a.say("hi bob");
     for p in [&mut a, &mut b] {
-        p.wait_for(&format!("received SAFE message from #ua#{dn}, of type 1, (endian 0) to 1 groups \n(7 bytes): hi bob\n"));
+        p.wait_for(&format!(
+            "received SAFE message from #ua#{dn}, of type 1, (endian 0) to 1 groups \n(7 bytes): hi bob\n"
+        ));
     }
     b.say("s cgrp");
     b.wait_for("enter message: ");
     b.say("hi alice");
     for p in [&mut a, &mut b] {
-        p.wait_for(&format!("received SAFE message from #ub#{dn}, of type 1, (endian 0) to 1 groups \n(9 bytes): hi alice\n"));
+        p.wait_for(&format!(
+            "received SAFE message from #ub#{dn}, of type 1, (endian 0) to 1 groups \n(9 bytes): hi alice\n"
+        ));
     }
 
     b.say("l cgrp");
@@ -474,7 +482,9 @@ fn sptuser(bin: &Path, d: &Daemon) {
     t.say("s tgrp");
     t.wait_for("enter message: ");
     t.say("threaded");
-    t.wait_for(&format!("received SAFE message from #ut#{dn}, of type 1, (endian 0) to 1 groups \n(9 bytes): threaded\n"));
+    t.wait_for(&format!(
+        "received SAFE message from #ut#{dn}, of type 1, (endian 0) to 1 groups \n(9 bytes): threaded\n"
+    ));
     t.say("b tgrp");
     t.wait_for("enter size of each message: ");
     t.say("20");
@@ -494,7 +504,8 @@ fn sptuser(bin: &Path, d: &Daemon) {
 fn spflooder(bin: &Path, d: &Daemon) {
     // over the Unix socket (a bare port number)
     let port = d.port.to_string();
-    let mut f = Prog::start("spflooder", &program(bin, "spflooder"), &["-u", "fl1", "-s", &port, "-m", "3000", "-b", "200"]);
+    let mut f =
+        Prog::start("spflooder", &program(bin, "spflooder"), &["-u", "fl1", "-s", &port, "-m", "3000", "-b", "200"]);
     let st = f.wait_exit(Duration::from_secs(30));
     let out = f.text();
     assert!(st.success(), "spflooder: {st}\n{out}");
@@ -536,7 +547,8 @@ fn flush_users(bin: &Path, d: &Daemon) {
     a.say("r");
     // the joiner sees the same view (after its own flush request if one comes)
     b.say("r");
-    let k = b.wait_any(&["received a FLUSH_REQ message for group fgrp\n", "with 2 members, where I am member 1:\n"], STEP);
+    let k =
+        b.wait_any(&["received a FLUSH_REQ message for group fgrp\n", "with 2 members, where I am member 1:\n"], STEP);
     if k == 0 {
         b.say("f fgrp");
         b.say("r");
@@ -552,7 +564,9 @@ fn flush_users(bin: &Path, d: &Daemon) {
     a.wait_for("user.c : multicasting message of size 9:\n'flush hi\n'\n");
     for p in [&mut a, &mut b] {
         p.say("r");
-        p.wait_for(&format!("received SAFE message from #fa#{dn}, of type 1, (endian 0) to 1 groups \n(9 bytes): flush hi\n"));
+        p.wait_for(&format!(
+            "received SAFE message from #fa#{dn}, of type 1, (endian 0) to 1 groups \n(9 bytes): flush hi\n"
+        ));
         p.wait_for("Message is:\n'flush hi\n'\n");
     }
     for p in [&mut b, &mut a] {
@@ -571,8 +585,11 @@ fn spsend_sprecv(bin: &Path) {
     let ps = port.to_string();
     let mut r = Prog::start("sprecv", &program(bin, "sprecv"), &["-p", &ps]);
     r.wait_for(&format!("Ready to receive on port {port}\n"));
-    let mut s = Prog::start("spsend", &program(bin, "spsend"), &["-p", &ps, "-n", "1000", "-b", "100", "-t", "1", "-s", "200"]);
-    s.wait_for("Each burst has 100 packets, 200 bytes each with 1 msec delay in between, for a total of 1000 packets\n");
+    let mut s =
+        Prog::start("spsend", &program(bin, "spsend"), &["-p", &ps, "-n", "1000", "-b", "100", "-t", "1", "-s", "200"]);
+    s.wait_for(
+        "Each burst has 100 packets, 200 bytes each with 1 msec delay in between, for a total of 1000 packets\n",
+    );
     s.wait_for("sent 1000 packets of 200 bytes\n");
     s.wait_for("total time is (");
     let st = s.wait_exit(STEP);
@@ -583,16 +600,19 @@ fn spsend_sprecv(bin: &Path) {
 fn smoke_script(bin: &Path, d: &Daemon) {
     let script = paths::workspace_root().join("c-examples/smoke.sh");
     let out = run(
-        Command::new("sh")
-            .arg(&script)
-            .env("BINDIR", bin)
-            .env("SPREAD", "none")
-            .env("PORT", d.port.to_string()),
+        Command::new("sh").arg(&script).env("BINDIR", bin).env("SPREAD", "none").env("PORT", d.port.to_string()),
         "c-examples/smoke.sh",
     );
     assert!(out.ends_with("all smoke checks passed\n"), "smoke.sh:\n{out}");
     assert!(!out.contains("FAIL"), "smoke.sh:\n{out}");
-    for check in ["ok   spflooder", "ok   spuser send/receive", "ok   sptuser quit", "ok   spping", "ok   flush_user receive", "ok   sprecv report"] {
+    for check in [
+        "ok   spflooder",
+        "ok   spuser send/receive",
+        "ok   sptuser quit",
+        "ok   spping",
+        "ok   flush_user receive",
+        "ok   sprecv report",
+    ] {
         assert!(out.contains(check), "smoke.sh did not report {check:?}:\n{out}");
     }
 }
@@ -625,7 +645,11 @@ fn c_examples_installed_and_driven() {
     spsend_sprecv(bin);
     // the copy `make install-files` put in <prefix>/bin runs as well
     let port = d.port.to_string();
-    let mut f = Prog::start("installed spflooder", &inst.prefix.join("bin/spflooder"), &["-u", "fl2", "-s", &port, "-m", "1000", "-b", "50"]);
+    let mut f = Prog::start(
+        "installed spflooder",
+        &inst.prefix.join("bin/spflooder"),
+        &["-u", "fl2", "-s", &port, "-m", "1000", "-b", "50"],
+    );
     let st = f.wait_exit(Duration::from_secs(30));
     assert!(st.success(), "installed spflooder: {st}\n{}", f.text());
     assert!(f.text().ends_with("flooder: completed multicast of 1000 messages, 50 bytes each.\n"), "{}", f.text());

@@ -178,7 +178,9 @@ impl World {
         body.extend_from_slice(&c.seq.to_le_bytes());
         let g = cs(GROUP);
         // SAFETY: valid string and buffer.
-        let r = unsafe { fl::FL_multicast(c.mbox, svc, g.as_ptr(), 1, body.len() as c_int, body.as_ptr() as *const c_char) };
+        let r = unsafe {
+            fl::FL_multicast(c.mbox, svc, g.as_ptr(), 1, body.len() as c_int, body.as_ptr() as *const c_char)
+        };
         if r == body.len() as i32 {
             c.seq += 1;
             true
@@ -257,7 +259,13 @@ impl World {
             let gid: Gid = got.body[..12].try_into().unwrap();
             let seq = u32::from_le_bytes(got.body[12..16].try_into().unwrap());
             let cur = c.view.as_ref().map(|v| v.0);
-            assert_eq!(Some(gid), cur, "{}: message from {} delivered outside the view it was sent in", c.user, got.sender);
+            assert_eq!(
+                Some(gid),
+                cur,
+                "{}: message from {} delivered outside the view it was sent in",
+                c.user,
+                got.sender
+            );
             let members = &self.seen[&gid];
             assert!(members.contains(&got.sender), "sender outside the view");
             c.data.push((got.sender, gid, seq));
@@ -308,7 +316,9 @@ impl World {
 
     /// The group members we expect from the calls made so far.
     fn expected_members(&self) -> Vec<usize> {
-        (0..self.clients.len()).filter(|i| self.clients[*i].alive && self.clients[*i].in_group && !self.clients[*i].leaving).collect()
+        (0..self.clients.len())
+            .filter(|i| self.clients[*i].alive && self.clients[*i].in_group && !self.clients[*i].leaving)
+            .collect()
     }
 }
 
@@ -449,7 +459,8 @@ fn three_clients_churn_with_cascades_keep_one_history() {
     // Same view sequence: any two clients list their common views in the same order.
     for x in &w.clients {
         for y in &w.clients {
-            let common: BTreeSet<Gid> = x.views.iter().map(|v| v.0).filter(|g| y.views.iter().any(|v| v.0 == *g)).collect();
+            let common: BTreeSet<Gid> =
+                x.views.iter().map(|v| v.0).filter(|g| y.views.iter().any(|v| v.0 == *g)).collect();
             let ox: Vec<Gid> = x.views.iter().map(|v| v.0).filter(|g| common.contains(g)).collect();
             let oy: Vec<Gid> = y.views.iter().map(|v| v.0).filter(|g| common.contains(g)).collect();
             assert_eq!(ox, oy, "{} and {} installed common views in different orders", x.user, y.user);
@@ -638,7 +649,8 @@ fn threads_sending_and_receiving_on_one_connection() {
                     let mut body = t.to_le_bytes().to_vec();
                     body.extend_from_slice(&k.to_le_bytes());
                     // SAFETY: valid string and buffer.
-                    let r = unsafe { fl::FL_multicast(mbox, AGREED, g.as_ptr(), 77, 8, body.as_ptr() as *const c_char) };
+                    let r =
+                        unsafe { fl::FL_multicast(mbox, AGREED, g.as_ptr(), 77, 8, body.as_ptr() as *const c_char) };
                     if r == 8 {
                         k += 1;
                     } else {
@@ -667,7 +679,11 @@ fn threads_sending_and_receiving_on_one_connection() {
     // at least one per round (a leave and the next join may cascade into one)
     assert!(flushes >= 3, "the receiving thread answered {flushes} flush requests");
     for t in 0..4 {
-        assert_eq!(seen.get(&t).cloned().unwrap_or_default(), (0..PER).collect::<Vec<_>>(), "thread {t}: each once, in order");
+        assert_eq!(
+            seen.get(&t).cloned().unwrap_or_default(),
+            (0..PER).collect::<Vec<_>>(),
+            "thread {t}: each once, in order"
+        );
     }
     w.disconnect(1);
     // SAFETY: plain call.

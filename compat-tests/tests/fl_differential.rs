@@ -53,8 +53,16 @@ struct FlApi {
     flush: unsafe extern "C" fn(c_int, *const c_char) -> c_int,
     multicast: unsafe extern "C" fn(c_int, c_int, *const c_char, i16, c_int, *const c_char) -> c_int,
     unicast: unsafe extern "C" fn(c_int, c_int, *const c_char, *const c_char, i16, c_int, *const c_char) -> c_int,
-    subgroupcast:
-        unsafe extern "C" fn(c_int, c_int, *const c_char, c_int, *const [c_char; 32], i16, c_int, *const c_char) -> c_int,
+    subgroupcast: unsafe extern "C" fn(
+        c_int,
+        c_int,
+        *const c_char,
+        c_int,
+        *const [c_char; 32],
+        i16,
+        c_int,
+        *const c_char,
+    ) -> c_int,
     receive: RecvFn,
     more_msgs: unsafe extern "C" fn(c_int) -> c_int,
 }
@@ -132,7 +140,13 @@ fn memb(cause: u32, members: &[&str], gid: &[u8], changed: &str) -> Vec<u8> {
         body.extend_from_slice(&v.to_le_bytes());
     }
     body.extend_from_slice(&name32(changed.as_bytes()));
-    let mut f = frames::raw_header(0x1000 | cause | frames::MARKER, b"fg", members.len() as u32, frames::MARKER, body.len() as u32);
+    let mut f = frames::raw_header(
+        0x1000 | cause | frames::MARKER,
+        b"fg",
+        members.len() as u32,
+        frames::MARKER,
+        body.len() as u32,
+    );
     for m in members {
         f.extend_from_slice(&name32(m.as_bytes()));
     }
@@ -195,8 +209,8 @@ fn script_basic() -> Vec<Step> {
         Deliver(memb(0x100, &[FA, FB], &gid(2), FB)),
         Deliver(data(FIFO, FB, &["fg"], FLUSH_OK, &gid(2))),
         Deliver(data(AGREED, FB, &["fg"], 4, b"early")), // fb not in fa's view yet: dropped
-        Receive(BIG), // FLUSH_REQ
-        Multicast(FIFO, 5, b"pre"), // vulnerable (AUTHORIZE), tagged with view 1
+        Receive(BIG),                                    // FLUSH_REQ
+        Multicast(FIFO, 5, b"pre"),                      // vulnerable (AUTHORIZE), tagged with view 1
         Flush,
         Flush,                      // refused: already flushed
         Multicast(AGREED, 1, b"x"), // refused in AGREE
@@ -215,10 +229,10 @@ fn script_basic() -> Vec<Step> {
         Deliver(echo_in_v2),
         Deliver(data(FIFO, FB, &["fg"], FLUSH_OK, &gid(3))),
         Deliver(data(FIFO, FA, &["fg"], FLUSH_OK, &gid(3))),
-        Receive(BIG),                 // the queued FLUSH_REQ
-        Receive(BIG),                 // fa's own in-v2, in view 2
-        Unicast(FB, FIFO, 8, b"no"),  // refused: AGREE until view 3 is read
-        Receive(BIG),                 // view {fa, fb, fc}
+        Receive(BIG),                  // the queued FLUSH_REQ
+        Receive(BIG),                  // fa's own in-v2, in view 2
+        Unicast(FB, FIFO, 8, b"no"),   // refused: AGREE until view 3 is read
+        Receive(BIG),                  // view {fa, fb, fc}
         Unicast(FB, FIFO, 8, b"to-b"), // vulnerable unicast (VERIFY)
         Subgroupcast(vec![FB, FC], AGREED, 2, b"sub"),
         Deliver(v3),
@@ -315,8 +329,8 @@ fn script_collapse_foreign_order_held() -> Vec<Step> {
         Receive(BIG), // transitional signal
         Receive(BIG), // view {fa, fb}; the held message queued behind it
         MoreMsgs,
-        Receive(tiny),                                 // queued and too short: stays
-        Receive(Rx { max_groups: 0, ..tiny }),         // still there
+        Receive(tiny),                         // queued and too short: stays
+        Receive(Rx { max_groups: 0, ..tiny }), // still there
         MoreMsgs,
         Receive(Rx { service_in: DROP_RECV, ..tiny }), // DROP_RECV: truncated, consumed
         MoreMsgs,
@@ -381,7 +395,8 @@ fn receive(api: FlApi, mbox: c_int, rx: Rx) -> Rec {
             more,
         });
     });
-    rr.recv_timeout(Duration::from_secs(20)).expect("FL_receive returned (a library waiting for a message the script never sends?)")
+    rr.recv_timeout(Duration::from_secs(20))
+        .expect("FL_receive returned (a library waiting for a message the script never sends?)")
 }
 
 /// Plays the script to one library; returns its records and its byte stream.
@@ -433,11 +448,20 @@ fn run(api: FlApi, port: u16, script: fn() -> Vec<Step>) -> (Vec<Rec>, Vec<u8>) 
                     }
                     Rec::Ret(
                         "unicast",
-                        (api.unicast)(mbox, s as c_int, g.as_ptr(), r.as_ptr(), t, b.len() as c_int, b.as_ptr() as *const c_char),
+                        (api.unicast)(
+                            mbox,
+                            s as c_int,
+                            g.as_ptr(),
+                            r.as_ptr(),
+                            t,
+                            b.len() as c_int,
+                            b.as_ptr() as *const c_char,
+                        ),
                     )
                 }
                 Step::Subgroupcast(to, s, t, b) => {
-                    let names: Vec<[c_char; 32]> = to.iter().map(|n| name32(n.as_bytes()).map(|c| c as c_char)).collect();
+                    let names: Vec<[c_char; 32]> =
+                        to.iter().map(|n| name32(n.as_bytes()).map(|c| c as c_char)).collect();
                     Rec::Ret(
                         "subgroupcast",
                         (api.subgroupcast)(
@@ -500,7 +524,9 @@ fn split_frames(mut s: &[u8]) -> Vec<String> {
 
 fn compare(script: fn() -> Vec<Step>, ports: (u16, u16), min_frames: usize) {
     let Some(prefix) = std::env::var_os("SPREAD_REF_PREFIX").filter(|v| !v.is_empty()) else {
-        eprintln!("fl_differential: skipped: SPREAD_REF_PREFIX is not set (it must name an installed original Spread 5.0.1)");
+        eprintln!(
+            "fl_differential: skipped: SPREAD_REF_PREFIX is not set (it must name an installed original Spread 5.0.1)"
+        );
         return;
     };
     let original = load(&Path::new(&prefix).join("lib").join("libspread.so.3"));

@@ -317,7 +317,8 @@ fn tv26_vulnerable_unicast_as_sent() {
     into_view2(&mut f, mbox, "fb");
     let (g, r) = (c("fg"), c("#fa#localhost"));
     // SAFETY: valid C strings and a 2-byte message.
-    let n = unsafe { fl::FL_unicast(mbox, FIFO as i32, g.as_ptr(), r.as_ptr(), 10, 2, b"hi".as_ptr() as *const c_char) };
+    let n =
+        unsafe { fl::FL_unicast(mbox, FIFO as i32, g.as_ptr(), r.as_ptr(), 10, 2, b"hi".as_ptr() as *const c_char) };
     assert_eq!(n, 2, "only the caller's bytes are counted");
     let sent = f.expect("vulnerable unicast (TV-26)", &tv26_frame());
     assert_eq!(&sent[..4], &[0x84, 0x00, 0x00, 0xc0]);
@@ -397,7 +398,16 @@ fn tv26_vulnerable_unicast_as_received_from_either_byte_order() {
     // SAFETY: buffers as announced.
     let r = unsafe {
         fl::FL_scat_receive(
-            mbox, &mut svc, sender.as_mut_ptr(), 4, &mut ng, groups.as_mut_ptr(), &mut mt, &mut em, &mut sc, &mut more,
+            mbox,
+            &mut svc,
+            sender.as_mut_ptr(),
+            4,
+            &mut ng,
+            groups.as_mut_ptr(),
+            &mut mt,
+            &mut em,
+            &mut sc,
+            &mut more,
         )
     };
     assert_eq!((r, mt, &p1[..], &p3[..3]), (5, 4, &b"he"[..], &b"llo"[..]));

@@ -168,7 +168,9 @@ impl<'a> Client<'a> {
     fn multicast(&self, svc: c_int, t: i16, body: &[u8]) {
         let g = cs(GROUP);
         // SAFETY: valid string and buffer.
-        let r = unsafe { (self.api.multicast)(self.mbox, svc, g.as_ptr(), t, body.len() as c_int, body.as_ptr() as *const c_char) };
+        let r = unsafe {
+            (self.api.multicast)(self.mbox, svc, g.as_ptr(), t, body.len() as c_int, body.as_ptr() as *const c_char)
+        };
         assert_eq!(r, body.len() as c_int, "{}: FL_multicast", self.api.origin);
     }
 
@@ -180,7 +182,15 @@ impl<'a> Client<'a> {
         }
         // SAFETY: valid strings (the receiver in a full 32-byte buffer) and buffer.
         let r = unsafe {
-            (self.api.unicast)(self.mbox, svc, g.as_ptr(), r32.as_ptr(), t, body.len() as c_int, body.as_ptr() as *const c_char)
+            (self.api.unicast)(
+                self.mbox,
+                svc,
+                g.as_ptr(),
+                r32.as_ptr(),
+                t,
+                body.len() as c_int,
+                body.as_ptr() as *const c_char,
+            )
         };
         assert_eq!(r, body.len() as c_int, "{}: FL_unicast", self.api.origin);
     }
@@ -248,7 +258,8 @@ fn pump(cs: &mut [&mut Client], what: &str, done: impl Fn(&[&mut Client]) -> boo
         }
         let now = Instant::now();
         assert!(now < deadline, "{what}: not reached within 30 s");
-        let mut fds: Vec<libc::pollfd> = cs.iter().map(|c| libc::pollfd { fd: c.mbox, events: libc::POLLIN, revents: 0 }).collect();
+        let mut fds: Vec<libc::pollfd> =
+            cs.iter().map(|c| libc::pollfd { fd: c.mbox, events: libc::POLLIN, revents: 0 }).collect();
         let ms = (deadline - now).as_millis().min(500) as c_int;
         // SAFETY: valid pollfd array.
         unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, ms.max(1)) };
@@ -314,7 +325,9 @@ fn scenario(refapi: &FlApi, our: &FlApi, port: u16) {
     r.unicast(&o.private, FIFO, 23, b"uni-r2o");
     o.unicast(&r.private, AGREED, 24, b"uni-o2r");
     pump(&mut [&mut r, &mut o], "traffic", |c| c[0].data.len() >= 3 && c[1].data.len() >= 3);
-    let find = |c: &Client, t: i16| c.data.iter().find(|m| m.mess_type == t).cloned().unwrap_or_else(|| panic!("type {t} missing"));
+    let find = |c: &Client, t: i16| {
+        c.data.iter().find(|m| m.mess_type == t).cloned().unwrap_or_else(|| panic!("type {t} missing"))
+    };
     assert_eq!((find(&o, 21).body, find(&o, 21).sender), (b"from-ref".to_vec(), r.private.clone()));
     assert_eq!((find(&r, 22).body, find(&r, 22).sender), (b"from-ours".to_vec(), o.private.clone()));
     let u = find(&o, 23);
@@ -338,7 +351,9 @@ fn scenario(refapi: &FlApi, our: &FlApi, port: u16) {
     assert_eq!(o.views.last(), o2.views.last());
     // Our member leaves and the original sees it through flush.
     o2.leave();
-    pump(&mut [&mut r, &mut o, &mut o2], "ours left", |c| sees(c[0], &[&*c[0], &*c[1]]) && sees(c[1], &[&*c[0], &*c[1]]));
+    pump(&mut [&mut r, &mut o, &mut o2], "ours left", |c| {
+        sees(c[0], &[&*c[0], &*c[1]]) && sees(c[1], &[&*c[0], &*c[1]])
+    });
     assert_eq!(r.views.last(), o.views.last());
     for c in [&r, &o, &o2] {
         // SAFETY: plain call.

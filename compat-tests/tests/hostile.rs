@@ -35,42 +35,45 @@ enum Act {
 /// accept bytes, then `acts`.
 fn hostile(base: u16, accept: Option<Vec<u8>>, acts: Vec<Act>) -> (u16, thread::JoinHandle<()>) {
     let (l, port) = Listener::tcp_near(base, 10).unwrap_or_else(|e| panic!("bind near {base}: {e}"));
-    (port, thread::spawn(move || {
-        let deadline = Instant::now() + Duration::from_secs(20);
-        let Ok(mut c) = l.accept_by(deadline) else { return };
-        if let Some(acc) = accept {
-            let Ok(head) = c.read_exact_by(5, deadline) else { return };
-            if c.read_exact_by(head[4] as usize, deadline).is_err() {
-                return;
-            }
-            let _ = c.write_all(b"\x05NULL ");
-            if c.read_exact_by(90, deadline).is_err() {
-                return;
-            }
-            let _ = c.write_all(&acc);
-        }
-        for a in acts {
-            match a {
-                Act::Send(b) => {
-                    let _ = c.write_all(&b);
-                }
-                Act::Close => {
-                    c.shutdown_both();
+    (
+        port,
+        thread::spawn(move || {
+            let deadline = Instant::now() + Duration::from_secs(20);
+            let Ok(mut c) = l.accept_by(deadline) else { return };
+            if let Some(acc) = accept {
+                let Ok(head) = c.read_exact_by(5, deadline) else { return };
+                if c.read_exact_by(head[4] as usize, deadline).is_err() {
                     return;
                 }
-                Act::Linger => {
-                    // swallow whatever the client sends until it closes
-                    for _ in 0..10_000 {
-                        if !matches!(c.wait_close_by(deadline), compat_tests::net::CloseSeen::Data(_)) {
-                            break;
-                        }
+                let _ = c.write_all(b"\x05NULL ");
+                if c.read_exact_by(90, deadline).is_err() {
+                    return;
+                }
+                let _ = c.write_all(&acc);
+            }
+            for a in acts {
+                match a {
+                    Act::Send(b) => {
+                        let _ = c.write_all(&b);
                     }
-                    return;
+                    Act::Close => {
+                        c.shutdown_both();
+                        return;
+                    }
+                    Act::Linger => {
+                        // swallow whatever the client sends until it closes
+                        for _ in 0..10_000 {
+                            if !matches!(c.wait_close_by(deadline), compat_tests::net::CloseSeen::Data(_)) {
+                                break;
+                            }
+                        }
+                        return;
+                    }
                 }
             }
-        }
-        let _ = c.wait_close_by(deadline);
-    }))
+            let _ = c.wait_close_by(deadline);
+        }),
+    )
 }
 
 fn accept_bytes(name: &str) -> Vec<u8> {
@@ -208,7 +211,9 @@ fn accept_with_an_oversized_private_name() {
     let mut acc = vec![1, 5, 0, 1, 40];
     acc.extend_from_slice(&[b'x'; 40]);
     let (port, srv) = hostile(base, Some(acc), vec![Act::Linger]);
-    let (r, _, _) = bounded("SP_connect", Duration::from_secs(15), move || sp().sp_connect(&format!("{port}@127.0.0.1"), Some("g7"), 0, true));
+    let (r, _, _) = bounded("SP_connect", Duration::from_secs(15), move || {
+        sp().sp_connect(&format!("{port}@127.0.0.1"), Some("g7"), 0, true)
+    });
     assert_eq!(r, CONNECTION_CLOSED);
     srv.join().unwrap();
 }

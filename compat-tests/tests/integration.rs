@@ -205,18 +205,31 @@ fn receive_short_buffers_against_the_daemon() {
     assert!(compat_tests::net::poll_readable(b, Instant::now() + Duration::from_secs(10)));
     // client spec §5.4, row by row
     let r = spx.sp_receive(b, 0, 0, 0);
-    assert_eq!((r.ret, r.service_type, r.num_groups, r.mess_type, r.endian_mismatch), (GROUPS_TOO_SHORT, FIFO, -1, 77, -4));
+    assert_eq!(
+        (r.ret, r.service_type, r.num_groups, r.mess_type, r.endian_mismatch),
+        (GROUPS_TOO_SHORT, FIFO, -1, 77, -4)
+    );
     let r = spx.sp_receive(b, 0, 1, 3);
     assert_eq!((r.ret, r.num_groups, r.mess_type, r.endian_mismatch), (BUFFER_TOO_SHORT, 0, 77, -4));
     let r = spx.sp_receive(b, 0, 1, 4);
-    assert_eq!((r.ret, r.num_groups, r.mess_type, r.endian_mismatch, r.body.as_slice()), (4, 1, 77, 0, b"abcd".as_slice()));
+    assert_eq!(
+        (r.ret, r.num_groups, r.mess_type, r.endian_mismatch, r.body.as_slice()),
+        (4, 1, 77, 0, b"abcd".as_slice())
+    );
     let r = spx.sp_receive(b, DROP_RECV, 0, 1000);
-    assert_eq!((r.ret, r.num_groups, r.mess_type, r.endian_mismatch, r.body.as_slice()), (4, -1, 78, 0, b"abcd".as_slice()));
+    assert_eq!(
+        (r.ret, r.num_groups, r.mess_type, r.endian_mismatch, r.body.as_slice()),
+        (4, -1, 78, 0, b"abcd".as_slice())
+    );
     let r = spx.sp_receive(b, DROP_RECV, 10, 2);
     assert_eq!((r.ret, r.num_groups, r.mess_type, r.endian_mismatch), (BUFFER_TOO_SHORT, 1, 79, 0));
     assert_eq!(&r.buf[..2], b"ab");
     let r = spx.sp_receive(b, 0, 10, 100);
-    assert_eq!((r.ret, r.mess_type, r.body.as_slice()), (4, 80, b"abcd".as_slice()), "stream stays in sync after a DROP_RECV truncation");
+    assert_eq!(
+        (r.ret, r.mess_type, r.body.as_slice()),
+        (4, 80, b"abcd".as_slice()),
+        "stream stays in sync after a DROP_RECV truncation"
+    );
     assert_eq!(spx.sp_disconnect(a), 0);
     assert_eq!(spx.sp_disconnect(b), 0);
 }
@@ -327,7 +340,9 @@ fn slow_reader_is_cut_off_while_the_fast_one_gets_everything() {
                     return Err(format!("fast reader: SP_receive {} after {data} messages", r.ret));
                 }
                 if r.service_type & REG_MEMB != 0 {
-                    if r.service_type & BY_DISCONNECT != 0 && spx.memb_info(&r.buf, r.service_type).changed_member == "#slow#d1" {
+                    if r.service_type & BY_DISCONNECT != 0
+                        && spx.memb_info(&r.buf, r.service_type).changed_member == "#slow#d1"
+                    {
                         slow_gone = true;
                     }
                     continue;
@@ -414,7 +429,10 @@ fn each_malformed_header_of_e_closes_only_its_session() {
         let _ = c.write_all(&bad);
         match c.wait_close_by(deadline) {
             CloseSeen::Fin | CloseSeen::Rst => {}
-            other => panic!("case {case} ({}): the daemon did not close the session: {other:?}", s(e, "description").unwrap_or("")),
+            other => panic!(
+                "case {case} ({}): the daemon did not close the session: {other:?}",
+                s(e, "description").unwrap_or("")
+            ),
         }
         let r = recv_memb(alice, &format!("{name} killed"));
         assert_eq!(r.service_type, REG_MEMB | BY_DISCONNECT, "case {case}");
@@ -447,7 +465,9 @@ fn daemon_restart_with_clients_connected_binds_again_at_once() {
     for &m in &mbs {
         let mut r = None;
         for _ in 0..10 {
-            let x = spx.sp_receive_by(m, Instant::now() + Duration::from_secs(10), 10, 1000).expect("EOF after the daemon stops");
+            let x = spx
+                .sp_receive_by(m, Instant::now() + Duration::from_secs(10), 10, 1000)
+                .expect("EOF after the daemon stops");
             if x.ret < 0 {
                 r = Some(x.ret);
                 break;
@@ -456,7 +476,8 @@ fn daemon_restart_with_clients_connected_binds_again_at_once() {
         assert_eq!(r, Some(CONNECTION_CLOSED));
     }
     let t0 = Instant::now();
-    let d2 = Daemon::start_single_exact("d1", d.port, "").unwrap_or_else(|e| panic!("restart on the same port failed: {e}"));
+    let d2 =
+        Daemon::start_single_exact("d1", d.port, "").unwrap_or_else(|e| panic!("restart on the same port failed: {e}"));
     assert!(t0.elapsed() < Duration::from_secs(15));
     let m = connect(&d2, "again", true);
     assert_eq!(spx.sp_join(m, "rg"), 0);
@@ -504,7 +525,9 @@ fn api_log_end_to_end(scenario: &str, base: u16) -> Vec<String> {
         let body = barriers.to_le_bytes();
         spx.sp_multicast(sync, AGREED, &sync_pg, 0, &body);
         for _ in 0..10 {
-            let r = spx.sp_receive_by(sync, Instant::now() + Duration::from_secs(10), 10, 100).ok_or("sync: nothing back")?;
+            let r = spx
+                .sp_receive_by(sync, Instant::now() + Duration::from_secs(10), 10, 100)
+                .ok_or("sync: nothing back")?;
             if r.body == body {
                 return Ok(());
             }
@@ -519,7 +542,16 @@ fn api_log_end_to_end(scenario: &str, base: u16) -> Vec<String> {
         let client = s(&e, "client").unwrap_or("").to_string();
         let ctx = format!("{}: api step {} {op} ({client})", t.name, i(&e, "step").unwrap_or(-1));
         let mbox = mboxes.get(&client).copied().unwrap_or(-1);
-        let acts = matches!(op, "SP_connect" | "SP_join" | "SP_leave" | "SP_multicast" | "SP_multigroup_multicast" | "SP_disconnect" | "SP_kill");
+        let acts = matches!(
+            op,
+            "SP_connect"
+                | "SP_join"
+                | "SP_leave"
+                | "SP_multicast"
+                | "SP_multigroup_multicast"
+                | "SP_disconnect"
+                | "SP_kill"
+        );
         if acts && last_actor != client {
             if let Err(x) = barrier() {
                 errors.push(format!("{ctx}: {x}"));
@@ -536,11 +568,20 @@ fn api_log_end_to_end(scenario: &str, base: u16) -> Vec<String> {
             "SP_connect" => {
                 let recorded = s(&e, "spread_name").unwrap_or("");
                 let sn = if recorded.contains('@') { d.spread_name() } else { d.port.to_string() };
-                let (r, mb, pg) = spx.sp_connect(&sn, Some(s(&e, "private_name").unwrap_or("")), i(&e, "priority").unwrap_or(0) as i32, i(&e, "group_membership").unwrap_or(1) != 0);
+                let (r, mb, pg) = spx.sp_connect(
+                    &sn,
+                    Some(s(&e, "private_name").unwrap_or("")),
+                    i(&e, "priority").unwrap_or(0) as i32,
+                    i(&e, "group_membership").unwrap_or(1) != 0,
+                );
                 ret_is(r);
                 if r == 1 {
                     let exp = s(&e, "private_group").unwrap_or("");
-                    let ok = if frames::is_random_private_name(exp, "d1") { frames::is_random_private_name(&pg, "d1") } else { exp == pg };
+                    let ok = if frames::is_random_private_name(exp, "d1") {
+                        frames::is_random_private_name(&pg, "d1")
+                    } else {
+                        exp == pg
+                    };
                     if !ok {
                         errors.push(format!("{ctx}: private group expected {exp}, got {pg}"));
                     }

@@ -56,10 +56,7 @@ fn probe_on_the_original_reproduces_abi_json() {
 }
 
 fn output(cmd: &mut Command, what: &str) -> String {
-    let out = cmd
-        .stdin(Stdio::null())
-        .output()
-        .unwrap_or_else(|e| panic!("{what}: cannot start: {e}"));
+    let out = cmd.stdin(Stdio::null()).output().unwrap_or_else(|e| panic!("{what}: cannot start: {e}"));
     let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
     assert!(out.status.success(), "{what} failed ({}):\n{text}", out.status);
     String::from_utf8_lossy(&out.stdout).into_owned()
@@ -95,10 +92,7 @@ fn binaries_linked_with_the_original_run_on_ours() {
         let mine = output(Command::new(&exe).env("LD_LIBRARY_PATH", &ours), "hello on ours");
         let from = mine.lines().find_map(|l| l.strip_prefix("from ")).unwrap_or("");
         let from_canon = std::fs::canonicalize(from).unwrap_or_else(|_| PathBuf::from(from));
-        assert!(
-            from_canon.starts_with(&ours_canon),
-            "{lib}: the program bound to {from}, not to our build/lib"
-        );
+        assert!(from_canon.starts_with(&ours_canon), "{lib}: the program bound to {from}, not to our build/lib");
         let strip = |s: &str| s.lines().filter(|l| !l.starts_with("from ")).collect::<Vec<_>>().join("\n");
         assert_eq!(strip(&mine), strip(&orig), "{lib}: different behaviour on our library");
         println!("{lib}: a binary linked with the original runs on {from}");

@@ -24,15 +24,11 @@ use spread_wire::handshake::{encode_auth_choice, encode_connect_request};
 // ---------------------------------------------------------------- setup ----
 
 fn ref_prefix() -> Option<PathBuf> {
-    std::env::var_os("SPREAD_REF_PREFIX")
-        .filter(|v| !v.is_empty())
-        .map(PathBuf::from)
+    std::env::var_os("SPREAD_REF_PREFIX").filter(|v| !v.is_empty()).map(PathBuf::from)
 }
 
 fn against_reference() -> bool {
-    std::env::var_os("INTEROP_AGAINST_REFERENCE")
-        .map(|v| v == "1")
-        .unwrap_or(false)
+    std::env::var_os("INTEROP_AGAINST_REFERENCE").map(|v| v == "1").unwrap_or(false)
 }
 
 fn our_daemon_binary() -> PathBuf {
@@ -46,10 +42,7 @@ fn our_daemon_binary() -> PathBuf {
             cands.push(profile.join("spread"));
         }
     }
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .unwrap_or(Path::new("."))
-        .to_path_buf();
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap_or(Path::new(".")).to_path_buf();
     cands.push(root.join("target/release/spread"));
     for c in &cands {
         if c.is_file() {
@@ -76,24 +69,12 @@ fn setup(test: &str) -> Option<Setup> {
         return None;
     };
     for tool in ["bin/spuser", "bin/spflooder"] {
-        assert!(
-            prefix.join(tool).is_file(),
-            "{} is missing under SPREAD_REF_PREFIX",
-            tool
-        );
+        assert!(prefix.join(tool).is_file(), "{} is missing under SPREAD_REF_PREFIX", tool);
     }
     if against_reference() {
-        Some(Setup {
-            daemon: prefix.join("sbin/spread"),
-            prefix,
-            port_base: 25120,
-        })
+        Some(Setup { daemon: prefix.join("sbin/spread"), prefix, port_base: 25120 })
     } else {
-        Some(Setup {
-            daemon: our_daemon_binary(),
-            prefix,
-            port_base: 25020,
-        })
+        Some(Setup { daemon: our_daemon_binary(), prefix, port_base: 25020 })
     }
 }
 
@@ -162,15 +143,8 @@ impl Drop for Daemon {
         let _ = std::fs::remove_file(format!("/tmp/{}", self.port));
         if std::thread::panicking() {
             if let Ok(log) = std::fs::read_to_string(self.dir.join("daemon.log")) {
-                let tail: String = log
-                    .lines()
-                    .rev()
-                    .take(40)
-                    .collect::<Vec<_>>()
-                    .into_iter()
-                    .rev()
-                    .collect::<Vec<_>>()
-                    .join("\n");
+                let tail: String =
+                    log.lines().rev().take(40).collect::<Vec<_>>().into_iter().rev().collect::<Vec<_>>().join("\n");
                 eprintln!("---- daemon log tail (port {}) ----\n{tail}", self.port);
             }
         }
@@ -254,14 +228,7 @@ fn start_daemon_on(s: &Setup, port: u16) -> Daemon {
         .stderr(log)
         .spawn()
         .unwrap_or_else(|e| panic!("cannot start {}: {e}", s.daemon.display()));
-    let mut d = Daemon {
-        proc_: Proc {
-            child,
-            what: format!("daemon on {port}"),
-        },
-        dir,
-        port,
-    };
+    let mut d = Daemon { proc_: Proc { child, what: format!("daemon on {port}") }, dir, port };
     let deadline = Instant::now() + Duration::from_secs(15);
     for n in 0..1000u32 {
         if let Ok(Some(st)) = d.proc_.child.try_wait() {
@@ -319,15 +286,7 @@ impl Interactive {
             });
         }
         let stdin = child.stdin.take();
-        Interactive {
-            proc_: Proc {
-                child,
-                what: what.to_string(),
-            },
-            stdin,
-            out,
-            cursor: 0,
-        }
+        Interactive { proc_: Proc { child, what: what.to_string() }, stdin, out, cursor: 0 }
     }
 
     fn send(&mut self, text: &str) {
@@ -385,39 +344,24 @@ fn spuser_join_send_receive_leave() {
     let tcp_name = format!("{port}@127.0.0.1");
 
     let mut a = Interactive::spawn(&spuser, &["-u", "ia", "-s", &unix_name], "spuser ia (unix)");
-    a.expect(
-        &format!("User: connected to {unix_name} with private group #ia#localhost"),
-        T,
-    );
+    a.expect(&format!("User: connected to {unix_name} with private group #ia#localhost"), T);
     a.expect("User> ", T);
 
     a.send("j igrp\n");
     let m = a.expect("Due to the JOIN of #ia#localhost", T);
-    assert!(
-        m.contains("Received REGULAR membership for group igrp with 1 members, where I am member 0:"),
-        "{m}"
-    );
+    assert!(m.contains("Received REGULAR membership for group igrp with 1 members, where I am member 0:"), "{m}");
     assert!(m.contains("\t#ia#localhost\n"), "{m}");
     assert!(m.contains("grp id is "), "{m}");
 
     let mut b = Interactive::spawn(&spuser, &["-u", "ib", "-s", &tcp_name], "spuser ib (tcp)");
-    b.expect(
-        &format!("User: connected to {tcp_name} with private group #ib#localhost"),
-        T,
-    );
+    b.expect(&format!("User: connected to {tcp_name} with private group #ib#localhost"), T);
     b.expect("User> ", T);
     b.send("j igrp\n");
     let mb = b.expect("Due to the JOIN of #ib#localhost", T);
-    assert!(
-        mb.contains("Received REGULAR membership for group igrp with 2 members, where I am member 1:"),
-        "{mb}"
-    );
+    assert!(mb.contains("Received REGULAR membership for group igrp with 2 members, where I am member 1:"), "{mb}");
     assert!(mb.contains("\t#ia#localhost\n\t#ib#localhost\n"), "{mb}");
     let ma = a.expect("Due to the JOIN of #ib#localhost", T);
-    assert!(
-        ma.contains("Received REGULAR membership for group igrp with 2 members, where I am member 0:"),
-        "{ma}"
-    );
+    assert!(ma.contains("Received REGULAR membership for group igrp with 2 members, where I am member 0:"), "{ma}");
     // Both see the same group id.
     let gid = |t: &str| t.lines().find(|l| l.starts_with("grp id is ")).map(str::to_string);
     assert_eq!(gid(&ma), gid(&mb), "group ids differ:\n{ma}\n--\n{mb}");
@@ -440,10 +384,7 @@ fn spuser_join_send_receive_leave() {
     b.send("l igrp\n");
     b.expect("received membership message that left group igrp", T);
     let ml = a.expect("Due to the LEAVE of #ib#localhost", T);
-    assert!(
-        ml.contains("Received REGULAR membership for group igrp with 1 members, where I am member 0:"),
-        "{ml}"
-    );
+    assert!(ml.contains("Received REGULAR membership for group igrp with 1 members, where I am member 0:"), "{ml}");
 
     // B quits (SP_disconnect); A is no longer in a group with B, so it sees nothing.
     b.send("q\n");
@@ -452,20 +393,13 @@ fn spuser_join_send_receive_leave() {
 
     // A sends to the group it is alone in, then quits.
     a.send("s igrp\nalone\n");
-    a.expect(
-        "received SAFE message from #ia#localhost, of type 1, (endian 0) to 1 groups \n(6 bytes): alone\n",
-        T,
-    );
+    a.expect("received SAFE message from #ia#localhost, of type 1, (endian 0) to 1 groups \n(6 bytes): alone\n", T);
     a.send("q\n");
     a.expect("Bye.", T);
     assert!(a.proc_.wait_exit(T).success());
     let all = a.all_output();
     assert!(!all.contains("SP_error"), "spuser ia reported an error:\n{all}");
-    assert!(
-        !b.all_output().contains("SP_error"),
-        "spuser ib reported an error:\n{}",
-        b.all_output()
-    );
+    assert!(!b.all_output().contains("SP_error"), "spuser ib reported an error:\n{}", b.all_output());
 }
 
 /// A second spuser that joins a group with a member that disconnects without
@@ -497,19 +431,13 @@ fn spuser_disconnect_and_duplicate_name() {
     let mut dup = Interactive::spawn(&spuser, &["-u", "db", "-s", &name], "spuser db (duplicate)");
     dup.expect("SP_error: (-6) Connection rejected, name not unique.", T);
     let st = dup.proc_.wait_exit(T);
-    assert!(
-        !st.success() || dup.all_output().contains("Bye."),
-        "duplicate spuser: {st}"
-    );
+    assert!(!st.success() || dup.all_output().contains("Bye."), "duplicate spuser: {st}");
 
     // Kill B's process: the daemon sees the connection drop.
     let _ = b.proc_.child.kill();
     let _ = b.proc_.child.wait();
     let m = a.expect("Due to the DISCONNECT of #db#localhost", T);
-    assert!(
-        m.contains("Received REGULAR membership for group dgrp with 1 members, where I am member 0:"),
-        "{m}"
-    );
+    assert!(m.contains("Received REGULAR membership for group dgrp with 1 members, where I am member 0:"), "{m}");
     a.send("q\n");
     a.expect("Bye.", T);
     assert!(a.proc_.wait_exit(T).success());
@@ -533,31 +461,14 @@ fn spflooder_runs() {
         .stderr(Stdio::piped())
         .spawn()
         .expect("spflooder");
-    let mut p = Proc {
-        child: out,
-        what: "spflooder fl1".into(),
-    };
+    let mut p = Proc { child: out, what: "spflooder fl1".into() };
     let st = p.wait_exit(Duration::from_secs(60));
     let mut text = String::new();
-    p.child
-        .stdout
-        .take()
-        .expect("stdout")
-        .read_to_string(&mut text)
-        .expect("read");
+    p.child.stdout.take().expect("stdout").read_to_string(&mut text).expect("read");
     assert!(st.success(), "spflooder exited with {st}:\n{text}");
-    assert!(
-        text.contains("flooder: starting  multicast of 5000 messages, 1000 bytes each."),
-        "{text}"
-    );
-    assert!(
-        text.contains("flooder: completed   5000 messages of 1000 bytes"),
-        "{text}"
-    );
-    assert!(
-        text.contains("flooder: completed multicast of 5000 messages, 1000 bytes each."),
-        "{text}"
-    );
+    assert!(text.contains("flooder: starting  multicast of 5000 messages, 1000 bytes each."), "{text}");
+    assert!(text.contains("flooder: completed   5000 messages of 1000 bytes"), "{text}");
+    assert!(text.contains("flooder: completed multicast of 5000 messages, 1000 bytes each."), "{text}");
     assert!(!text.contains("SP_error"), "{text}");
 
     // Two members flooding each other (FIFO), over TCP; each waits for the
@@ -572,29 +483,15 @@ fn spflooder_runs() {
             .stderr(Stdio::piped())
             .spawn()
             .expect("spflooder");
-        procs.push(Proc {
-            child: c,
-            what: format!("spflooder {u}"),
-        });
+        procs.push(Proc { child: c, what: format!("spflooder {u}") });
     }
     for p in &mut procs {
         let st = p.wait_exit(Duration::from_secs(60));
         let mut text = String::new();
-        p.child
-            .stdout
-            .take()
-            .expect("stdout")
-            .read_to_string(&mut text)
-            .expect("read");
+        p.child.stdout.take().expect("stdout").read_to_string(&mut text).expect("read");
         assert!(st.success(), "{} exited with {st}:\n{text}", p.what);
-        assert!(
-            text.contains("Received REGULAR membership for group flooder with 2 members"),
-            "{text}"
-        );
-        assert!(
-            text.contains("flooder: completed multicast of 3000 messages, 500 bytes each."),
-            "{text}"
-        );
+        assert!(text.contains("Received REGULAR membership for group flooder with 2 members"), "{text}");
+        assert!(text.contains("flooder: completed multicast of 3000 messages, 500 bytes each."), "{text}");
         assert!(!text.contains("SP_error"), "{text}");
     }
 }
@@ -627,10 +524,7 @@ fn spflooder_writer_to_reader() {
         .stderr(Stdio::piped())
         .spawn()
         .expect("spflooder -ro");
-    let mut reader = Proc {
-        child: reader,
-        what: "spflooder -ro".into(),
-    };
+    let mut reader = Proc { child: reader, what: "spflooder -ro".into() };
     let m = obs.expect("Due to the JOIN of #rd#localhost", T);
     assert!(m.contains("with 2 members"), "{m}");
     obs.send("l flooder\n");
@@ -644,28 +538,14 @@ fn spflooder_writer_to_reader() {
         .stderr(Stdio::piped())
         .spawn()
         .expect("spflooder -wo");
-    let mut writer = Proc {
-        child: writer,
-        what: "spflooder -wo".into(),
-    };
+    let mut writer = Proc { child: writer, what: "spflooder -wo".into() };
     for (p, want) in [
-        (
-            &mut writer,
-            format!("flooder: completed multicast of {n} messages, 1000 bytes each."),
-        ),
-        (
-            &mut reader,
-            format!("flooder: completed multicast of {n} messages, 1000 bytes each."),
-        ),
+        (&mut writer, format!("flooder: completed multicast of {n} messages, 1000 bytes each.")),
+        (&mut reader, format!("flooder: completed multicast of {n} messages, 1000 bytes each.")),
     ] {
         let st = p.wait_exit(Duration::from_secs(60));
         let mut text = String::new();
-        p.child
-            .stdout
-            .take()
-            .expect("stdout")
-            .read_to_string(&mut text)
-            .expect("read");
+        p.child.stdout.take().expect("stdout").read_to_string(&mut text).expect("read");
         assert!(st.success(), "{} exited with {st}:\n{text}", p.what);
         assert!(text.contains(&want), "{}:\n{text}", p.what);
         assert!(!text.contains("SP_error"), "{}:\n{text}", p.what);

@@ -83,7 +83,10 @@ fn install_layout_pkg_config_and_a_client() {
             std::fs::read_link(libdir.join(format!("{lib}.so.3"))).expect("so.3 link"),
             PathBuf::from(format!("{lib}.so.3.0.0"))
         );
-        assert_eq!(std::fs::read_link(libdir.join(format!("{lib}.so"))).expect("so link"), PathBuf::from(format!("{lib}.so.3")));
+        assert_eq!(
+            std::fs::read_link(libdir.join(format!("{lib}.so"))).expect("so link"),
+            PathBuf::from(format!("{lib}.so.3"))
+        );
         let pc = std::fs::read_to_string(libdir.join(format!("pkgconfig/{lib}.pc"))).expect("pc");
         assert!(pc.contains(&format!("prefix={}", prefix.display())), "{lib}.pc has no prefix line:\n{pc}");
         assert!(!pc.contains('@'), "{lib}.pc has an unreplaced placeholder:\n{pc}");

@@ -69,14 +69,16 @@ fn replay(scenario: &str, base: u16) -> Outcome {
     let t = Transcript::load(scenario);
     let port = compat_tests::daemon::free_port_near(base).unwrap_or_else(|e| panic!("{scenario}: {e}"));
     let rec_port = t.daemon_port().expect("recorded daemon port");
-    let conf = rewrite_recorded_conf(t.spread_conf().expect("recorded config"), rec_port, port, std::path::Path::new("@RUN@"));
+    let conf =
+        rewrite_recorded_conf(t.spread_conf().expect("recorded config"), rec_port, port, std::path::Path::new("@RUN@"));
     let daemon = Daemon::start(t.daemon_name(), port, &conf).unwrap_or_else(|e| panic!("{scenario}: {e}"));
     daemon.wait_operational(Duration::from_secs(20)).unwrap_or_else(|e| panic!("{scenario}: {e}"));
 
     // the sync session (see the module comment)
     let sync_deadline = Instant::now() + STEP;
     let mut sync = Conn::tcp(port, STEP).unwrap_or_else(|e| panic!("{scenario}: sync connect: {e}"));
-    let sync_pg = frames::raw_handshake(&mut sync, b"zzsync", false, sync_deadline).unwrap_or_else(|e| panic!("{scenario}: sync: {e}"));
+    let sync_pg = frames::raw_handshake(&mut sync, b"zzsync", false, sync_deadline)
+        .unwrap_or_else(|e| panic!("{scenario}: sync: {e}"));
     let mut barrier = |n: u32| -> Result<(), String> {
         let body = n.to_le_bytes();
         sync.write_all(&frames::message(frames::AGREED_MESS, sync_pg.as_bytes(), &[sync_pg.as_bytes()], 0, &body))
@@ -161,8 +163,11 @@ fn replay(scenario: &str, base: u16) -> Outcome {
                         CloseSeen::Fin | CloseSeen::Rst => {
                             closed.insert(f.conn.clone(), true);
                         }
-                        CloseSeen::Data(d) => errors.push(format!("{ctx}: expected the daemon to close, got bytes {}", hex::short(&d, 64))),
-                        CloseSeen::Timeout => errors.push(format!("{ctx}: the daemon did not close the session within {STEP:?}")),
+                        CloseSeen::Data(d) => errors
+                            .push(format!("{ctx}: expected the daemon to close, got bytes {}", hex::short(&d, 64))),
+                        CloseSeen::Timeout => {
+                            errors.push(format!("{ctx}: the daemon did not close the session within {STEP:?}"))
+                        }
                     }
                 }
                 k += 1;
@@ -194,7 +199,11 @@ fn replay(scenario: &str, base: u16) -> Outcome {
                             ReadEnd::Timeout(p) => format!("timeout after {} bytes {}", p.len(), hex::short(&p, 64)),
                             ReadEnd::Error(s) => s,
                         };
-                        errors.push(format!("{ctx}: expected {} bytes {}; got {what}", f.bytes.len(), hex::short(&f.bytes, 64)));
+                        errors.push(format!(
+                            "{ctx}: expected {} bytes {}; got {what}",
+                            f.bytes.len(),
+                            hex::short(&f.bytes, 64)
+                        ));
                         closed.insert(f.conn.clone(), true);
                         k += 1;
                         continue;
@@ -208,7 +217,10 @@ fn replay(scenario: &str, base: u16) -> Outcome {
                         let want = got[4] as usize;
                         let ours = String::from_utf8_lossy(&got[5..(5 + want).min(got.len())]).into_owned();
                         if got[..4] != f.bytes[..4] || !frames::is_random_private_name(&ours, t.daemon_name()) {
-                            errors.push(format!("{ctx}: expected an accept with a daemon-invented name like {rec_name}, got {}", hex::encode(&got)));
+                            errors.push(format!(
+                                "{ctx}: expected an accept with a daemon-invented name like {rec_name}, got {}",
+                                hex::encode(&got)
+                            ));
                         }
                         names.push((rec_name, ours));
                         k += 1;
@@ -218,7 +230,9 @@ fn replay(scenario: &str, base: u16) -> Outcome {
                 if let (Some(_), Some((_, tg))) = (gid_time_field(&f.bytes), gid_time_field(&got)) {
                     match gid_time {
                         None => gid_time = Some(tg),
-                        Some(t0) if t0 != tg => errors.push(format!("{ctx}: gid time {tg:#x} differs from this run's ring time {t0:#x}")),
+                        Some(t0) if t0 != tg => {
+                            errors.push(format!("{ctx}: gid time {tg:#x} differs from this run's ring time {t0:#x}"))
+                        }
                         _ => {}
                     }
                 }
@@ -239,7 +253,9 @@ fn replay(scenario: &str, base: u16) -> Outcome {
         }
         match c.pending_bytes() {
             Some(0) | None => {}
-            Some(n) => errors.push(format!("{}: connection {label}: {n} unexpected extra bytes from the daemon", t.name)),
+            Some(n) => {
+                errors.push(format!("{}: connection {label}: {n} unexpected extra bytes from the daemon", t.name))
+            }
         }
     }
     if !errors.is_empty() {

@@ -26,11 +26,11 @@ use std::sync::{Arc, Condvar, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
+use compat_tests::api_check::{check_membership, check_receive};
 use compat_tests::frames::expected_kill;
 use compat_tests::hex;
 use compat_tests::net::{CloseSeen, Conn, Listener, ReadEnd};
 use compat_tests::sp_api::{sp, Sp};
-use compat_tests::api_check::{check_membership, check_receive};
 use compat_tests::transcript::{body_from_spec, i, parse_hex_i32, s, Dir, Endpoint, Frame, Transcript};
 
 const STEP: Duration = Duration::from_secs(10);
@@ -76,7 +76,10 @@ fn serve(scenario: String, conn: Conn, script: Vec<Frame>, gate: Arc<Gate>) -> V
                 let r = match conn.wait_close_by(Instant::now() + STEP) {
                     CloseSeen::Fin | CloseSeen::Rst => true,
                     CloseSeen::Data(d) => {
-                        errors.push(format!("{ctx}: expected the library to close; it sent more bytes: {}", hex::short(&d, 96)));
+                        errors.push(format!(
+                            "{ctx}: expected the library to close; it sent more bytes: {}",
+                            hex::short(&d, 96)
+                        ));
                         false
                     }
                     CloseSeen::Timeout => {
@@ -102,7 +105,11 @@ fn serve(scenario: String, conn: Conn, script: Vec<Frame>, gate: Arc<Gate>) -> V
                             ReadEnd::Timeout(p) => format!("timeout after {} bytes {}", p.len(), hex::short(&p, 96)),
                             ReadEnd::Error(s) => s,
                         };
-                        errors.push(format!("{ctx}: expected {} bytes {}; got {what}", expected.len(), hex::short(&expected, 96)));
+                        errors.push(format!(
+                            "{ctx}: expected {} bytes {}; got {what}",
+                            expected.len(),
+                            hex::short(&expected, 96)
+                        ));
                         false
                     }
                 };
@@ -335,6 +342,11 @@ fn all_scenarios_through_the_built_shared_libraries() {
         for (k, sc) in ["a", "b", "c", "d", "e", "f", "h"].into_iter().enumerate() {
             errors.extend(replay(&spx, sc, base + 10 * k as u16));
         }
-        assert!(errors.is_empty(), "library replays through {lib}: {} mismatch(es):\n{}", errors.len(), errors.join("\n"));
+        assert!(
+            errors.is_empty(),
+            "library replays through {lib}: {} mismatch(es):\n{}",
+            errors.len(),
+            errors.join("\n")
+        );
     }
 }

@@ -62,12 +62,7 @@ fn tool(cmd: &str, args: &[&str], file: &Path) -> String {
         .arg(file)
         .output()
         .unwrap_or_else(|e| panic!("cannot run {cmd} (binutils installed?): {e}"));
-    assert!(
-        out.status.success(),
-        "{cmd} {args:?} {} failed: {}",
-        file.display(),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(out.status.success(), "{cmd} {args:?} {} failed: {}", file.display(), String::from_utf8_lossy(&out.stderr));
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
@@ -83,7 +78,13 @@ fn parse_nm(text: &str) -> BTreeMap<String, String> {
     m
 }
 
-fn compare(lib: &str, what: &str, want: &BTreeMap<String, String>, got: &BTreeMap<String, String>, types: bool) -> String {
+fn compare(
+    lib: &str,
+    what: &str,
+    want: &BTreeMap<String, String>,
+    got: &BTreeMap<String, String>,
+    types: bool,
+) -> String {
     let mut missing = Vec::new();
     let mut extra = Vec::new();
     let mut wrong = Vec::new();
@@ -101,10 +102,18 @@ fn compare(lib: &str, what: &str, want: &BTreeMap<String, String>, got: &BTreeMa
     }
     let mut r = String::new();
     if !missing.is_empty() {
-        r += &format!("{lib} {what}: {} public symbols missing (not implemented yet?):\n  {}\n", missing.len(), missing.join("\n  "));
+        r += &format!(
+            "{lib} {what}: {} public symbols missing (not implemented yet?):\n  {}\n",
+            missing.len(),
+            missing.join("\n  ")
+        );
     }
     if !extra.is_empty() {
-        r += &format!("{lib} {what}: {} symbols exported that the reference's public API does not have:\n  {}\n", extra.len(), extra.join("\n  "));
+        r += &format!(
+            "{lib} {what}: {} symbols exported that the reference's public API does not have:\n  {}\n",
+            extra.len(),
+            extra.join("\n  ")
+        );
     }
     if !wrong.is_empty() {
         r += &format!("{lib} {what}: wrong symbol types:\n  {}\n", wrong.join("\n  "));
@@ -176,7 +185,11 @@ fn sonames_links_and_dependencies() {
         assert!(needed.contains(&"libc.so.6"), "{lib}: libc.so.6 not NEEDED: {needed:?}");
         for n in &needed {
             assert!(
-                n.starts_with("libc.so") || n.starts_with("ld-linux") || n.starts_with("libm.so") || n.starts_with("libpthread.so") || n.starts_with("libdl.so"),
+                n.starts_with("libc.so")
+                    || n.starts_with("ld-linux")
+                    || n.starts_with("libm.so")
+                    || n.starts_with("libpthread.so")
+                    || n.starts_with("libdl.so"),
                 "{lib}: unexpected NEEDED entry {n} (only the C library is allowed)"
             );
         }

@@ -349,12 +349,7 @@ pub unsafe extern "C" fn E_init() -> c_int {
 }
 
 #[no_mangle]
-pub unsafe extern "C" fn E_queue(
-    func: Option<TimeFn>,
-    code: c_int,
-    data: *mut c_void,
-    delta_time: sp_time,
-) -> c_int {
+pub unsafe extern "C" fn E_queue(func: Option<TimeFn>, code: c_int, data: *mut c_void, delta_time: sp_time) -> c_int {
     guard(0, || {
         let due = add_time(monotonic_now(), delta_time);
         let mut st = state();
@@ -889,12 +884,7 @@ pub unsafe extern "C" fn E_lookup_function_name(fptr: *mut c_void, fname: *mut c
 }
 
 #[no_mangle]
-pub unsafe extern "C" fn E_time_events(
-    start: sp_time,
-    stop: sp_time,
-    fev: *const fd_event,
-    tev: *const time_event,
-) {
+pub unsafe extern "C" fn E_time_events(start: sp_time, stop: sp_time, fev: *const fd_event, tev: *const time_event) {
     guard_void(|| {
         // Exactly one of the two must be given; anything else is ignored
         // (the original treated it as a fatal bug).
@@ -921,12 +911,7 @@ fn describe_slow(ev: &event_record) -> Option<String> {
         return None;
     }
     let name: Vec<u8> = ev.funcname.iter().take_while(|&&c| c != 0).map(|&c| c as u8).collect();
-    let mut s = format!(
-        "Slow Event: {} \ttook {}.{:06} sec:",
-        String::from_utf8_lossy(&name),
-        ev.dur.sec,
-        ev.dur.usec
-    );
+    let mut s = format!("Slow Event: {} \ttook {}.{:06} sec:", String::from_utf8_lossy(&name), ev.dur.sec, ev.dur.usec);
     if ev.kind == FD_EVENT {
         let f = &ev.fev;
         s += &format!(

@@ -77,16 +77,49 @@ fn constants_and_argument_checks() {
         let mut svc = 0;
         let (mut ng, mut mt, mut em, mut more) = (0, 0i16, 0, 0);
         assert_eq!(
-            FL_scat_receive(bad, &mut svc, ptr::null_mut(), 0, &mut ng, ptr::null_mut(), &mut mt, &mut em, &mut s, &mut more),
+            FL_scat_receive(
+                bad,
+                &mut svc,
+                ptr::null_mut(),
+                0,
+                &mut ng,
+                ptr::null_mut(),
+                &mut mt,
+                &mut em,
+                &mut s,
+                &mut more
+            ),
             ILLEGAL_MESSAGE
         );
         assert_eq!(
-            FL_scat_receive(bad, ptr::null_mut(), ptr::null_mut(), 0, &mut ng, ptr::null_mut(), &mut mt, &mut em, &mut s, &mut more),
+            FL_scat_receive(
+                bad,
+                ptr::null_mut(),
+                ptr::null_mut(),
+                0,
+                &mut ng,
+                ptr::null_mut(),
+                &mut mt,
+                &mut em,
+                &mut s,
+                &mut more
+            ),
             ILLEGAL_PARAM
         );
         s.num_elements = 0;
         assert_eq!(
-            FL_scat_receive(bad, &mut svc, ptr::null_mut(), 0, &mut ng, ptr::null_mut(), &mut mt, &mut em, &mut s, &mut more),
+            FL_scat_receive(
+                bad,
+                &mut svc,
+                ptr::null_mut(),
+                0,
+                &mut ng,
+                ptr::null_mut(),
+                &mut mt,
+                &mut em,
+                &mut s,
+                &mut more
+            ),
             ILLEGAL_SESSION
         );
 

@@ -139,11 +139,7 @@ pub fn parse_frame(frame: &[u8]) -> Option<Message> {
         groups.push(g);
         off += MAX_GROUP_NAME;
     }
-    Some(Message {
-        header,
-        groups,
-        body: frame[off..total].to_vec(),
-    })
+    Some(Message { header, groups, body: frame[off..total].to_vec() })
 }
 
 /// Append one client→daemon frame (header, groups, body) to `out`.
@@ -187,10 +183,7 @@ impl Conn {
         let mut b = [0u8; 1];
         stream.read_exact(&mut b)?;
         if (b[0] as i8) < 0 {
-            return Err(err(format!(
-                "connect rejected: {}",
-                spread_wire::strerror(b[0] as i8 as i32)
-            )));
+            return Err(err(format!("connect rejected: {}", spread_wire::strerror(b[0] as i8 as i32))));
         }
         let mut list = vec![0u8; b[0] as usize];
         stream.read_exact(&mut list)?;
@@ -200,19 +193,13 @@ impl Conn {
         stream.write_all(&encode_auth_choice(&[b"NULL"]))?;
         stream.read_exact(&mut b)?;
         if b[0] != 1 {
-            return Err(err(format!(
-                "session rejected: {}",
-                spread_wire::strerror(b[0] as i8 as i32)
-            )));
+            return Err(err(format!("session rejected: {}", spread_wire::strerror(b[0] as i8 as i32))));
         }
         let mut v = [0u8; 4];
         stream.read_exact(&mut v)?; // major, minor, patch, name length
         let mut name = vec![0u8; v[3] as usize];
         stream.read_exact(&mut name)?;
-        Ok(Conn {
-            stream,
-            private_group: name32(&name),
-        })
+        Ok(Conn { stream, private_group: name32(&name) })
     }
 
     pub fn private_group_str(&self) -> String {
@@ -283,11 +270,7 @@ impl Default for FrameReader {
 
 impl FrameReader {
     pub fn new(cap: usize) -> FrameReader {
-        FrameReader {
-            buf: vec![0; cap],
-            start: 0,
-            end: 0,
-        }
+        FrameReader { buf: vec![0; cap], start: 0, end: 0 }
     }
 
     /// Read what is available (one `read`). `Ok(false)` on EOF.

@@ -45,10 +45,7 @@ pub fn install_signal_handlers() {
 
 fn register(pid: u32) {
     for slot in &LIVE {
-        if slot
-            .compare_exchange(0, pid as i32, Ordering::SeqCst, Ordering::SeqCst)
-            .is_ok()
-        {
+        if slot.compare_exchange(0, pid as i32, Ordering::SeqCst, Ordering::SeqCst).is_ok() {
             return;
         }
     }
@@ -115,9 +112,7 @@ fn tcp_port_free(port: u16) -> bool {
 /// The first `p` in `base, base + 2, …` below `base + span` with
 /// [`ports_free`] (the Unix socket `/tmp/<p>` is the daemon's to replace).
 pub fn pick_port(base: u16, span: u16) -> Option<u16> {
-    (0..span / 2)
-        .map(|k| base.saturating_add(2 * k))
-        .find(|&p| ports_free(p))
+    (0..span / 2).map(|k| base.saturating_add(2 * k)).find(|&p| ports_free(p))
 }
 
 impl Daemon {
@@ -183,12 +178,7 @@ impl Daemon {
             }
         };
         register(child.id());
-        let mut d = Daemon {
-            child: Some(child),
-            port,
-            dir,
-            label: label.to_string(),
-        };
+        let mut d = Daemon { child: Some(child), port, dir, label: label.to_string() };
         d.wait_ready(ready_timeout)?;
         Ok(d)
     }
@@ -222,10 +212,7 @@ impl Daemon {
             // not a synchronisation sleep.
             std::thread::sleep(Duration::from_millis(20));
         }
-        Err(io::Error::new(
-            io::ErrorKind::TimedOut,
-            format!("{} not ready on port {}: {last}", self.label, self.port),
-        ))
+        Err(io::Error::new(io::ErrorKind::TimedOut, format!("{} not ready on port {}: {last}", self.label, self.port)))
     }
 
     pub fn pid(&self) -> Option<u32> {

@@ -149,9 +149,7 @@ pub fn flood(
         }
         // Read and count.
         if !reader.fill(&mut rx.stream)? {
-            return Err(err(format!(
-                "daemon closed the receiving session after {received} messages"
-            )));
+            return Err(err(format!("daemon closed the receiving session after {received} messages")));
         }
         while let Some((h, f)) = reader.next_frame()? {
             let svc = clear_endian(h.type_);
@@ -185,24 +183,13 @@ pub fn flood(
             return Err(err(format!("flood timed out: {received}/{count} received")));
         }
         if !progress {
-            let mut fds = vec![libc::pollfd {
-                fd: rx.stream.as_raw_fd(),
-                events: libc::POLLIN,
-                revents: 0,
-            }];
+            let mut fds = vec![libc::pollfd { fd: rx.stream.as_raw_fd(), events: libc::POLLIN, revents: 0 }];
             if out_pos < out.len() {
-                let fd = tx_own
-                    .as_ref()
-                    .map(|t| t.stream.as_raw_fd())
-                    .unwrap_or(rx.stream.as_raw_fd());
+                let fd = tx_own.as_ref().map(|t| t.stream.as_raw_fd()).unwrap_or(rx.stream.as_raw_fd());
                 if fd == fds[0].fd {
                     fds[0].events |= libc::POLLOUT;
                 } else {
-                    fds.push(libc::pollfd {
-                        fd,
-                        events: libc::POLLOUT,
-                        revents: 0,
-                    });
+                    fds.push(libc::pollfd { fd, events: libc::POLLOUT, revents: 0 });
                 }
             }
             poll2(&mut fds, 200)?;
@@ -214,11 +201,7 @@ pub fn flood(
         let _ = c.stream.set_nonblocking(false);
         c.disconnect();
     }
-    Ok(FloodResult {
-        messages: count,
-        body,
-        secs,
-    })
+    Ok(FloodResult { messages: count, body, secs })
 }
 
 /// Round trips in microseconds, sorted.
@@ -318,11 +301,7 @@ mod tests {
         assert_eq!(percentile(&v, 100.0), 100.0);
         assert_eq!(percentile(&[7.0], 99.0), 7.0);
         assert!(percentile(&[], 50.0).is_nan());
-        let r = FloodResult {
-            messages: 1000,
-            body: 1000,
-            secs: 0.5,
-        };
+        let r = FloodResult { messages: 1000, body: 1000, secs: 0.5 };
         assert_eq!(r.msgs_per_sec(), 2000.0);
         assert_eq!(r.mbit_per_sec(), 16.0);
     }

@@ -59,9 +59,7 @@ fn usage() -> ! {
 fn parse_opts() -> Opts {
     let mut o = Opts {
         ours: Some(PathBuf::from("target/release/spread")),
-        reference: std::env::var_os("SPREAD_REF_PREFIX")
-            .filter(|v| !v.is_empty())
-            .map(PathBuf::from),
+        reference: std::env::var_os("SPREAD_REF_PREFIX").filter(|v| !v.is_empty()).map(PathBuf::from),
         runs: 5,
         quick: false,
         ours_port: 25010,
@@ -83,11 +81,7 @@ fn parse_opts() -> Opts {
             }
             "--ref-prefix" => {
                 let v = val();
-                o.reference = if v.is_empty() || v == "none" {
-                    None
-                } else {
-                    Some(PathBuf::from(v))
-                };
+                o.reference = if v.is_empty() || v == "none" { None } else { Some(PathBuf::from(v)) };
             }
             "--divide" => o.divide = val().parse::<u64>().unwrap_or_else(|_| usage()).max(1),
             "--runs" => o.runs = val().parse().unwrap_or_else(|_| usage()),
@@ -164,20 +158,11 @@ fn main() {
             std::process::exit(1);
         }
         let Some(port) = spread_bench::daemon::pick_port(o.ours_port, 10) else {
-            eprintln!(
-                "spread-bench: no free port pair in {}..{}",
-                o.ours_port,
-                o.ours_port + 9
-            );
+            eprintln!("spread-bench: no free port pair in {}..{}", o.ours_port, o.ours_port + 9);
             std::process::exit(1);
         };
         match Daemon::start_wrapped("ours", &o.ours_wrapper, &p, port, Duration::from_secs(30)) {
-            Ok(d) => targets.push(Target {
-                name: "ours",
-                daemon: d,
-                binary: p,
-                runs_done: 0,
-            }),
+            Ok(d) => targets.push(Target { name: "ours", daemon: d, binary: p, runs_done: 0 }),
             Err(e) => {
                 eprintln!("spread-bench: cannot start our daemon: {e}");
                 std::process::exit(1);
@@ -191,12 +176,7 @@ fn main() {
             std::process::exit(1);
         };
         match Daemon::start("original", &p, port, Duration::from_secs(15)) {
-            Ok(d) => targets.push(Target {
-                name: "original",
-                daemon: d,
-                binary: p,
-                runs_done: 0,
-            }),
+            Ok(d) => targets.push(Target { name: "original", daemon: d, binary: p, runs_done: 0 }),
             Err(e) => {
                 eprintln!("spread-bench: cannot start the original daemon {}: {e}", p.display());
                 std::process::exit(1);
@@ -210,13 +190,7 @@ fn main() {
         std::process::exit(1);
     }
     for t in &targets {
-        eprintln!(
-            "{} daemon: {} (pid {:?}, port {})",
-            t.name,
-            t.binary.display(),
-            t.daemon.pid(),
-            t.daemon.port
-        );
+        eprintln!("{} daemon: {} (pid {:?}, port {})", t.name, t.binary.display(), t.daemon.pid(), t.daemon.port);
     }
 
     // Minimum message counts per body size; each daemon's count is then
@@ -232,11 +206,7 @@ fn main() {
 
     // Flood rows: msgs/s and Mbit/s medians per target.
     let mut flood_rows: Vec<(String, usize, Vec<[f64; 2]>)> = Vec::new();
-    let modes: &[FloodMode] = if o.no_flood {
-        &[]
-    } else {
-        &[FloodMode::OneToOne, FloodMode::SelfRecv]
-    };
+    let modes: &[FloodMode] = if o.no_flood { &[] } else { &[FloodMode::OneToOne, FloodMode::SelfRecv] };
     for &mode in modes {
         let window = match mode {
             FloodMode::OneToOne => 500,
@@ -278,13 +248,7 @@ fn main() {
                             samples[i].push((r.msgs_per_sec(), r.mbit_per_sec()));
                         }
                         Err(e) => {
-                            eprintln!(
-                                "  {:8} {:24} {:>6} B run {}: FAILED: {e}",
-                                t.name,
-                                mode.label(),
-                                size,
-                                run + 1
-                            );
+                            eprintln!("  {:8} {:24} {:>6} B run {}: FAILED: {e}", t.name, mode.label(), size, run + 1);
                             t.ensure_alive();
                         }
                     }
@@ -338,10 +302,7 @@ fn main() {
                 [median(&a), median(&b)]
             })
             .collect();
-        ping_rows.push(Row {
-            label: format!("{size} B"),
-            values: med,
-        });
+        ping_rows.push(Row { label: format!("{size} B"), values: med });
     }
     let elapsed = started.elapsed();
     let names: Vec<&str> = targets.iter().map(|t| t.name).collect();
@@ -366,11 +327,7 @@ fn main() {
         let _ = writeln!(md, "|---|---:|---:|---:|");
     }
     for (label, size, v) in &flood_rows {
-        let body = if *size >= 1000 {
-            format!("{} KB", size / 1000)
-        } else {
-            format!("{size} B")
-        };
+        let body = if *size >= 1000 { format!("{} KB", size / 1000) } else { format!("{size} B") };
         if pair {
             let _ = writeln!(
                 md,
@@ -416,10 +373,8 @@ fn main() {
         }
     }
     if pair && names[0] == "ours" {
-        let r100 = flood_rows
-            .iter()
-            .find(|r| r.0 == FloodMode::OneToOne.label() && r.1 == 100)
-            .map(|r| r.2[0][0] / r.2[1][0]);
+        let r100 =
+            flood_rows.iter().find(|r| r.0 == FloodMode::OneToOne.label() && r.1 == 100).map(|r| r.2[0][0] / r.2[1][0]);
         let r100k = flood_rows
             .iter()
             .find(|r| r.0 == FloodMode::OneToOne.label() && r.1 == 100_000)
@@ -428,35 +383,16 @@ fn main() {
         let verdict = |ok: bool| if ok { "met" } else { "NOT met" };
         let _ = writeln!(md, "\nTargets (1 sender -> 1 receiver; round trip at 48 B):\n");
         if let Some(x) = r100 {
-            let _ = writeln!(
-                md,
-                "* msg/s at 100 B >= 3x the original: {}x, {}",
-                fmt_num(x),
-                verdict(x >= 3.0)
-            );
+            let _ = writeln!(md, "* msg/s at 100 B >= 3x the original: {}x, {}", fmt_num(x), verdict(x >= 3.0));
         }
         if let Some(x) = r100k {
-            let _ = writeln!(
-                md,
-                "* Mbit/s at 100 KB >= 1.5x the original: {}x, {}",
-                fmt_num(x),
-                verdict(x >= 1.5)
-            );
+            let _ = writeln!(md, "* Mbit/s at 100 KB >= 1.5x the original: {}x, {}", fmt_num(x), verdict(x >= 1.5));
         }
         if let Some(x) = p50 {
-            let _ = writeln!(
-                md,
-                "* p50 round trip <= 0.7x the original: {}x, {}",
-                fmt_num(x),
-                verdict(x <= 0.7)
-            );
+            let _ = writeln!(md, "* p50 round trip <= 0.7x the original: {}x, {}", fmt_num(x), verdict(x <= 0.7));
         }
     }
-    let _ = writeln!(
-        md,
-        "\n(wall time of the whole benchmark: {:.0} s)",
-        elapsed.as_secs_f64()
-    );
+    let _ = writeln!(md, "\n(wall time of the whole benchmark: {:.0} s)", elapsed.as_secs_f64());
     println!("\n{md}");
     if let Some(p) = o.markdown {
         if let Err(e) = std::fs::write(&p, &md) {

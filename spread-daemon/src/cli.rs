@@ -113,7 +113,9 @@ pub fn config_candidates(opts: &Options) -> Vec<PathBuf> {
 /// The first candidate that can be opened for reading; `None` if none can
 /// (the original then stops; this daemon runs [`crate::config::default_config`]).
 pub fn find_config_file(opts: &Options) -> Option<PathBuf> {
-    config_candidates(opts).into_iter().find(|p| std::fs::File::open(p).is_ok_and(|f| f.metadata().is_ok_and(|m| !m.is_dir())))
+    config_candidates(opts)
+        .into_iter()
+        .find(|p| std::fs::File::open(p).is_ok_and(|f| f.metadata().is_ok_and(|m| !m.is_dir())))
 }
 
 /// Print `msg` and end the process the way the original's fatal log does:

@@ -121,7 +121,10 @@ fn timeouts_all_or_none() {
          GatherTimeout = 7\nFormTimeout = 8\nLookupTimeout = 9\nSpread_Segment 127.0.0.255 { a 127.0.0.1 }",
     );
     let t = c.membership_timeouts().unwrap();
-    assert_eq!((t.token, t.hurry, t.alive, t.join, t.rep, t.seg, t.gather, t.form, t.lookup), (1, 2, 3, 4, 5, 6, 7, 8, 9));
+    assert_eq!(
+        (t.token, t.hurry, t.alive, t.join, t.rep, t.seg, t.gather, t.form, t.lookup),
+        (1, 2, 3, 4, 5, 6, 7, 8, 9)
+    );
 }
 
 #[test]
@@ -131,7 +134,9 @@ fn wide_area_defaults_by_segment_count() {
     assert_eq!(c.membership_timeouts().unwrap(), Timeouts::WAN);
     // Still the original protocol: AcceleratedRing was not written.
     assert!(!c.accelerated_ring());
-    let c = parse("WideAreaNetwork = false\nSpread_Segment 10.0.0.255 { a 10.0.0.1 }\nSpread_Segment 10.0.1.255 { b 10.0.1.1 }");
+    let c = parse(
+        "WideAreaNetwork = false\nSpread_Segment 10.0.0.255 { a 10.0.0.1 }\nSpread_Segment 10.0.1.255 { b 10.0.1.1 }",
+    );
     assert!(!c.wide_area());
 }
 
@@ -165,7 +170,8 @@ fn embedded_default() {
 #[test]
 fn find_me_by_name_and_by_address() {
     let c = parse("Spread_Segment 10.1.0.255:47150 {\n a 10.1.0.1\n b 10.1.0.2\n c 10.1.0.3\n}\n");
-    let locals: Vec<SocketAddr> = vec!["192.168.9.9:0".parse().unwrap(), "10.1.0.2:0".parse().unwrap(), "10.1.0.3:0".parse().unwrap()];
+    let locals: Vec<SocketAddr> =
+        vec!["192.168.9.9:0".parse().unwrap(), "10.1.0.2:0".parse().unwrap(), "10.1.0.3:0".parse().unwrap()];
     // By address: the first daemon in conf order with a local address.
     let me = c.find_me_among(None, &locals).unwrap();
     assert_eq!((me.index, me.daemon.name.as_str()), (1, "b"));
@@ -204,7 +210,9 @@ fn find_me_ipv6_takes_local_scope() {
 
 #[test]
 fn scope_ids_spread_to_the_ring() {
-    let mut c = parse("Spread_Segment [ff02::1]:47160 {\n six fe80::1 { D fe80::1 C fe80::2 C 2001:db8::9 }\n other fe80::3\n}\n");
+    let mut c = parse(
+        "Spread_Segment [ff02::1]:47160 {\n six fe80::1 { D fe80::1 C fe80::2 C 2001:db8::9 }\n other fe80::3\n}\n",
+    );
     let locals: Vec<SocketAddr> = vec!["[fe80::1%7]:0".parse().unwrap(), "[fe80::2%0]:0".parse().unwrap()];
     let me = c.find_me_among(Some("six"), &locals).unwrap();
     let scopes: Vec<u32> = me

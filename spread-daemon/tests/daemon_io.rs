@@ -136,7 +136,9 @@ fn slow_reader_killed_fast_reader_keeps_stream() {
         while next < N || !disconnect_seen {
             let m = match fast.try_recv() {
                 Ok(m) => m,
-                Err(e) => panic!("fast reader lost its connection after {next} messages (disconnect seen: {disconnect_seen}): {e}"),
+                Err(e) => panic!(
+                    "fast reader lost its connection after {next} messages (disconnect seen: {disconnect_seen}): {e}"
+                ),
             };
             if m.type_ == REG_DISCONNECT {
                 assert_eq!(&m.body[24..32], b"#slow#d1");
@@ -221,7 +223,11 @@ fn nine_hundred_ninety_seven_sessions_then_reject_quota() {
     let _d = Daemon::start(22050, "");
     let mut clients = Vec::new();
     for i in 0..997 {
-        let c = if i % 2 == 0 { connect_tcp(22050, &format!("q{i}"), false) } else { connect_unix(22050, &format!("q{i}"), false) };
+        let c = if i % 2 == 0 {
+            connect_tcp(22050, &format!("q{i}"), false)
+        } else {
+            connect_unix(22050, &format!("q{i}"), false)
+        };
         clients.push(c);
     }
     // The 998th gets one byte, REJECT_QUOTA, and EOF.

@@ -266,7 +266,11 @@ fn groups_messages_match_the_three_daemon_captures() {
         assert_eq!(r.last(), Some(&GatherOutcome::Done));
         assert_eq!(g.synced_set(), &[D1, D2, D3]);
         let grp = g.get(&pg).unwrap();
-        assert_eq!((grp.gid.proc_id, grp.gid.time, grp.gid.index), (D1 as i32, R372, 1), "unchanged group keeps its id");
+        assert_eq!(
+            (grp.gid.proc_id, grp.gid.time, grp.gid.index),
+            (D1 as i32, R372, 1),
+            "unchanged group keeps its id"
+        );
         assert_eq!(grp.num_members, 1);
     }
 }

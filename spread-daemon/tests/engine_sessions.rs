@@ -70,13 +70,13 @@ fn tv4_reject_bytes() {
     let mut h = localhost();
     let (_a, _) = h.login("a", true);
     let cases: &[(&[u8], u8)] = &[
-        (b"\x05\x00\x01\x01\x01a", 0xfa),        // not unique
-        (b"\x05\x00\x01\x01\x03a#b", 0xfb),      // illegal character
-        (b"\x05\x00\x01\x01\x03a b", 0xfb),      // space
+        (b"\x05\x00\x01\x01\x01a", 0xfa),           // not unique
+        (b"\x05\x00\x01\x01\x03a#b", 0xfb),         // illegal character
+        (b"\x05\x00\x01\x01\x03a b", 0xfb),         // space
         (b"\x05\x00\x01\x01\x0babcdefghijk", 0xfb), // length 11
-        (b"\x05\x00\x01\x01\xff", 0xfb),         // negative length
-        (b"\x02\x09", 0xf9),                     // version 2.9
-        (b"\x03\x00\x63\x00\x01x", 0xf9),        // 3.0.99 < 3.1.0
+        (b"\x05\x00\x01\x01\xff", 0xfb),            // negative length
+        (b"\x02\x09", 0xf9),                        // version 2.9
+        (b"\x03\x00\x63\x00\x01x", 0xf9),           // 3.0.99 < 3.1.0
     ];
     for (req, byte) in cases {
         let id = h.connect(ConnKind::Tcp);
@@ -404,7 +404,8 @@ fn join_beyond_the_local_member_limit_is_rejected() {
 fn handle_event_is_the_same_as_the_methods() {
     use spread_daemon::engine::{Action, Event};
     let mut h = Harness::d1(7);
-    let Some(Accepted::Conn(id)) = h.eng.handle_event(h.now, Event::Accepted { kind: ConnKind::Tcp, peer: None }) else {
+    let Some(Accepted::Conn(id)) = h.eng.handle_event(h.now, Event::Accepted { kind: ConnKind::Tcp, peer: None })
+    else {
         panic!("accept")
     };
     h.eng.handle_event(h.now, Event::Data { id, bytes: b"\x05\x00\x01\x01\x01a" });

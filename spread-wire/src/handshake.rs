@@ -227,9 +227,15 @@ mod tests {
         // 2.9.9
         assert_eq!(parse_connect_request(b"\x02\x09"), ConnectParse::Reject { code: REJECT_VERSION, consumed: 2 });
         // name length 11
-        assert!(matches!(parse_connect_request(b"\x05\x00\x01\x00\x0b"), ConnectParse::Reject { code: REJECT_ILLEGAL_NAME, .. }));
+        assert!(matches!(
+            parse_connect_request(b"\x05\x00\x01\x00\x0b"),
+            ConnectParse::Reject { code: REJECT_ILLEGAL_NAME, .. }
+        ));
         // "a b"
-        assert!(matches!(parse_connect_request(b"\x05\x00\x01\x00\x03a b"), ConnectParse::Reject { code: REJECT_ILLEGAL_NAME, .. }));
+        assert!(matches!(
+            parse_connect_request(b"\x05\x00\x01\x00\x03a b"),
+            ConnectParse::Reject { code: REJECT_ILLEGAL_NAME, .. }
+        ));
         // legacy 3.14: two version bytes, no patch byte in the accept
         match parse_connect_request(b"\x03\x0e\x01\x05leg14") {
             ConnectParse::Done { req, .. } => {

@@ -137,7 +137,8 @@ mod tests {
             hint: encode_hint(0x1234),
             data_len: 5,
         };
-        let want = hex("90 00 00 80 23 75 73 65 72 31 23 6c 6f 63 61 6c 68 6f 73 74 00 00 00 00 00 00 00 00 00 00 00 00
+        let want =
+            hex("90 00 00 80 23 75 73 65 72 31 23 6c 6f 63 61 6c 68 6f 73 74 00 00 00 00 00 00 00 00 00 00 00 00
                         00 00 00 00 01 00 00 00 80 34 12 80 05 00 00 00");
         assert_eq!(&h.encode()[..], &want[..]);
         let d = Header::decode_slice(&want).unwrap();

@@ -36,7 +36,11 @@ impl GroupId {
         if b.len() < GROUP_ID_LEN {
             return None;
         }
-        Some(GroupId { proc_id: order.read_i32(&b[0..]), time: order.read_i32(&b[4..]), index: order.read_i32(&b[8..]) })
+        Some(GroupId {
+            proc_id: order.read_i32(&b[0..]),
+            time: order.read_i32(&b[4..]),
+            index: order.read_i32(&b[8..]),
+        })
     }
 }
 

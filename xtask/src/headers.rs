@@ -49,8 +49,7 @@ pub fn generate_all(root: &Path) -> Result<Output, String> {
     let mut files = Vec::new();
     for name in HEADERS {
         let tpl_path = root.join("xtask/templates").join(format!("{name}.in"));
-        let tpl = fs::read_to_string(&tpl_path)
-            .map_err(|e| format!("{}: {e}", tpl_path.display()))?;
+        let tpl = fs::read_to_string(&tpl_path).map_err(|e| format!("{}: {e}", tpl_path.display()))?;
         let text = expand_template(name, &tpl, &items, &mut listed, &mut notes)?;
         files.push((name.to_string(), text));
     }
@@ -143,10 +142,7 @@ fn cbindgen_items(src: &Path) -> Result<BTreeMap<String, Item>, String> {
     let tmp = std::env::temp_dir().join(format!(
         "xtask-headers-{}-{}",
         std::process::id(),
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_nanos())
-            .unwrap_or(0)
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0)
     ));
     let result = (|| {
         let aliases = collect_fn_aliases(src)?;
@@ -168,11 +164,8 @@ fn run_cbindgen(lib_rs: &Path) -> Result<String, String> {
     cfg.sort_by = cbindgen::SortKey::Name;
     // int16 / int32 are macros in sp.h; a typedef of them would not compile.
     cfg.export.exclude = vec!["int16".into(), "int32".into()];
-    let bindings = cbindgen::Builder::new()
-        .with_config(cfg)
-        .with_src(lib_rs)
-        .generate()
-        .map_err(|e| format!("cbindgen: {e}"))?;
+    let bindings =
+        cbindgen::Builder::new().with_config(cfg).with_src(lib_rs).generate().map_err(|e| format!("cbindgen: {e}"))?;
     let mut buf = Vec::new();
     bindings.write(&mut buf);
     String::from_utf8(buf).map_err(|e| format!("cbindgen output is not UTF-8: {e}"))
@@ -390,17 +383,11 @@ fn expand_template(
     let mut fixups: Vec<(String, String, String)> = Vec::new();
     for line in tpl.lines() {
         if let Some(rest) = line.strip_prefix("@subst ") {
-            let (a, b) = rest
-                .split_once(" => ")
-                .ok_or_else(|| format!("{header}.in: bad @subst line: {line}"))?;
+            let (a, b) = rest.split_once(" => ").ok_or_else(|| format!("{header}.in: bad @subst line: {line}"))?;
             substs.push((a.to_string(), b.to_string()));
         } else if let Some(rest) = line.strip_prefix("@fixup ") {
-            let (func, rule) = rest
-                .split_once(": ")
-                .ok_or_else(|| format!("{header}.in: bad @fixup line: {line}"))?;
-            let (a, b) = rule
-                .split_once(" => ")
-                .ok_or_else(|| format!("{header}.in: bad @fixup line: {line}"))?;
+            let (func, rule) = rest.split_once(": ").ok_or_else(|| format!("{header}.in: bad @fixup line: {line}"))?;
+            let (a, b) = rule.split_once(" => ").ok_or_else(|| format!("{header}.in: bad @fixup line: {line}"))?;
             fixups.push((func.trim().to_string(), a.to_string(), b.to_string()));
         } else if let Some(rest) = line.strip_prefix("@undeclared ") {
             for n in rest.split_whitespace() {
@@ -423,7 +410,9 @@ fn expand_template(
                     None => (spec, None),
                 };
                 let item = items.get(name).ok_or_else(|| {
-                    format!("{header}.in: type `{name}` is not defined in libspread-ffi/src (or cbindgen cannot see it)")
+                    format!(
+                        "{header}.in: type `{name}` is not defined in libspread-ffi/src (or cbindgen cannot see it)"
+                    )
                 })?;
                 let mut text = item.text.clone();
                 if let Some(tag) = tag {
@@ -511,11 +500,9 @@ fn expand_functions(
                 break;
             }
         }
-        let open = decl
-            .find('(')
-            .ok_or_else(|| format!("{header}.in: not a prototype: {}", decl.trim()))?;
-        let name = last_ident(&decl[..open])
-            .ok_or_else(|| format!("{header}.in: no function name in: {}", decl.trim()))?;
+        let open = decl.find('(').ok_or_else(|| format!("{header}.in: not a prototype: {}", decl.trim()))?;
+        let name =
+            last_ident(&decl[..open]).ok_or_else(|| format!("{header}.in: no function name in: {}", decl.trim()))?;
         listed.insert(name.clone());
         match items.get(&name) {
             Some(item) if item.kind == Kind::Function => {
@@ -526,7 +513,9 @@ fn expand_functions(
                         if text.contains(a.as_str()) {
                             text = text.replace(a.as_str(), b);
                         } else {
-                            notes.push(format!("{header}.in: @fixup for {name} does not apply (no `{a}`); it may be obsolete"));
+                            notes.push(format!(
+                                "{header}.in: @fixup for {name} does not apply (no `{a}`); it may be obsolete"
+                            ));
                         }
                     }
                 }
@@ -645,10 +634,7 @@ mod tests {
         assert_eq!(item_name("int SP_poll(mailbox mbox);"), Some(("SP_poll".into(), Kind::Function)));
         assert_eq!(item_name("sp_time E_get_time(void);"), Some(("E_get_time".into(), Kind::Function)));
         assert_eq!(item_name("typedef int mailbox;"), Some(("mailbox".into(), Kind::Typedef)));
-        assert_eq!(
-            item_name("typedef struct {\n  long sec;\n} sp_time;"),
-            Some(("sp_time".into(), Kind::Struct))
-        );
+        assert_eq!(item_name("typedef struct {\n  long sec;\n} sp_time;"), Some(("sp_time".into(), Kind::Struct)));
         assert_eq!(item_name("extern int Slow_events_max;"), Some(("Slow_events_max".into(), Kind::Extern)));
     }
 }

@@ -14,10 +14,7 @@ use crate::types::{scat_element, scatter, service};
 pub struct RealSp;
 
 fn empty_scatter() -> scatter {
-    scatter {
-        num_elements: 0,
-        elements: [scat_element { buf: ptr::null_mut(), len: 0 }; MAX_CLIENT_SCATTER_ELEMENTS],
-    }
+    scatter { num_elements: 0, elements: [scat_element { buf: ptr::null_mut(), len: 0 }; MAX_CLIENT_SCATTER_ELEMENTS] }
 }
 
 /// A scatter over `parts`; `None` if there are more than SP can take.
@@ -97,14 +94,7 @@ impl SpApi for RealSp {
         unsafe { sp::SP_scat_multicast(mbox, service, g.as_ptr(), mess_type, &s) }
     }
 
-    fn multigroup_multicast(
-        &self,
-        mbox: i32,
-        service: i32,
-        groups: &[Name],
-        mess_type: i16,
-        parts: &[&[u8]],
-    ) -> i32 {
+    fn multigroup_multicast(&self, mbox: i32, service: i32, groups: &[Name], mess_type: i16, parts: &[&[u8]]) -> i32 {
         let Some(s) = scatter_of(parts) else { return ILLEGAL_MESSAGE };
         let Ok(n) = c_int::try_from(groups.len()) else { return ILLEGAL_MESSAGE };
         // SAFETY: `groups` holds `n` 32-byte fields; the scatter points into live slices.

@@ -51,8 +51,7 @@ const HOSTILE_GROUPS: usize = 1 << 16;
 
 const SVC_FIFO: i32 = FIFO_MESS as i32;
 const SUBGROUP: i32 = SUBGROUP_CAST as i32;
-const ILLEGAL_SEND_BITS: i32 =
-    (FLUSH_REQ_MESS | MEMBERSHIP_MESS | ENDIAN_RESERVED | RESERVED) as i32;
+const ILLEGAL_SEND_BITS: i32 = (FLUSH_REQ_MESS | MEMBERSHIP_MESS | ENDIAN_RESERVED | RESERVED) as i32;
 
 /// Copy a name up to its first NUL (at most 32 bytes) into a zero-padded field;
 /// two names are "equal" for FL exactly when `strncmp(a, b, 32) == 0`.
@@ -133,14 +132,7 @@ pub trait SpApi: Send + Sync {
     /// `SP_scat_multicast` to one group.
     fn multicast(&self, mbox: i32, service: i32, group: &Name, mess_type: i16, parts: &[&[u8]]) -> i32;
     /// `SP_multigroup_scat_multicast`, names passed as 32-byte fields verbatim.
-    fn multigroup_multicast(
-        &self,
-        mbox: i32,
-        service: i32,
-        groups: &[Name],
-        mess_type: i16,
-        parts: &[&[u8]],
-    ) -> i32;
+    fn multigroup_multicast(&self, mbox: i32, service: i32, groups: &[Name], mess_type: i16, parts: &[&[u8]]) -> i32;
     /// `SP_scat_receive` without `DROP_RECV` into buffers of the given capacities.
     fn receive(&self, mbox: i32, max_groups: usize, body_cap: usize) -> SpRecv;
     /// `SP_poll`.
@@ -556,13 +548,7 @@ impl<S: SpApi> FlLib<S> {
                 recv_lock: Mutex::new(()),
                 state: Mutex::new(ConnState {
                     groups: HashMap::new(),
-                    out: Outbox {
-                        mbox,
-                        private: name_key(&private),
-                        queue: VecDeque::new(),
-                        bytes: 0,
-                        fatal: None,
-                    },
+                    out: Outbox { mbox, private: name_key(&private), queue: VecDeque::new(), bytes: 0, fatal: None },
                 }),
             });
             lock(&self.conns).insert(mbox, conn);
@@ -649,8 +635,7 @@ impl<S: SpApi> FlLib<S> {
 
     /// `FL_poll`: bytes queued inside FL plus `SP_poll`.
     pub fn poll(&self, mbox: i32) -> i32 {
-        self.with_conn(mbox, |st| (st.out.bytes + self.sp.poll(mbox) as i64) as i32)
-            .unwrap_or_else(|e| e)
+        self.with_conn(mbox, |st| (st.out.bytes + self.sp.poll(mbox) as i64) as i32).unwrap_or_else(|e| e)
     }
 
     /// The common send path of every `FL_*cast` function. `recvrs` are the
@@ -1268,8 +1253,7 @@ fn on_sp_view<S: SpApi>(sp: &S, out: &mut Outbox, g: &mut Group, m: &RxMsg) {
         // keyed by name pointers, so no conforming peer depends on more.)
         let mut seen = HashSet::new();
         let stayed: HashSet<Name> = parsed.my_set.iter().copied().collect();
-        let gone =
-            g.sp_view().members.iter().filter(|n| !stayed.contains(*n) && seen.insert(**n)).copied().collect();
+        let gone = g.sp_view().members.iter().filter(|n| !stayed.contains(*n) && seen.insert(**n)).copied().collect();
         (None, gone)
     };
     let members: Vec<Name> = m.msg.groups.iter().map(|n| name_key(n)).collect();
@@ -1373,7 +1357,5 @@ fn collapse(g: &mut Group, leavers: &[Name], new_gid: Gid) -> Option<u64> {
 
 #[cfg(test)]
 pub(crate) fn group_phase<S: SpApi>(lib: &FlLib<S>, mbox: i32, group: &str) -> Option<(Membership, Phase)> {
-    lib.with_conn(mbox, |st| st.groups.get(&name_key(group.as_bytes())).map(|g| (g.mstate, g.vstate)))
-        .ok()
-        .flatten()
+    lib.with_conn(mbox, |st| st.groups.get(&name_key(group.as_bytes())).map(|g| (g.mstate, g.vstate))).ok().flatten()
 }

@@ -311,7 +311,17 @@ impl Sim {
             for side in sides {
                 for m in side.iter() {
                     let body: Vec<u8> = old.iter().flat_map(|v| v.to_ne_bytes()).collect();
-                    i.push(*m, SpRecv { ret: 12, service: TRANSITION_MESS as i32, sender: k, mess_type: -1, body, ..Default::default() });
+                    i.push(
+                        *m,
+                        SpRecv {
+                            ret: 12,
+                            service: TRANSITION_MESS as i32,
+                            sender: k,
+                            mess_type: -1,
+                            body,
+                            ..Default::default()
+                        },
+                    );
                 }
             }
             for side in sides {

@@ -15,9 +15,23 @@ enum Ev {
     FlushReq(String),
     Trans(String),
     /// FL view: group, service, members, gid, vs names from the body.
-    View { group: String, service: i32, members: Vec<String>, gid: Gid, vs: Vec<String>, my_index: i16 },
+    View {
+        group: String,
+        service: i32,
+        members: Vec<String>,
+        gid: Gid,
+        vs: Vec<String>,
+        my_index: i16,
+    },
     SelfLeave(String),
-    Data { sender: String, service: i32, groups: Vec<String>, mess_type: i16, body: Vec<u8>, endian: i32 },
+    Data {
+        sender: String,
+        service: i32,
+        groups: Vec<String>,
+        mess_type: i16,
+        body: Vec<u8>,
+        endian: i32,
+    },
 }
 
 fn s(n: &Name) -> String {
@@ -242,10 +256,7 @@ fn vulnerable_message_is_held_until_the_view_it_was_sent_in() {
     // then B's message with the original type.
     let ea = drain(&lib, a, false);
     let pos_view = ea.iter().position(|e| matches!(e, Ev::View { .. })).unwrap();
-    let pos_data = ea
-        .iter()
-        .position(|e| matches!(e, Ev::Data { mess_type: 10, body, .. } if body == b"hi"))
-        .unwrap();
+    let pos_data = ea.iter().position(|e| matches!(e, Ev::Data { mess_type: 10, body, .. } if body == b"hi")).unwrap();
     assert!(pos_view < pos_data);
     assert!(ea.iter().any(|e| matches!(e, Ev::Data { mess_type: 11, .. })));
 }
@@ -434,8 +445,7 @@ fn trailers_from_either_byte_order_are_decoded() {
             }
             lib.sp.inject(a, vulnerable_frame(swap, subgroup));
             let ev = drain(&lib, a, false);
-            let want_groups: Vec<String> =
-                if subgroup { vec!["#a#sim".into(), "g".into()] } else { vec!["g".into()] };
+            let want_groups: Vec<String> = if subgroup { vec!["#a#sim".into(), "g".into()] } else { vec!["g".into()] };
             assert_eq!(
                 ev,
                 vec![Ev::Data {
@@ -688,10 +698,11 @@ fn partition_and_merge_give_network_views_with_the_survivors() {
     // Traffic on each side while partitioned.
     settle(&lib, &[a, b, c], &mut logs);
     let net = (REG_MEMB_MESS | CAUSED_BY_NETWORK) as i32;
-    let last = |m: i32, logs: &BTreeMap<i32, Vec<Ev>>| match logs[&m].iter().rev().find(|e| matches!(e, Ev::View { .. })) {
-        Some(Ev::View { service, members, vs, .. }) => (*service, members.clone(), vs.clone()),
-        _ => panic!("no view"),
-    };
+    let last =
+        |m: i32, logs: &BTreeMap<i32, Vec<Ev>>| match logs[&m].iter().rev().find(|e| matches!(e, Ev::View { .. })) {
+            Some(Ev::View { service, members, vs, .. }) => (*service, members.clone(), vs.clone()),
+            _ => panic!("no view"),
+        };
     let ab = vec!["#a#sim".to_string(), "#b#sim".to_string()];
     assert_eq!(last(a, &logs), (net, ab.clone(), ab.clone()));
     assert_eq!(last(b, &logs), (net, ab.clone(), ab.clone()));

@@ -141,11 +141,14 @@ impl Tok {
                 let n = flags::NAMES.iter().find(|(_, v)| v == m).map(|(s, _)| *s).unwrap_or("?");
                 format!("'{n}'")
             }
-            Tok::IfKind(b) => format!("'{}'", match b {
-                1 => "M",
-                2 => "C",
-                _ => "D",
-            }),
+            Tok::IfKind(b) => format!(
+                "'{}'",
+                match b {
+                    1 => "M",
+                    2 => "C",
+                    _ => "D",
+                }
+            ),
             Tok::Prio(p) => format!(
                 "'{}'",
                 match p {

@@ -543,9 +543,8 @@ impl Config {
 
     /// Pick the daemon this process is (§1.5), using this machine's addresses.
     pub fn find_me(&self, name: Option<&str>) -> Result<MeInfo, ConfigError> {
-        let locals = local_addresses().map_err(|e| {
-            ConfigError::new(&self.file, 0, format!("cannot list this machine's addresses: {e}"))
-        })?;
+        let locals = local_addresses()
+            .map_err(|e| ConfigError::new(&self.file, 0, format!("cannot list this machine's addresses: {e}")))?;
         self.find_me_among(name, &locals)
     }
 
@@ -560,27 +559,28 @@ impl Config {
                 // The original cuts the -n value to 19 bytes before looking it up.
                 let cut = &n.as_bytes()[..n.len().min(MAX_PROC_NAME - 1)];
                 let n = String::from_utf8_lossy(cut);
-                self.index_by_name_bytes(cut)
-                    .ok_or_else(|| ConfigError::new(&self.file, 0, format!("no daemon named '{n}' in the configuration")))?
+                self.index_by_name_bytes(cut).ok_or_else(|| {
+                    ConfigError::new(&self.file, 0, format!("no daemon named '{n}' in the configuration"))
+                })?
             }
-            None => self
-                .daemons
-                .iter()
-                .position(|d| locals.iter().any(|l| l.ip() == d.ip()))
-                .ok_or_else(|| {
-                    ConfigError::new(
-                        &self.file,
-                        0,
-                        "no configured daemon has an address of this machine (use -n to choose one)",
-                    )
-                })?,
+            None => self.daemons.iter().position(|d| locals.iter().any(|l| l.ip() == d.ip())).ok_or_else(|| {
+                ConfigError::new(
+                    &self.file,
+                    0,
+                    "no configured daemon has an address of this machine (use -n to choose one)",
+                )
+            })?,
         };
         let mut daemon = self.daemons[index].clone();
         let local = locals.iter().find(|l| l.ip() == daemon.ip()).ok_or_else(|| {
             ConfigError::new(
                 &self.file,
                 0,
-                format!("daemon '{}' has address {}, which is not an address of this machine", daemon.name, daemon.ip()),
+                format!(
+                    "daemon '{}' has address {}, which is not an address of this machine",
+                    daemon.name,
+                    daemon.ip()
+                ),
             )
         })?;
         let mut scope = 0;

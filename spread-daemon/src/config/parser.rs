@@ -67,7 +67,8 @@ pub fn parse(text: &[u8], file: &str, previous: Option<&Config>, resolver: Resol
         eof_line: 1,
         file: file.to_string(),
         active: previous.map(|c| c.active_ip_version),
-        auth_configured: previous.is_some_and(|c| !c.auth.null_enabled || !c.auth.allowed.is_empty() || !c.auth.required.is_empty()),
+        auth_configured: previous
+            .is_some_and(|c| !c.auth.null_enabled || !c.auth.allowed.is_empty() || !c.auth.required.is_empty()),
         prev_vids: previous.map(|c| c.daemons.iter().map(|d| d.vid).collect()).unwrap_or_default(),
         c: base,
         ts_custom: previous.and_then(|c| c.ts_custom_state.clone()),
@@ -105,7 +106,11 @@ pub fn parse(text: &[u8], file: &str, previous: Option<&Config>, resolver: Resol
         .map(|s| SegmentText {
             port: s.port,
             addrs: s.addrs.iter().map(SocketAddr::ip).collect(),
-            daemons: s.daemons.iter().map(|&i| (c.daemons[i].name_bytes.as_slice(), c.daemons[i].ip(), c.daemons[i].vid)).collect(),
+            daemons: s
+                .daemons
+                .iter()
+                .map(|&i| (c.daemons[i].name_bytes.as_slice(), c.daemons[i].ip(), c.daemons[i].vid))
+                .collect(),
         })
         .collect();
     let s = hash::conf_bytes(&texts, c.exclude_seg_addrs_from_hash, acc_now);
@@ -250,7 +255,9 @@ impl<'a> P<'a> {
 
     fn syntax(&self, got: Option<&Spanned>, expected: &str) -> ConfigError {
         match got {
-            Some(t) => self.err(t.line, format!("syntax error: unexpected {}, expected {}", t.tok.describe(), expected)),
+            Some(t) => {
+                self.err(t.line, format!("syntax error: unexpected {}, expected {}", t.tok.describe(), expected))
+            }
             None => self.err(self.eof_line, format!("syntax error: unexpected end of file, expected {expected}")),
         }
     }
@@ -325,10 +332,8 @@ impl<'a> P<'a> {
 
     fn set_active(&mut self, v: IpVersion, line: u32) -> R<()> {
         match self.active {
-            Some(a) if a != v => Err(self.err(
-                line,
-                "daemon address family differs from ActiveIPVersion (or from the first daemon's address)",
-            )),
+            Some(a) if a != v => Err(self
+                .err(line, "daemon address family differs from ActiveIPVersion (or from the first daemon's address)")),
             _ => {
                 self.active = Some(v);
                 Ok(())
@@ -457,10 +462,7 @@ impl<'a> P<'a> {
             Kw::AccessControlPolicy => {
                 let (s, l) = self.string_value(kw)?;
                 if cut_bytes(&s, 30) != "PERMIT" {
-                    return Err(self.err(
-                        l,
-                        format!("unknown AccessControlPolicy '{s}': the only policy is PERMIT"),
-                    ));
+                    return Err(self.err(l, format!("unknown AccessControlPolicy '{s}': the only policy is PERMIT")));
                 }
                 self.c.access_control_policy = "PERMIT".to_string();
             }
@@ -473,7 +475,10 @@ impl<'a> P<'a> {
                     _ => return Err(self.err(l, "ActiveIPVersion must be IPv4 or IPv6")),
                 };
                 if self.active.is_some_and(|a| a != v) {
-                    return Err(self.err(l, "ActiveIPVersion already differently specified (by an earlier daemon address or setting)"));
+                    return Err(self.err(
+                        l,
+                        "ActiveIPVersion already differently specified (by an earlier daemon address or setting)",
+                    ));
                 }
                 self.active = Some(v);
             }
@@ -489,7 +494,11 @@ impl<'a> P<'a> {
                 let v = self.bool_value(kw)?;
                 self.c.accelerated_ring_setting = Some(v);
                 if v {
-                    self.unsupported(kw, line, "the accelerated ring protocol is not implemented (the value does enter the hash)");
+                    self.unsupported(
+                        kw,
+                        line,
+                        "the accelerated ring protocol is not implemented (the value does enter the hash)",
+                    );
                 }
             }
             Kw::AcceleratedWindow => self.c.accelerated_window = self.number_value(kw)?.0,
@@ -598,7 +607,9 @@ impl<'a> P<'a> {
                 set_port(&mut ifc.addr, port);
             }
             let me = &self.c.daemons[i];
-            if let Some(j) = self.c.daemons[..i].iter().position(|o| o.addr.ip() == me.addr.ip() && o.addr.port() == port) {
+            if let Some(j) =
+                self.c.daemons[..i].iter().position(|o| o.addr.ip() == me.addr.ip() && o.addr.port() == port)
+            {
                 return Err(self.err(
                     end_line,
                     format!(
@@ -660,7 +671,10 @@ impl<'a> P<'a> {
                 match self.next()? {
                     Some(Spanned { tok: Tok::CloseBrace, line: l }) => {
                         if kinds != 0 {
-                            return Err(self.syntax(Some(&Spanned { tok: Tok::CloseBrace, line: l }), "an interface address after its kind letters"));
+                            return Err(self.syntax(
+                                Some(&Spanned { tok: Tok::CloseBrace, line: l }),
+                                "an interface address after its kind letters",
+                            ));
                         }
                         break;
                     }
@@ -729,7 +743,10 @@ impl<'a> P<'a> {
                 return Err(self.err(line, "empty daemon name"));
             }
             if n.ends_with(b";") {
-                self.warn(line, "daemon name ends in ';' and keeps it: put white space before a ';' that separates two daemons");
+                self.warn(
+                    line,
+                    "daemon name ends in ';' and keeps it: put white space before a ';' that separates two daemons",
+                );
             }
         }
         let (ip, scope) = match (&addr, &name) {
@@ -782,7 +799,8 @@ impl<'a> P<'a> {
 
     /// Name-only daemon entry: first address of the right family from the resolver.
     fn resolve(&self, name: &str, line: u32) -> R<IpAddr> {
-        let addrs = (self.resolver)(name).map_err(|e| self.err(line, format!("cannot resolve daemon name '{name}': {e}")))?;
+        let addrs =
+            (self.resolver)(name).map_err(|e| self.err(line, format!("cannot resolve daemon name '{name}': {e}")))?;
         for a in addrs {
             let fam = IpVersion::of(&a);
             if self.active.is_none() || self.active == Some(fam) {

@@ -136,7 +136,8 @@ mod tests {
         .unwrap();
         assert_eq!(reload_outcome(&old, me, &added, me), ReloadOutcome::Continue);
 
-        let removed = parse_str_reload("Spread_Segment 127.0.0.255:47190 { a 127.0.0.1 VirtualID = 1 }", "a", &old).unwrap();
+        let removed =
+            parse_str_reload("Spread_Segment 127.0.0.255:47190 { a 127.0.0.1 VirtualID = 1 }", "a", &old).unwrap();
         assert_eq!(reload_outcome(&old, me, &removed, me), ReloadOutcome::Continue);
 
         let moved = parse_str_reload(
@@ -195,7 +196,9 @@ mod tests {
         let old = first("Spread_Segment 127.0.0.255:47192 { xx 127.0.0.2 ; loc 127.0.0.1 }");
         let new = parse_str_reload("Spread_Segment 127.0.0.255:47192 { loc 127.0.0.1 }", "a", &old).unwrap();
         match reload_outcome(&old, 1, &new, 0) {
-            ReloadOutcome::Exit(why) => assert!(why.contains("vid 4041872296") && why.contains("vid 3956850304"), "{why}"),
+            ReloadOutcome::Exit(why) => {
+                assert!(why.contains("vid 4041872296") && why.contains("vid 3956850304"), "{why}")
+            }
             other => panic!("{other:?}"),
         }
     }

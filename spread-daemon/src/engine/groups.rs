@@ -342,7 +342,15 @@ impl Groups {
     }
 
     /// Notifications after a join/leave/kill changed `g`.
-    fn notify_change(&self, g: &Group, cause: u32, changed_member: &Name32, joiner: Option<LocalMember>, is_join: bool, out: &mut Out) {
+    fn notify_change(
+        &self,
+        g: &Group,
+        cause: u32,
+        changed_member: &Name32,
+        joiner: Option<LocalMember>,
+        is_join: bool,
+        out: &mut Out,
+    ) {
         if !g.has_memb_sessions() {
             return;
         }
@@ -755,7 +763,13 @@ impl Groups {
         for (i, b) in self.bufs.iter().enumerate().rev() {
             let agreed = i == 0;
             let t = GROUPS_MESS | if agreed { AGREED_MESS } else { RELIABLE_MESS };
-            let h = Header { type_: t | ARCH_ENDIAN, sender: name, num_groups: 0, hint: ARCH_ENDIAN, data_len: b.len() as i32 };
+            let h = Header {
+                type_: t | ARCH_ENDIAN,
+                sender: name,
+                num_groups: 0,
+                hint: ARCH_ENDIAN,
+                data_len: b.len() as i32,
+            };
             let mut f = BytesMut::with_capacity(HEADER_LEN + b.len());
             f.put_slice(&h.encode());
             f.put_slice(b);
@@ -772,7 +786,11 @@ impl Groups {
         let Some(h) = Header::decode_slice(frame) else { return GatherOutcome::Ignored };
         let foreign = h.is_foreign();
         let order = if foreign {
-            if Order::NATIVE == Order::Little { Order::Big } else { Order::Little }
+            if Order::NATIVE == Order::Little {
+                Order::Big
+            } else {
+                Order::Little
+            }
         } else {
             Order::NATIVE
         };
@@ -798,7 +816,9 @@ impl Groups {
                     Some(i)
                 }
                 None => {
-                    self.gather.lists.insert(0, GatherList { rep: vid, complete: false, msgs: vec![(data.to_vec(), foreign)] });
+                    self.gather
+                        .lists
+                        .insert(0, GatherList { rep: vid, complete: false, msgs: vec![(data.to_vec(), foreign)] });
                     Some(0)
                 }
             }
@@ -862,7 +882,11 @@ impl Groups {
     /// data stops the parse at the first field that does not fit.
     fn mess_to_groups(&mut self, data: &[u8], foreign: bool, sset: &mut Vec<u32>) {
         let order = if foreign {
-            if Order::NATIVE == Order::Little { Order::Big } else { Order::Little }
+            if Order::NATIVE == Order::Little {
+                Order::Big
+            } else {
+                Order::Little
+            }
         } else {
             Order::NATIVE
         };
@@ -922,7 +946,13 @@ impl Groups {
     /// the local members of each named group and of the local sessions named
     /// by private groups. `lookup` resolves a private group name to a local
     /// session slot. Duplicates are removed when there are several names.
-    pub fn route(&self, groups: impl Iterator<Item = Name32>, many: bool, lookup: impl Fn(&Name32) -> Option<u32>, out: &mut Vec<u32>) {
+    pub fn route(
+        &self,
+        groups: impl Iterator<Item = Name32>,
+        many: bool,
+        lookup: impl Fn(&Name32) -> Option<u32>,
+        out: &mut Vec<u32>,
+    ) {
         for name in groups {
             if name[0] != b'#' {
                 if let Some(g) = self.groups.get(&name) {
@@ -1024,7 +1054,13 @@ pub fn trans_memb_frame(g: &Group) -> Bytes {
 /// appended as a final singleton set; if it is local it gets its own copy
 /// whose offset points at that set. All other local membership sessions get
 /// the common frame.
-fn send_heavyweight(g: &Group, my_idx: usize, joiner: Option<&Name32>, joiner_local: Option<LocalMember>, out: &mut Out) {
+fn send_heavyweight(
+    g: &Group,
+    my_idx: usize,
+    joiner: Option<&Name32>,
+    joiner_local: Option<LocalMember>,
+    out: &mut Out,
+) {
     let o = Order::NATIVE;
     let mut order: Vec<&DaemonMembers> = g.daemons.iter().collect();
     order.sort_by(|a, b| cmp_memb_ids(a.memb_id, b.memb_id).then(a.conf_idx.cmp(&b.conf_idx)));

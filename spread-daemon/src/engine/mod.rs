@@ -228,8 +228,7 @@ impl<O: Ordering> Engine<O> {
         vids.resize(daemons.len(), 0);
         let my_idx = daemons.iter().position(|d| *d == cfg.daemon_name).unwrap_or(0);
         vids[my_idx] = cfg.vid;
-        let groups =
-            Groups::new(GroupsConfig { daemons, vids, my_idx, memb_id: (cfg.vid as i32, cfg.memb_time) });
+        let groups = Groups::new(GroupsConfig { daemons, vids, my_idx, memb_id: (cfg.vid as i32, cfg.memb_time) });
         let rng = cfg.rng_seed | 1;
         Engine {
             cfg,
@@ -770,11 +769,8 @@ impl<O: Ordering> Engine<O> {
         let peer = s.peer;
         if legacy {
             let auth = &self.cfg.auth;
-            let ok = if auth.is_enabled(AuthMethod::Ip) {
-                auth.ip_allows(peer)
-            } else {
-                auth.is_enabled(AuthMethod::Null)
-            };
+            let ok =
+                if auth.is_enabled(AuthMethod::Ip) { auth.ip_allows(peer) } else { auth.is_enabled(AuthMethod::Null) };
             if ok {
                 self.authorized(idx);
             } else {

@@ -349,8 +349,11 @@ mod tests {
                 );
             }
         }
-        assert!(SenderName::new(b"abcdefghij", b"abcdefghijklmnopqrs").matches(&field(b"#abcdefghij#abcdefghijklmnopqrs")));
-        assert!(!SenderName::new(b"abcdefghij", b"abcdefghijklmnopqrst").matches(&field(b"#abcdefghij#abcdefghijklmnopqrs")));
+        assert!(
+            SenderName::new(b"abcdefghij", b"abcdefghijklmnopqrs").matches(&field(b"#abcdefghij#abcdefghijklmnopqrs"))
+        );
+        assert!(!SenderName::new(b"abcdefghij", b"abcdefghijklmnopqrst")
+            .matches(&field(b"#abcdefghij#abcdefghijklmnopqrs")));
         assert!(!SenderName::NONE.matches(&[0; MAX_GROUP_NAME]));
     }
 }

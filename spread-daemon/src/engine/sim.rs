@@ -93,7 +93,12 @@ impl Sim {
                 let mut cfg = EngineConfig::single(n.as_bytes(), *v, start_time);
                 cfg.daemons = daemons.clone();
                 cfg.daemon_vids = vids.to_vec();
-                SimNode { engine: Engine::with_ordering(cfg, SimOrder::default()), vid: *v, out: HashMap::new(), closed: HashSet::new() }
+                SimNode {
+                    engine: Engine::with_ordering(cfg, SimOrder::default()),
+                    vid: *v,
+                    out: HashMap::new(),
+                    closed: HashSet::new(),
+                }
             })
             .collect::<Vec<_>>();
         let component = (0..nodes.len()).map(|i| vec![i]).collect();

@@ -54,7 +54,9 @@ impl Daemon {
             .spawn()
             .expect("spawn spread");
         let (tx, rx) = mpsc::channel();
-        for r in [Box::new(child.stderr.take().unwrap()) as Box<dyn Read + Send>, Box::new(child.stdout.take().unwrap())] {
+        for r in
+            [Box::new(child.stderr.take().unwrap()) as Box<dyn Read + Send>, Box::new(child.stdout.take().unwrap())]
+        {
             let tx = tx.clone();
             std::thread::spawn(move || {
                 for line in BufReader::new(r).lines() {

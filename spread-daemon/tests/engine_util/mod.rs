@@ -32,7 +32,13 @@ pub struct Harness {
 
 impl Harness {
     pub fn new(cfg: EngineConfig) -> Harness {
-        Harness { eng: Engine::new(cfg), now: Instant::now(), out: HashMap::new(), closed: HashSet::new(), stalled: HashSet::new() }
+        Harness {
+            eng: Engine::new(cfg),
+            now: Instant::now(),
+            out: HashMap::new(),
+            closed: HashSet::new(),
+            stalled: HashSet::new(),
+        }
     }
 
     pub fn d1(memb_time: i32) -> Harness {
@@ -115,7 +121,8 @@ pub fn frame(type_: u32, sender: &str, groups: &[&str], mess_type: i16, body: &[
     s[..sender.len()].copy_from_slice(sender.as_bytes());
     v.extend_from_slice(&s);
     v.extend_from_slice(&(groups.len() as i32).to_le_bytes());
-    let hint = if type_ & 0x3f != 0 { ((((mess_type as i32) << 8) as u32) & 0x00ff_ff00) | 0x8000_0080 } else { 0x8000_0080 };
+    let hint =
+        if type_ & 0x3f != 0 { ((((mess_type as i32) << 8) as u32) & 0x00ff_ff00) | 0x8000_0080 } else { 0x8000_0080 };
     v.extend_from_slice(&hint.to_le_bytes());
     v.extend_from_slice(&(body.len() as i32).to_le_bytes());
     for g in groups {
@@ -214,7 +221,11 @@ pub fn replay(t: &serde_json::Value) -> Replayed {
                     let got = h.out.get(&id).cloned().unwrap_or_default();
                     if let Some(pos) = find_accept(&got) {
                         let ours = got[pos + 5..].to_vec();
-                        let off = if bytes[3] == 1 && bytes.len() > 4 && bytes[4] as usize == bytes.len() - 5 { 5 } else { 4 };
+                        let off = if bytes[3] == 1 && bytes.len() > 4 && bytes[4] as usize == bytes.len() - 5 {
+                            5
+                        } else {
+                            4
+                        };
                         let theirs = bytes[off..].to_vec();
                         names.insert(label.clone(), String::from_utf8_lossy(&ours).into_owned());
                         if ours != theirs {
