@@ -46,7 +46,8 @@ fn tv5_to_tv8_frames() {
     // TV-7: mess_type -2.
     assert_eq!(multicast(mbox, AGREED_MESS, "grp1", -2, b"hello"), 5);
     assert_eq!(&rx.recv().unwrap()[40..44], &hex("80 fe ff 80")[..]);
-    // TV-8: multigroup, entries copied verbatim (bytes after the NUL too).
+    // TV-8: multigroup. The original copies each 32-byte entry verbatim, bytes
+    // after the NUL too (the caller's memory); ours sends zeros after the NUL.
     let mut groups = [[0 as c_char; 32]; 2];
     for (d, s) in groups[0].iter_mut().zip(b"grp1\0junk") {
         *d = *s as c_char;
@@ -67,9 +68,7 @@ fn tv5_to_tv8_frames() {
     };
     assert_eq!(r, 3);
     let mut want = header("e0 00 00 80", me, 2, "80 42 41 80", 3);
-    let mut g0 = [0u8; 32];
-    g0[..9].copy_from_slice(b"grp1\0junk");
-    want.extend_from_slice(&g0);
+    want.extend_from_slice(&name32("grp1"));
     want.extend_from_slice(&name32("#user1#localhost"));
     want.extend_from_slice(b"abc");
     assert_eq!(rx.recv().unwrap(), want);
@@ -117,7 +116,8 @@ fn bad_arguments_send_nothing() {
     assert_eq!(unsafe { SP_join(mbox, std::ptr::null()) }, ILLEGAL_GROUP);
     assert_eq!(join(mbox, &[b'a'; 31]), 0); // frame 1
     assert_eq!(join(mbox, b"$~"), 0); // frame 2
-                                      // Services.
+
+    // Services.
     assert_eq!(multicast(mbox, 0, "g", 0, b"x"), ILLEGAL_SERVICE);
     assert_eq!(multicast(mbox, REG_MEMB_MESS, "g", 0, b"x"), ILLEGAL_SERVICE);
     assert_eq!(multicast(mbox, SELF_DISCARD | DROP_RECV, "g", 0, b"x"), ILLEGAL_SERVICE);
@@ -125,7 +125,8 @@ fn bad_arguments_send_nothing() {
     let big = vec![7u8; 143_969];
     assert_eq!(multicast(mbox, RELIABLE_MESS, "g", 0, &big), MESSAGE_TOO_LONG);
     assert_eq!(multicast(mbox, RELIABLE_MESS, "g", 0, &big[..143_968]), 143_968); // frame 3
-                                                                                  // Negative lengths, NULL bodies, oversized scatters, negative group counts.
+
+    // Negative lengths, NULL bodies, oversized scatters, negative group counts.
     let g = cstr("g");
     assert_eq!(unsafe { SP_multicast(mbox, 1, g.as_ptr(), 0, -1, b"x".as_ptr() as *const c_char) }, ILLEGAL_MESSAGE);
     assert_eq!(unsafe { SP_multicast(mbox, 1, g.as_ptr(), 0, 5, std::ptr::null()) }, ILLEGAL_MESSAGE);
@@ -192,5 +193,60 @@ fn bad_arguments_send_nothing() {
     assert!(f5.1.iter().zip(&lots).all(|(a, b)| a.iter().zip(b).all(|(x, y)| *x == *y as u8)));
     assert_eq!(disconnect(mbox), 0);
     assert_eq!(spread_wire::endian::clear_endian(rx.recv().unwrap().0.type_), KILL_MESS);
+    h.join().unwrap();
+}
+
+/// A 32-byte C name buffer holding `name`, its NUL, then 0xff to the end:
+/// stands for whatever a program's stack or heap holds after the string.
+fn dirty(name: &str) -> [c_char; 32] {
+    let mut b = [0xffu8 as c_char; 32];
+    for (d, s) in b.iter_mut().zip(name.bytes()) {
+        *d = s as c_char;
+    }
+    b[name.len()] = 0;
+    b
+}
+
+/// Client spec §6 (the original's leak): every 32-byte name field the library
+/// sends is the name up to its NUL and then zeros, whatever follows the NUL in
+/// the caller's buffer. Covers every sending call; the frames are read on the
+/// daemon side of the socket.
+#[test]
+fn name_fields_are_zero_padded_whatever_the_buffer_holds() {
+    let (tx, rx) = mpsc::channel();
+    let (mbox, h) = open(21012, "pad", move |mut s| {
+        for _ in 0..7 {
+            tx.send(read_frame(&mut s)).unwrap();
+        }
+        expect_eof(&mut s);
+    });
+    let me = name32("#pad#fake");
+    let g1 = dirty("grp1");
+    let g2 = dirty("#x#y");
+    let body = b"hi";
+    let mut sc = empty_scatter();
+    sc.num_elements = 1;
+    sc.elements[0] = scat_element { buf: body.as_ptr() as *mut c_char, len: body.len() };
+    let both = [g1, g2];
+    unsafe {
+        assert_eq!(SP_join(mbox, g1.as_ptr()), 0);
+        assert_eq!(SP_multicast(mbox, AGREED_MESS as i32, g1.as_ptr(), 1, 2, body.as_ptr() as *const c_char), 2);
+        assert_eq!(SP_scat_multicast(mbox, AGREED_MESS as i32, g1.as_ptr(), 1, &sc), 2);
+        assert_eq!(
+            SP_multigroup_multicast(mbox, SAFE_MESS as i32, 2, both.as_ptr(), 1, 2, body.as_ptr() as *const c_char),
+            2
+        );
+        assert_eq!(SP_multigroup_scat_multicast(mbox, SAFE_MESS as i32, 2, both.as_ptr(), 1, &sc), 2);
+        assert_eq!(SP_leave(mbox, g1.as_ptr()), 0);
+    }
+    assert_eq!(disconnect(mbox), 0);
+    let want: [&[&str]; 7] = [&["grp1"], &["grp1"], &["grp1"], &["grp1", "#x#y"], &["grp1", "#x#y"], &["grp1"], &[]];
+    for (k, groups) in want.iter().enumerate() {
+        let (hd, got_groups, _, raw) = rx.recv().unwrap();
+        assert_eq!(hd.sender, me, "frame {k}: sender field");
+        let exp: Vec<[u8; 32]> = groups.iter().map(|g| name32(g)).collect();
+        assert_eq!(got_groups, exp, "frame {k}: group fields");
+        assert!(!raw[..48 + 32 * groups.len()].contains(&0xff), "frame {k}: 0xff from the caller's buffer on the wire");
+    }
     h.join().unwrap();
 }

@@ -68,8 +68,13 @@ pub fn send_frame(mbox: i32, service: u32, groups: &[Name32], mess_type: i16, bo
     };
     let mut head = Vec::with_capacity(HEADER_LEN + groups.len() * MAX_GROUP_NAME);
     head.extend_from_slice(&h.encode());
+    // Each name up to its first NUL, then zeros: whatever the caller's buffer
+    // holds after the NUL is its own memory and never goes on the wire (the
+    // original sends the 32 bytes verbatim). A name with no NUL goes as is.
     for g in groups {
-        head.extend_from_slice(g);
+        let name = spread_wire::names::name_bytes(g);
+        head.extend_from_slice(name);
+        head.resize(head.len() + MAX_GROUP_NAME - name.len(), 0);
     }
     let mut parts: Vec<&[u8]> = Vec::with_capacity(1 + body.pieces().len());
     parts.push(&head);
