@@ -90,8 +90,9 @@ static int first_word(const char *text, char out[MAX_GROUP_NAME])
 		return 0;
 	if (len >= MAX_GROUP_NAME)
 		len = MAX_GROUP_NAME - 1;
+	/* The whole field is sent: zeros after the name, never stack bytes. */
+	memset(out, 0, MAX_GROUP_NAME);
 	memcpy(out, text, len);
-	out[len] = '\0';
 	return 1;
 }
 
@@ -120,8 +121,8 @@ static void show_menu(void)
 static void cmd_subgroupcast(const char *args)
 {
 	static char body[LINE_LEN];
-	char names[10][MAX_GROUP_NAME];	/* [0] group, [1..n] receivers */
-	char line[LINE_LEN];
+	char names[10][MAX_GROUP_NAME] = {{0}};	/* [0] group, [1..n] receivers */
+	char line[LINE_LEN] = {0};
 	int n, k, len, ret;
 
 	if (!first_word(args, names[0])) {
@@ -164,7 +165,7 @@ static void cmd_subgroupcast(const char *args)
 static void cmd_send(const char *args)
 {
 	static char body[LINE_LEN];
-	char g[MAX_GROUP_NAME];
+	char g[MAX_GROUP_NAME] = {0};
 	int len, ret;
 
 	if (!first_word(args, g)) {
@@ -187,8 +188,8 @@ static void cmd_send(const char *args)
 static void cmd_burst(const char *args)
 {
 	static char body[BODY_MAX];
-	char g[MAX_GROUP_NAME];
-	char line[LINE_LEN];
+	char g[MAX_GROUP_NAME] = {0};
+	char line[LINE_LEN] = {0};
 	int len, k, ret;
 
 	if (!first_word(args, g))
@@ -328,7 +329,7 @@ static void receive_one(void)
 static void one_command(void)
 {
 	char cmd[CMD_LEN];
-	char g[MAX_GROUP_NAME];
+	char g[MAX_GROUP_NAME] = {0};
 	int ret;
 
 	memset(cmd, 0, sizeof cmd);

@@ -113,8 +113,9 @@ static int split_groups(const char *text, char names[][MAX_GROUP_NAME], int max)
 		len = strcspn(text, " \t\r\n\v\f");
 		if (len >= MAX_GROUP_NAME)
 			len = MAX_GROUP_NAME - 1;
+		/* The whole field is sent: zeros after the name, never stack bytes. */
+		memset(names[n], 0, MAX_GROUP_NAME);
 		memcpy(names[n], text, len);
-		names[n][len] = '\0';
 		n++;
 		text += strcspn(text, " \t\r\n\v\f");
 	}
@@ -130,7 +131,7 @@ static void read_line(char *buf, int size)
 
 static void cmd_join_or_leave(const char *args, int join)
 {
-	char g[1][MAX_GROUP_NAME];
+	char g[1][MAX_GROUP_NAME] = {{0}};
 	int ret;
 
 	if (split_groups(args, g, 1) < 1) {
@@ -157,7 +158,7 @@ static void send_to_groups(int n, char groups[][MAX_GROUP_NAME], const char *bod
 static void cmd_send(const char *args, int multiline)
 {
 	static char body[BODY_MAX + 1];
-	char groups[SEND_GROUPS][MAX_GROUP_NAME];
+	char groups[SEND_GROUPS][MAX_GROUP_NAME] = {{0}};
 	int n = split_groups(args, groups, SEND_GROUPS);
 	int len = 0;
 
@@ -187,7 +188,7 @@ static void cmd_send(const char *args, int multiline)
 static void cmd_burst(const char *args)
 {
 	static char body[BODY_MAX];
-	char g[1][MAX_GROUP_NAME];
+	char g[1][MAX_GROUP_NAME] = {{0}};
 	char line[LINE_LEN];
 	unsigned len;
 	int k, ret;
