@@ -184,6 +184,9 @@ struct Prog {
     stdin: Option<ChildStdin>,
     out: Arc<Mutex<Vec<u8>>>,
     cv: Arc<Condvar>,
+    /// the threads copying stdout and stderr; joined once the program has
+    /// exited, so its output is complete before anything reads it
+    readers: Vec<std::thread::JoinHandle<()>>,
     /// output before this offset has been matched already
     cursor: usize,
 }
@@ -199,9 +202,9 @@ impl Prog {
             .unwrap_or_else(|e| panic!("{name}: cannot start {}: {e}", exe.display()));
         let out = Arc::new(Mutex::new(Vec::new()));
         let cv = Arc::new(Condvar::new());
-        collect(&mut child, out.clone(), Some(cv.clone()));
+        let readers = collect(&mut child, out.clone(), Some(cv.clone()));
         let stdin = child.stdin.take();
-        Prog { name: name.to_string(), child, stdin, out, cv, cursor: 0 }
+        Prog { name: name.to_string(), child, stdin, out, cv, readers, cursor: 0 }
     }
 
     fn text(&self) -> String {
@@ -249,11 +252,16 @@ impl Prog {
         self.wait_any(&[text], STEP);
     }
 
-    /// Waits (bounded) for the process to end.
+    /// Waits (bounded) for the process to end, then for its output to be read
+    /// to the end of both pipes (the exit can be seen before the last bytes
+    /// written are copied).
     fn wait_exit(&mut self, limit: Duration) -> ExitStatus {
         let deadline = Instant::now() + limit;
         loop {
             if let Ok(Some(st)) = self.child.try_wait() {
+                for r in self.readers.drain(..) {
+                    let _ = r.join();
+                }
                 return st;
             }
             if Instant::now() >= deadline {
