@@ -305,8 +305,15 @@ fn pword_authentication_over_tcp() {
 #[test]
 fn socket_port_reuse_off_is_honoured() {
     let _serial = serial();
-    let mut d = Daemon::start(22070, "SocketPortReuse = OFF");
-    let mut c = connect_tcp(22070, "tw", true);
+    // A port of this test's range that a listener without SO_REUSEADDR can
+    // bind now: an earlier run of this test (or any program) may have left a
+    // connection in TIME_WAIT on one of them for a minute.
+    let port = (22070..22100)
+        .step_by(2)
+        .find(|&p| bindable_without_reuse(p))
+        .expect("every port of 22070..22100 has a lingering TCP connection");
+    let mut d = Daemon::start(port, "SocketPortReuse = OFF");
+    let mut c = connect_tcp(port, "tw", true);
     c.join("g");
     let _ = c.recv();
     let dir = d.dir.clone();
@@ -340,4 +347,25 @@ fn socket_port_reuse_off_is_honoured() {
     assert!(!status.success());
     assert!(err.contains("Address already in use"), "{err}");
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Whether a TCP listener on 127.0.0.1:`port` binds without SO_REUSEADDR
+/// (what the daemon does under `SocketPortReuse = OFF`). The Rust standard
+/// library always sets SO_REUSEADDR, so the probe uses the socket calls.
+fn bindable_without_reuse(port: u16) -> bool {
+    // SAFETY: plain socket calls on a descriptor owned here and closed below;
+    // the address is a fully initialised sockaddr_in of the size passed.
+    unsafe {
+        let fd = libc::socket(libc::AF_INET, libc::SOCK_STREAM, 0);
+        if fd < 0 {
+            return false;
+        }
+        let mut a: libc::sockaddr_in = std::mem::zeroed();
+        a.sin_family = libc::AF_INET as libc::sa_family_t;
+        a.sin_port = port.to_be();
+        a.sin_addr.s_addr = u32::from(std::net::Ipv4Addr::LOCALHOST).to_be();
+        let ok = libc::bind(fd, &a as *const _ as *const libc::sockaddr, std::mem::size_of_val(&a) as u32) == 0;
+        libc::close(fd);
+        ok
+    }
 }
