@@ -32,7 +32,7 @@ pub fn probe_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("abi-probe")
 }
 
-/// `../shared/ref` beside the workspace (`$RSPREAD_REF_DIR` overrides).
+/// `../shared/ref` beside the checkout (see [`compat_tests::paths::ref_dir`]).
 pub fn ref_dir() -> PathBuf {
     compat_tests::paths::ref_dir()
 }

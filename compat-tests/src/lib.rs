@@ -1,7 +1,7 @@
 //! Test-support code shared by the compatibility tests:
 //!
 //! * [`transcript`] — the recorded client⇄daemon sessions of the reference
-//!   5.0.1 build (`../shared/ref/transcripts` beside the workspace, or `$RSPREAD_TRANSCRIPTS`);
+//!   5.0.1 build (`../shared/ref/transcripts` beside the checkout);
 //! * [`paths`] — where the built `spread` binary and the C libraries are;
 //! * [`daemon`] — start our daemon on a temporary config, wait until it
 //!   serves, stop it by PID when dropped;

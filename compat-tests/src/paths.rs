@@ -107,22 +107,22 @@ pub fn c_library(file: &str) -> PathBuf {
     p
 }
 
-/// The recorded ground truth: `$RSPREAD_REF_DIR`, else `../shared/ref` beside
-/// the workspace (where CI puts it), else `/work/shared/ref`.
+/// The recordings of the original 5.0.1 (`abi.json`, `symbols/`,
+/// `transcripts/`, `pcap/`): `../shared/ref` beside the checkout, the only
+/// place they come from. Panics saying so when it is missing.
 pub fn ref_dir() -> PathBuf {
-    if let Some(p) = std::env::var_os("RSPREAD_REF_DIR") {
-        return PathBuf::from(p);
+    let dir = workspace_root().join("../shared/ref");
+    if !dir.is_dir() {
+        panic!(
+            "the recordings of the original 5.0.1 are missing: expected ../shared/ref beside the checkout ({}); \
+             they come only from there",
+            dir.display()
+        );
     }
-    let beside = workspace_root().join("../shared/ref");
-    if beside.is_dir() {
-        beside
-    } else {
-        PathBuf::from("/work/shared/ref")
-    }
+    dir
 }
 
-/// The reference transcripts directory (`$RSPREAD_TRANSCRIPTS`, else
-/// `transcripts/` of [`ref_dir`]).
+/// The reference transcripts directory (`transcripts/` of [`ref_dir`]).
 pub fn transcripts_dir() -> PathBuf {
-    std::env::var_os("RSPREAD_TRANSCRIPTS").map(PathBuf::from).unwrap_or_else(|| ref_dir().join("transcripts"))
+    ref_dir().join("transcripts")
 }

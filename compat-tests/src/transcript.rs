@@ -54,9 +54,8 @@ impl Transcript {
     /// recordings are not where expected.
     pub fn load(scenario: &str) -> Transcript {
         let dir = transcripts_dir();
-        let entries = std::fs::read_dir(&dir).unwrap_or_else(|e| {
-            panic!("cannot read the reference transcripts in {} ({e}); set RSPREAD_TRANSCRIPTS", dir.display())
-        });
+        let entries = std::fs::read_dir(&dir)
+            .unwrap_or_else(|e| panic!("cannot read the reference transcripts in {} ({e})", dir.display()));
         let mut path = None;
         for e in entries.flatten() {
             let n = e.file_name().to_string_lossy().to_string();

@@ -3,11 +3,8 @@
 
 use spread_daemon::config::{self, IfType, Priority};
 
-const REF: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/ref");
-
-fn read(rel: &str) -> Option<String> {
-    std::fs::read_to_string(format!("{REF}/{rel}")).ok()
-}
+mod shared_ref;
+use shared_ref::{read_ref, ref_dir};
 
 /// The single-daemon config embedded in every transcript (scenarios a–e, h).
 const TRANSCRIPT_CONF: &str = "# Golden-data recording: single reference Spread 5.0.1 daemon \"d1\" on loopback.\n# Data/client port 34803 (TCP clients + UDP), token port 34804. Unix socket: /tmp/34803 (compile-time dir /tmp).\nSpread_Segment 127.0.0.255:34803 {\n\td1\t127.0.0.1 {\n\t\tD 127.0.0.1\n\t\tC 127.0.0.1\n\t}\n}\nDaemonUser = nobody\nDaemonGroup = nogroup\nRuntimeDir = <RUNTIME_DIR>\nEventTimeStamp\nEventPreciseTimeStamp\nDebugFlags = { PRINT EXIT CONFIGURATION MEMBERSHIP }\n";
@@ -38,10 +35,7 @@ fn transcript_daemon_vid_and_hash() {
 
 #[test]
 fn transcripts_json_agree() {
-    let Some(dir) = std::fs::read_dir(format!("{REF}/transcripts")).ok() else {
-        eprintln!("shared/ref not present; skipped");
-        return;
-    };
+    let dir = std::fs::read_dir(ref_dir().join("transcripts")).expect("transcripts/ of ../shared/ref");
     let mut checked = 0;
     for e in dir.flatten() {
         let p = e.path();
@@ -91,7 +85,7 @@ fn json_number(text: &str, key: &str) -> Option<u64> {
 
 #[test]
 fn pcap_ring_config() {
-    let Some(text) = read("pcap/spread.conf") else { return };
+    let text = read_ref("pcap/spread.conf");
     let c = config::parse_str(&text, "pcap/spread.conf").unwrap();
     let vids: Vec<u32> = c.daemons.iter().map(|d| d.vid).collect();
     assert_eq!(vids, vec![1_552_775_919, 348_480_928, 4_014_350_958]);
@@ -107,7 +101,7 @@ fn pcap_ring_config() {
 
 #[test]
 fn pcap_partition_config() {
-    let Some(text) = read("pcap/spread-f.conf") else { return };
+    let text = read_ref("pcap/spread-f.conf");
     let c = config::parse_str(&text, "pcap/spread-f.conf").unwrap();
     assert_eq!(c.hash(), 1_290_242_998);
     assert_eq!(c.daemons[1].vid, 348_480_928);

@@ -30,10 +30,7 @@ fn groups_at(my_idx: usize) -> Groups {
 
 #[test]
 fn partition_seen_from_d1_and_d2() {
-    let Some(t) = load_transcript("f_network_partition") else {
-        eprintln!("transcript f not available; skipping");
-        return;
-    };
+    let t = load_transcript("f_network_partition");
     let (alice, bob, mg) = (name(b"#alice#d1"), name(b"#bob#d2"), name(b"mg"));
     // d1: alice is local.
     let mut g = groups_at(0);
@@ -141,22 +138,19 @@ fn additive_change_asks_for_a_state_exchange() {
     assert_eq!(g.state(), GState::Gather);
 }
 
-fn pcap_message(file: &str, packet: u32) -> Option<Vec<u8>> {
-    let dir = transcripts_dir().join("../pcap");
-    let p = dir.join(file);
-    let p = if p.exists() { p } else { std::path::PathBuf::from(format!("/work/shared/ref/pcap/{file}")) };
-    let text = std::fs::read_to_string(p).ok()?;
+fn pcap_message(file: &str, packet: u32) -> Vec<u8> {
+    let text = shared_ref::read_ref(&format!("pcap/{file}"));
     let head = format!("## packet {packet} ");
     let mut lines = text.lines().skip_while(|l| !l.starts_with(&head));
     lines.next().expect("packet present in the capture");
     let h = lines.next().and_then(|l| l.strip_prefix("hex: ")).expect("hex line");
     // 40-byte packet header, then one whole message in the first fragment.
-    Some(hex(h)[40..].to_vec())
+    hex(h)[40..].to_vec()
 }
 
 #[test]
 fn merge_after_partition_matches_f() {
-    let Some(t) = load_transcript("f_network_partition") else { return };
+    let t = load_transcript("f_network_partition");
     let (alice, bob, mg) = (name(b"#alice#d1"), name(b"#bob#d2"), name(b"mg"));
     let la = LocalMember { slot: 0, memb: true };
     let lb = LocalMember { slot: 0, memb: true };
@@ -207,9 +201,9 @@ fn merge_after_partition_matches_f() {
 fn groups_messages_match_the_three_daemon_captures() {
     const D3: u32 = 4_014_350_958;
     const R372: i32 = 1_795_358_372;
-    let Some(p40) = pcap_message("i_ring_formation.decoded.txt", 40) else { return };
+    let p40 = pcap_message("i_ring_formation.decoded.txt", 40);
     assert!(p40.len() > 48);
-    let Some(p51) = pcap_message("iv_daemon_restarted_merge.decoded.txt", 51) else { return };
+    let p51 = pcap_message("iv_daemon_restarted_merge.decoded.txt", 51);
     let mk = |i: usize, vid: u32| {
         Groups::new(GroupsConfig {
             daemons: vec![b"d1".to_vec(), b"d2".to_vec(), b"d3".to_vec()],

@@ -5,8 +5,10 @@
 
 use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::time::Instant;
+
+#[path = "../shared_ref/mod.rs"]
+pub mod shared_ref;
 
 use spread_daemon::engine::{Accepted, Action, ConnId, ConnKind, Engine, EngineConfig};
 
@@ -151,15 +153,10 @@ pub fn split_frames(mut b: &[u8]) -> Vec<Vec<u8>> {
     v
 }
 
-pub fn transcripts_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/ref/transcripts")
-}
-
-pub fn load_transcript(name: &str) -> Option<serde_json::Value> {
-    let p = transcripts_dir().join(format!("{name}.json"));
-    let p = if p.exists() { p } else { PathBuf::from(format!("/work/shared/ref/transcripts/{name}.json")) };
-    let t = std::fs::read_to_string(p).ok()?;
-    serde_json::from_str(&t).ok()
+/// A recorded transcript (`../shared/ref/transcripts/<name>.json`).
+pub fn load_transcript(name: &str) -> serde_json::Value {
+    let text = shared_ref::read_ref(&format!("transcripts/{name}.json"));
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("transcript {name} is not JSON: {e}"))
 }
 
 /// Result of replaying a transcript through the engine.
