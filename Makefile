@@ -3,7 +3,7 @@
 #   make build                 cargo build (release), then the three C libraries in build/lib,
 #                              then the C examples (build/bin) when c-examples/Makefile exists
 #   make install PREFIX=/opt   lib/ include/ lib/pkgconfig/ sbin/spread bin/ under PREFIX (DESTDIR honoured)
-#   make test                  build, then every test (cargo test --release --workspace)
+#   make test                  build, cargo fmt --check, clippy -D warnings, every test (--no-fail-fast)
 #   make run                   the daemon on its embedded default configuration
 #   make bench                 the benchmark (bench.mk)
 #   make headers               regenerate include/*.h (cbindgen + xtask/templates)
@@ -121,8 +121,14 @@ install-files:
 	        LIBDIR=$(DESTDIR)$(PREFIX)/lib BINDIR=$(DESTDIR)$(PREFIX)/bin; \
 	else echo "c-examples/Makefile not present; no C examples installed"; fi
 
+# Every check runs even when an earlier one failed (cargo test --no-fail-fast runs every test
+# binary); the target fails at the end if any did, naming which.
 test: build
-	$(CARGO) test --$(PROFILE) --workspace
+	@failed=""; \
+	$(CARGO) fmt --all -- --check || failed="$$failed fmt"; \
+	$(CARGO) clippy --$(PROFILE) --workspace --all-targets -- -D warnings || failed="$$failed clippy"; \
+	$(CARGO) test --$(PROFILE) --workspace --no-fail-fast || failed="$$failed test"; \
+	if [ -n "$$failed" ]; then echo "make test: failed:$$failed" >&2; exit 1; fi
 
 run:
 	$(CARGO) run --$(PROFILE) -p spread-daemon --bin spread

@@ -155,13 +155,15 @@ fn cbindgen_items(src: &Path) -> Result<BTreeMap<String, Item>, String> {
 }
 
 fn run_cbindgen(lib_rs: &Path) -> Result<String, String> {
-    let mut cfg = cbindgen::Config::default();
-    cfg.language = cbindgen::Language::C;
-    cfg.no_includes = true;
-    cfg.style = cbindgen::Style::Type;
-    cfg.usize_is_size_t = true;
-    cfg.documentation = false;
-    cfg.sort_by = cbindgen::SortKey::Name;
+    let mut cfg = cbindgen::Config {
+        language: cbindgen::Language::C,
+        no_includes: true,
+        style: cbindgen::Style::Type,
+        usize_is_size_t: true,
+        documentation: false,
+        sort_by: cbindgen::SortKey::Name,
+        ..Default::default()
+    };
     // int16 / int32 are macros in sp.h; a typedef of them would not compile.
     cfg.export.exclude = vec!["int16".into(), "int32".into()];
     let bindings =
@@ -259,7 +261,10 @@ fn strip_param_underscores(text: &str) -> String {
             if at_param_start && !c.is_whitespace() {
                 at_param_start = false;
                 let p = &text[i..];
-                let skip = if p.starts_with("mut ") { 4 + (p[4..].len() - p[4..].trim_start().len()) } else { 0 };
+                let skip = match p.strip_prefix("mut ") {
+                    Some(rest) => 4 + (rest.len() - rest.trim_start().len()),
+                    None => 0,
+                };
                 let q = &p[skip..];
                 let n = ident_len(q);
                 if q.starts_with('_') && n > 1 && q[n..].trim_start().starts_with(':') {
