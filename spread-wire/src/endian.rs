@@ -62,6 +62,48 @@ impl Order {
             Order::Big => out.extend_from_slice(&v.to_be_bytes()),
         }
     }
+
+    #[inline]
+    pub fn push_i32(self, out: &mut Vec<u8>, v: i32) {
+        self.push_u32(out, v as u32)
+    }
+
+    /// Read a 16-bit word (`b` must hold at least 2 bytes).
+    #[inline]
+    pub fn read_u16(self, b: &[u8]) -> u16 {
+        let a = [b[0], b[1]];
+        match self {
+            Order::Little => u16::from_le_bytes(a),
+            Order::Big => u16::from_be_bytes(a),
+        }
+    }
+
+    #[inline]
+    pub fn read_i16(self, b: &[u8]) -> i16 {
+        self.read_u16(b) as i16
+    }
+
+    #[inline]
+    pub fn push_u16(self, out: &mut Vec<u8>, v: u16) {
+        match self {
+            Order::Little => out.extend_from_slice(&v.to_le_bytes()),
+            Order::Big => out.extend_from_slice(&v.to_be_bytes()),
+        }
+    }
+
+    #[inline]
+    pub fn push_i16(self, out: &mut Vec<u8>, v: i16) {
+        self.push_u16(out, v as u16)
+    }
+
+    /// The other byte order.
+    #[inline]
+    pub const fn flipped(self) -> Order {
+        match self {
+            Order::Little => Order::Big,
+            Order::Big => Order::Little,
+        }
+    }
 }
 
 /// `ARCH_ENDIAN` of this host: the marker it writes.

@@ -169,8 +169,7 @@ mod tests {
 
     #[test]
     fn rest_len_rejects_negative_and_overflow() {
-        let mut h = Header::default();
-        h.num_groups = -1;
+        let mut h = Header { num_groups: -1, ..Default::default() };
         assert_eq!(h.rest_len(false), None);
         h.num_groups = 2;
         h.data_len = 3;

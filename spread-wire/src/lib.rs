@@ -6,12 +6,18 @@
 //! * [`header`] — the 48-byte message header and `hint`/`mess_type`;
 //! * [`names`] — group names and `#private#daemon` names;
 //! * [`handshake`] — connect request, auth list/choice, accept and reject bytes;
-//! * [`membership`] — regular/transitional membership bodies and vs-sets.
-//!
-//! Daemon⇄daemon packets (tokens, membership packets) arrive with the ring issue.
+//! * [`membership`] — regular/transitional membership bodies and vs-sets;
+//! * [`daemon`] — daemon⇄daemon UDP datagrams (daemon spec §3): the packet and
+//!   token headers and classification ([`daemon`] itself), data packets with
+//!   fragments and the messages inside them ([`daemon::data`]), the regular
+//!   token with its retransmission requests ([`daemon::token`]), ALIVE / JOIN /
+//!   REFER / FORM1 / FORM2 ([`daemon::memb`]), the GROUPS state-exchange body
+//!   ([`daemon::groups`]) and monitor packets with the status reply
+//!   ([`daemon::control`]).
 #![forbid(unsafe_code)]
 
 pub mod consts;
+pub mod daemon;
 pub mod endian;
 pub mod handshake;
 pub mod header;
