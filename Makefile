@@ -6,6 +6,7 @@
 #   make test                  build, cargo fmt --check, clippy -D warnings, every test (--no-fail-fast)
 #   make run                   the daemon on its embedded default configuration
 #   make bench                 the benchmark (bench.mk)
+#   make sim [SEEDS=2000]      the ring simulator's randomised scenarios over many seeds
 #   make headers               regenerate include/*.h (cbindgen + xtask/templates)
 #   make clean
 #
@@ -49,7 +50,7 @@ LIB_FILES := $(foreach l,$(LIBS),$(LIBOUT)/$(l).so.$(LIBVERSION) $(LIBOUT)/$(l).
 
 .SECONDARY:
 .DELETE_ON_ERROR:
-.PHONY: all build cargo libs examples install install-files test run bench headers clean
+.PHONY: all build cargo libs examples install install-files test run bench sim headers clean
 
 all: build
 
@@ -136,6 +137,12 @@ run:
 # bench.mk builds what it needs (the daemon and spread-bench) itself.
 bench:
 	$(MAKE) -f bench.mk bench
+
+# The seeded ring simulator (spread-daemon/tests/ring_sim.rs) over SEEDS seeds; a failure names
+# its seed, and RSPREAD_SIM_SEED=<seed> replays it.
+SEEDS ?= 2000
+sim:
+	RSPREAD_SIM_SEEDS=$(SEEDS) $(CARGO) test --$(PROFILE) -p spread-daemon --test ring_sim
 
 headers:
 	$(CARGO) run --$(PROFILE) -p xtask -- headers

@@ -43,6 +43,7 @@ pub mod auth;
 mod fxhash;
 pub mod groups;
 pub mod ordering;
+pub mod ring;
 pub mod session;
 pub mod sim;
 

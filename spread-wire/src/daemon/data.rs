@@ -111,24 +111,7 @@ impl DataPacket {
 
     /// The packet body (pads written as zeros).
     pub fn encode_body(&self, order: Order, out: &mut Vec<u8>) -> Result<()> {
-        if self.fragments.is_empty() {
-            return Err(Error::BadValue { what: "number of fragments", value: 0 });
-        }
-        let len = DataPacket::body_len(&self.fragments);
-        if len > PACKET_BODY_MAX {
-            return Err(Error::TooLarge { what: "packet body", len, max: PACKET_BODY_MAX });
-        }
-        let start = out.len();
-        for (i, f) in self.fragments.iter().enumerate() {
-            if i > 0 {
-                let pad = pad_after(out.len() - start);
-                out.resize(out.len() + pad, 0);
-                order.push_i16(out, f.index);
-                order.push_i16(out, f.data.len() as i16);
-            }
-            out.extend_from_slice(&f.data);
-        }
-        Ok(())
+        encode_fragments(order, &self.fragments, out)
     }
 
     pub fn encode(&self, order: Order, out: &mut Vec<u8>) -> Result<()> {
@@ -144,6 +127,29 @@ impl DataPacket {
     pub fn follows_packing_rule(&self) -> bool {
         self.fragments.iter().skip(1).all(|f| f.index == -1)
     }
+}
+
+/// A packet body made of `fragments` (pads written as zeros): the first
+/// fragment's bytes, then for each further one pad, fragment header, bytes.
+pub fn encode_fragments(order: Order, fragments: &[Fragment], out: &mut Vec<u8>) -> Result<()> {
+    if fragments.is_empty() {
+        return Err(Error::BadValue { what: "number of fragments", value: 0 });
+    }
+    let len = DataPacket::body_len(fragments);
+    if len > PACKET_BODY_MAX {
+        return Err(Error::TooLarge { what: "packet body", len, max: PACKET_BODY_MAX });
+    }
+    let start = out.len();
+    for (i, f) in fragments.iter().enumerate() {
+        if i > 0 {
+            let pad = pad_after(out.len() - start);
+            out.resize(out.len() + pad, 0);
+            order.push_i16(out, f.index);
+            order.push_i16(out, f.data.len() as i16);
+        }
+        out.extend_from_slice(&f.data);
+    }
+    Ok(())
 }
 
 /// Cut a whole message into elements as the C daemon does: consecutive

@@ -1,0 +1,574 @@
+//! The token ring, sans I/O: daemon⇄daemon datagrams and timers in, datagrams
+//! to send and ordered messages out (daemon spec §2–§5).
+//!
+//! One [`Ring`] per daemon. The driver (sockets, or the seeded simulator in
+//! [`sim`]) calls:
+//!
+//! * [`Ring::on_datagram`] for every UDP datagram received on the data port
+//!   `P` or the token port `P+1` (with its source address);
+//! * [`Ring::on_timer`] once [`Ring::next_deadline`] has passed;
+//! * [`Ring::submit`] (or [`Ordering::submit`]) for a message to order;
+//!
+//! and then drains [`Ring::poll_send`] (datagrams to send) and
+//! [`Ring::poll_up`] (messages in delivery order).
+//!
+//! The concerns live in their own modules, each an `impl Ring` block over its
+//! own state: [`topology`] (who is where, ring order, destinations),
+//! [`token`] (the ordering protocol of §4: packets, the regular token, ARU,
+//! retransmissions, flow control, delivery), [`timers`]. Membership (§5) is
+//! not built yet: a ring is installed with [`Ring::install`], as the FORM2
+//! processing of §5.6 will do, and a token loss is only counted.
+
+pub mod sim;
+pub mod timers;
+pub mod token;
+pub mod topology;
+
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use bytes::{Bytes, BytesMut};
+use spread_wire::consts::GROUPS_MESS;
+use spread_wire::daemon::{
+    order_of, MembershipId, PacketHeader, TokenHeader, CONTROL_TYPE, FORM_TYPE, HURRY_TYPE, MEMBERSHIP_TYPE,
+    PACKET_HEADER_LEN, REGULAR_TYPE, ROUTED_TYPE, TOKEN_HEADER_LEN,
+};
+use spread_wire::endian::Order;
+use spread_wire::Header;
+
+use super::ordering::{OrderedMessage, Ordering, ServiceClass};
+use crate::config::{Config, Timeouts};
+use timers::{Timer, Timers};
+use token::TokenState;
+pub use topology::{Members, Topology};
+
+/// Which socket a datagram arrived on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Port {
+    /// `P`: data, membership, hurry and monitor packets.
+    Data,
+    /// `P+1`: the regular token and the form tokens.
+    Token,
+}
+
+/// A datagram to send.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Datagram {
+    pub to: SocketAddr,
+    pub bytes: Vec<u8>,
+}
+
+/// What the ring hands up, in delivery order.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Up {
+    /// A whole message (message header, group names, data) as its originator
+    /// wrote it.
+    Message(Delivered),
+}
+
+/// A delivered message.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Delivered {
+    /// The originating daemon.
+    pub origin: u32,
+    /// Ring sequence number of the packet that completed it.
+    pub seq: i32,
+    /// Packet service it travelled with (`RELIABLE_TYPE` … `SAFE_TYPE`).
+    pub service: u32,
+    pub frame: Bytes,
+}
+
+/// Membership state numbers (§5.1; they appear in the status reply).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum State {
+    Op = 1,
+    Seg = 2,
+    Represented = 3,
+    Gather = 4,
+    Form = 5,
+    Evs = 6,
+}
+
+/// Ring parameters taken from spread.conf (§1.4, §1.8).
+#[derive(Clone, Debug)]
+pub struct Params {
+    pub hash: u32,
+    pub window: i32,
+    pub personal_window: i32,
+    pub accelerated: bool,
+    pub accelerated_window: i32,
+    /// `Wide_network` (§1.8).
+    pub wide: bool,
+    pub token_timeout: Duration,
+    pub hurry_timeout: Duration,
+    /// Byte order this daemon writes (the host's; the simulator can pick
+    /// the other one to test mixed rings).
+    pub order: Order,
+}
+
+impl Params {
+    pub fn from_config(cfg: &Config) -> Params {
+        let t = cfg.membership_timeouts().unwrap_or(if cfg.wide_area() { Timeouts::WAN } else { Timeouts::LAN });
+        Params {
+            hash: cfg.hash(),
+            window: cfg.window as i32,
+            personal_window: cfg.personal_window as i32,
+            accelerated: cfg.accelerated_ring(),
+            accelerated_window: cfg.accelerated_window as i32,
+            wide: cfg.wide_area(),
+            token_timeout: Duration::from_millis(t.token as u64),
+            hurry_timeout: Duration::from_millis(t.hurry as u64),
+            order: Order::NATIVE,
+        }
+    }
+}
+
+/// Counters (the status reply of §8.4 reports most of them).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RingStats {
+    pub packets_sent: u64,
+    pub packets_recv: u64,
+    pub packets_delivered: u64,
+    pub messages_delivered: u64,
+    pub retrans: u64,
+    pub u_retrans: u64,
+    pub s_retrans: u64,
+    pub b_retrans: u64,
+    pub token_hurry: u64,
+    pub tokens_processed: u64,
+    /// Token-loss timer expiries (membership will act on them).
+    pub token_losses: u64,
+    /// Datagrams dropped by the receive checks, malformed ones included.
+    pub dropped: u64,
+}
+
+/// Membership as the ordering protocol sees it. Until §5 is built this is
+/// set by [`Ring::install`].
+#[derive(Clone, Debug)]
+pub(crate) struct Memb {
+    pub state: State,
+    pub token_alive: bool,
+    /// Current regular configuration and its ring id.
+    pub members: Members,
+    pub id: MembershipId,
+    /// Set at install; cleared by the first token processed after it.
+    pub just_installed: bool,
+}
+
+impl Memb {
+    /// The configuration the token circulates in (the future one in EVS).
+    pub fn active(&self) -> &Members {
+        &self.members
+    }
+    pub fn active_id(&self) -> MembershipId {
+        self.id
+    }
+    pub fn in_evs(&self) -> bool {
+        self.state == State::Evs
+    }
+}
+
+/// One daemon's ring protocol.
+pub struct Ring {
+    pub(crate) topo: Topology,
+    pub(crate) params: Params,
+    pub(crate) memb: Memb,
+    pub tok: TokenState,
+    pub(crate) timers: Timers,
+    sends: VecDeque<Datagram>,
+    ups: VecDeque<Up>,
+    pub(crate) stats: RingStats,
+    /// The time of the latest event (what a submission is stamped with).
+    pub(crate) now: Instant,
+    scratch: Vec<u8>,
+}
+
+impl Ring {
+    /// The ring of daemon `me` (proc index) of `cfg`.
+    pub fn new(cfg: &Config, me: usize) -> Ring {
+        Ring::with_parts(Topology::from_config(cfg, me), Params::from_config(cfg))
+    }
+
+    pub fn with_parts(topo: Topology, params: Params) -> Ring {
+        let me = topo.me;
+        let vid = topo.my_vid() as i32;
+        Ring {
+            tok: TokenState::new(topo.procs.len()),
+            memb: Memb {
+                state: State::Op,
+                token_alive: false,
+                members: Members::new(vec![me]),
+                id: MembershipId { proc_id: vid, time: -1 },
+                just_installed: false,
+            },
+            topo,
+            params,
+            timers: Timers::default(),
+            sends: VecDeque::new(),
+            ups: VecDeque::new(),
+            stats: RingStats::default(),
+            now: Instant::now(),
+            scratch: Vec::new(),
+        }
+    }
+
+    pub fn topology(&self) -> &Topology {
+        &self.topo
+    }
+    pub fn params(&self) -> &Params {
+        &self.params
+    }
+    pub fn stats(&self) -> RingStats {
+        self.stats
+    }
+    pub fn state(&self) -> State {
+        self.memb.state
+    }
+    pub fn members(&self) -> &Members {
+        &self.memb.members
+    }
+    pub fn ring_id(&self) -> MembershipId {
+        self.memb.id
+    }
+    pub fn my_vid(&self) -> u32 {
+        self.topo.my_vid()
+    }
+
+    /// Install a regular configuration directly, as the end of a membership
+    /// round does (§5.6, §5.7): sequence state starts from 0, the token is
+    /// alive, and the last member (conf order) sends the first regular token
+    /// (twice). `members` are proc indexes.
+    pub fn install(&mut self, now: Instant, members: &[usize], id: MembershipId) {
+        self.now = now;
+        self.memb.members = Members::new(members.to_vec());
+        self.memb.id = id;
+        self.memb.state = State::Op;
+        self.memb.token_alive = true;
+        self.memb.just_installed = true;
+        self.tok.reset_for_install();
+        self.timers.cancel(Timer::Hurry);
+        self.timers.arm(Timer::TokenLoss, now + self.params.token_timeout);
+        let last = self.memb.members.as_slice().last().copied();
+        if last == Some(self.topo.me) {
+            let h = TokenHeader {
+                type_: 0,
+                proc_id: self.my_vid() as i32,
+                memb_id: id,
+                seq: 0,
+                aru: 0x7FFF_FFFF,
+                aru_last_id: -1,
+                ..TokenHeader::default()
+            };
+            self.send_token_header(&h, &[]);
+            self.send_token_header(&h, &[]);
+            self.tok.token_rounds = 1;
+        } else {
+            self.tok.token_rounds = 0;
+        }
+    }
+
+    /// A message to send: `frame` is message header, group names and data in
+    /// one byte order (§3.7); `service` its packet service bit. `now` is the
+    /// time of the event that produced it.
+    pub fn submit_at(&mut self, now: Instant, service: u32, frame: Bytes) {
+        self.now = now;
+        self.queue_message(service, frame);
+    }
+
+    /// [`Ring::submit_at`] at the time of the latest event.
+    pub fn submit(&mut self, service: u32, frame: Bytes) {
+        self.queue_message(service, frame);
+    }
+
+    /// A datagram arrived from `src` on `port`.
+    pub fn on_datagram(&mut self, now: Instant, port: Port, src: SocketAddr, b: &[u8]) {
+        self.now = now;
+        match port {
+            Port::Data => self.recv_data_port(now, src, b),
+            Port::Token => self.recv_token_port(now, src, b),
+        }
+    }
+
+    /// The earliest armed timer.
+    pub fn next_deadline(&self) -> Option<Instant> {
+        self.timers.next()
+    }
+
+    /// Run every timer due at `now`.
+    pub fn on_timer(&mut self, now: Instant) {
+        self.now = now;
+        while let Some(t) = self.timers.pop_due(now) {
+            match t {
+                Timer::Hurry => self.token_hurry(now),
+                Timer::TokenLoss => {
+                    // Membership (§5.3) takes over here once it is built; for
+                    // now the loss is counted and the leader's hurry timer
+                    // keeps re-sending the token.
+                    self.stats.token_losses += 1;
+                    if self.memb.token_alive {
+                        self.timers.arm(Timer::TokenLoss, now + self.params.token_timeout);
+                    }
+                }
+            }
+        }
+    }
+
+    /// The next datagram to send.
+    pub fn poll_send(&mut self) -> Option<Datagram> {
+        self.sends.pop_front()
+    }
+
+    /// The next delivered item.
+    pub fn poll_up(&mut self) -> Option<Up> {
+        self.ups.pop_front()
+    }
+
+    /// Messages waiting to be sent (the down queue).
+    pub fn down_queue_len(&self) -> usize {
+        self.tok.down.len()
+    }
+
+    /// Highest sequence number known.
+    pub fn highest_seq(&self) -> i32 {
+        self.tok.highest_seq
+    }
+    /// All seqs up to this one are present here.
+    pub fn my_aru(&self) -> i32 {
+        self.tok.my_aru
+    }
+    /// All seqs up to this one are present at every member.
+    pub fn aru(&self) -> i32 {
+        self.tok.aru
+    }
+
+    /// True while the token socket should be served before the data sockets
+    /// (accelerated ring scheduling, §4.9).
+    pub fn token_has_priority(&self) -> bool {
+        self.tok.token_priority
+    }
+
+    pub(crate) fn push_up(&mut self, u: Up) {
+        self.ups.push_back(u);
+    }
+
+    // ---- sending ----------------------------------------------------------
+
+    /// Encode `h` + `body` as a data-port datagram from me (transmitter,
+    /// hash, my byte order) and send one copy to each destination;
+    /// `routed` copies carry ROUTED.
+    pub(crate) fn send_packet(&mut self, h: &PacketHeader, body: &[u8], dests: &[(SocketAddr, bool)]) {
+        if dests.is_empty() {
+            return;
+        }
+        let mut h = *h;
+        h.transmiter_id = self.my_vid() as i32;
+        h.conf_hash = self.params.hash;
+        h.data_len = body.len() as u16;
+        let order = self.params.order;
+        for &(to, routed) in dests {
+            let mut hh = h;
+            if routed {
+                hh.type_ |= ROUTED_TYPE;
+            } else {
+                hh.type_ &= !ROUTED_TYPE;
+            }
+            let mut bytes = Vec::with_capacity(PACKET_HEADER_LEN + body.len());
+            hh.encode(order, &mut bytes);
+            bytes.extend_from_slice(body);
+            self.sends.push_back(Datagram { to, bytes });
+        }
+    }
+
+    /// `Net_bcast` of a packet.
+    pub(crate) fn bcast_packet(&mut self, h: &PacketHeader, body: &[u8]) {
+        let mut d = Vec::new();
+        self.topo.bcast(&self.memb.members, |a, r| d.push((a, r)));
+        self.send_packet(h, body, &d);
+    }
+
+    /// `Net_scast(seg)` of a packet.
+    pub(crate) fn scast_packet(&mut self, seg: usize, h: &PacketHeader, body: &[u8]) {
+        let mut d = Vec::new();
+        self.topo.scast(&self.memb.members, seg, |a, r| d.push((a, r)));
+        self.send_packet(h, body, &d);
+    }
+
+    /// `Net_ucast(vid)` of a packet.
+    pub(crate) fn ucast_packet(&mut self, vid: u32, h: &PacketHeader, body: &[u8]) {
+        if let Some(p) = self.topo.index_of(vid) {
+            let to = self.topo.data_addr(p);
+            self.send_packet(h, body, &[(to, false)]);
+        }
+    }
+
+    /// `Net_send_token`: the token to my successor in the active
+    /// configuration, port `P+1`, with my transmitter id and hash.
+    pub(crate) fn send_token_header(&mut self, h: &TokenHeader, body: &[u8]) {
+        let succ = self.topo.successor(self.memb.active(), self.topo.me);
+        let to = self.topo.token_addr(succ);
+        let mut h = *h;
+        h.transmiter_id = self.my_vid() as i32;
+        h.conf_hash = self.params.hash;
+        h.rtr_len = body.len() as u16;
+        let mut bytes = Vec::with_capacity(TOKEN_HEADER_LEN + body.len());
+        h.encode(self.params.order, &mut bytes);
+        bytes.extend_from_slice(body);
+        self.sends.push_back(Datagram { to, bytes });
+    }
+
+    // ---- receiving (§3.4, §3.8) -------------------------------------------
+
+    /// Checks common to both ports: hash, transmitter configured, source IP
+    /// is the transmitter's address. Returns the transmitter's proc index.
+    fn check_sender(&self, hash: u32, transmitter: i32, src: SocketAddr) -> Option<usize> {
+        if hash != self.params.hash {
+            return None;
+        }
+        let p = self.topo.index_of(transmitter as u32)?;
+        (self.topo.procs[p].addr.ip() == src.ip()).then_some(p)
+    }
+
+    fn recv_data_port(&mut self, now: Instant, src: SocketAddr, b: &[u8]) {
+        if b.len() < PACKET_HEADER_LEN {
+            self.stats.dropped += 1;
+            return;
+        }
+        let Ok(order) = order_of(b) else {
+            self.stats.dropped += 1;
+            return;
+        };
+        let Ok(h) = PacketHeader::decode_in(order, b) else {
+            self.stats.dropped += 1;
+            return;
+        };
+        if b.len() != PACKET_HEADER_LEN + h.data_len as usize
+            || self.check_sender(h.conf_hash, h.transmiter_id, src).is_none()
+        {
+            self.stats.dropped += 1;
+            return;
+        }
+        if h.type_ & CONTROL_TYPE != 0 {
+            // Monitor packets (§8) are not handled yet.
+            return;
+        }
+        if h.transmiter_id as u32 == self.my_vid() {
+            return;
+        }
+        if h.type_ & ROUTED_TYPE != 0 && self.topo.seg_is_shared(self.topo.my_seg()) {
+            self.rebroadcast_routed(order, b);
+        }
+        let mut h = h;
+        h.type_ &= !ROUTED_TYPE;
+        let body = &b[PACKET_HEADER_LEN..];
+        if h.type_ & MEMBERSHIP_TYPE != 0 {
+            // ALIVE / JOIN / REFER: membership (§5), not built yet.
+            return;
+        }
+        if h.type_ & HURRY_TYPE != 0 {
+            self.handle_hurry(now, h.proc_id);
+            return;
+        }
+        if h.type_ & REGULAR_TYPE == 0 {
+            self.stats.dropped += 1;
+            return;
+        }
+        if h.memb_id != self.memb.id {
+            // A foreign data packet: membership (§5.4), not built yet.
+            return;
+        }
+        self.handle_data(now, order, h, body);
+    }
+
+    /// Step 10 of §3.4: an exact copy, ROUTED cleared and my transmitter id,
+    /// in the original sender's byte order, to my segment's addresses.
+    fn rebroadcast_routed(&mut self, order: Order, b: &[u8]) {
+        let mut copy = b.to_vec();
+        let t = order.read_u32(&copy[0..4]) & !ROUTED_TYPE;
+        order.write_u32(&mut copy[0..4], t);
+        order.write_u32(&mut copy[4..8], self.my_vid());
+        let seg = self.topo.my_seg();
+        for i in 0..self.topo.segs[seg].addrs.len() {
+            let to = self.topo.segs[seg].addrs[i];
+            self.sends.push_back(Datagram { to, bytes: copy.clone() });
+        }
+    }
+
+    fn recv_token_port(&mut self, now: Instant, src: SocketAddr, b: &[u8]) {
+        let Ok((order, h)) = TokenHeader::decode(b) else {
+            self.stats.dropped += 1;
+            return;
+        };
+        if self.check_sender(h.conf_hash, h.transmiter_id, src).is_none() {
+            self.stats.dropped += 1;
+            return;
+        }
+        if h.type_ & FORM_TYPE != 0 {
+            // FORM1 / FORM2: membership (§5.5, §5.6), not built yet.
+            return;
+        }
+        self.handle_token(now, order, h, b);
+    }
+
+    /// Encode into the reusable scratch buffer.
+    pub(crate) fn take_scratch(&mut self) -> Vec<u8> {
+        let mut v = std::mem::take(&mut self.scratch);
+        v.clear();
+        v
+    }
+    pub(crate) fn put_scratch(&mut self, v: Vec<u8>) {
+        self.scratch = v;
+    }
+}
+
+/// The packet service bit a message of client type `t` travels with.
+pub fn service_of(class: ServiceClass) -> u32 {
+    use spread_wire::daemon::{AGREED_TYPE, FIFO_TYPE, RELIABLE_TYPE, SAFE_TYPE};
+    match class {
+        ServiceClass::Reliable => RELIABLE_TYPE,
+        ServiceClass::Fifo => FIFO_TYPE,
+        ServiceClass::Agreed => AGREED_TYPE,
+        ServiceClass::Safe => SAFE_TYPE,
+    }
+}
+
+/// The engine's view: messages go down with their class, come back up in
+/// the ring's order with their header in this daemon's byte order (GROUPS
+/// messages stay as their sender wrote them: the groups layer reads their
+/// body in the sender's order).
+impl Ordering for Ring {
+    fn submit(&mut self, msg: OrderedMessage) {
+        let s = service_of(msg.class);
+        self.queue_message(s, msg.frame);
+    }
+
+    fn poll_deliver(&mut self) -> Option<OrderedMessage> {
+        loop {
+            let Up::Message(d) = self.ups.pop_front()?;
+            let Some(mut h) = Header::decode_slice(&d.frame) else { continue };
+            let foreign = h.is_foreign();
+            h.type_ = spread_wire::endian::set_endian(h.type_);
+            let frame = if foreign && h.type_ & GROUPS_MESS == 0 {
+                let mut f = BytesMut::from(&d.frame[..]);
+                let o = Order::NATIVE;
+                o.write_u32(&mut f[0..4], h.type_);
+                o.write_i32(&mut f[36..40], h.num_groups);
+                o.write_i32(&mut f[44..48], h.data_len);
+                f.freeze()
+            } else {
+                d.frame
+            };
+            let mut m = OrderedMessage::new(h, frame);
+            m.seq = d.seq.max(0) as u64;
+            return Some(m);
+        }
+    }
+
+    fn pending(&self) -> usize {
+        self.tok.down.len()
+    }
+
+    fn highest_delivered_seq(&self) -> u64 {
+        self.tok.highest_seq.max(0) as u64
+    }
+}

@@ -1,0 +1,399 @@
+//! A seeded, deterministic simulator of a ring of daemons: every [`Ring`] of
+//! a configuration joined by a simulated UDP network that loses, duplicates
+//! and delays (hence reorders) datagrams, on a virtual clock. No sockets, no
+//! threads, no real time: a run is a function of its seed, so a failing seed
+//! replays exactly.
+//!
+//! The network routes by address as the real one does: a daemon's `P` and
+//! `P+1`, and each segment address to every daemon of that segment (the
+//! sender included, like multicast loopback). [`RingSim::check`] verifies
+//! the ring's promises over everything delivered so far; the tests and
+//! `make sim` run it over many seeds.
+
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap, HashSet};
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use spread_wire::daemon::{MembershipId, RELIABLE_TYPE, SAFE_TYPE};
+use spread_wire::endian::Order;
+
+use super::{Delivered, Port, Ring, Up};
+use crate::config::{self, Config};
+
+/// SplitMix64: small, fast, and the same on every machine.
+#[derive(Clone, Debug)]
+pub struct Rng(u64);
+
+impl Rng {
+    pub fn new(seed: u64) -> Rng {
+        Rng(seed)
+    }
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+    /// Uniform in `0..n` (`n` > 0).
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.next_u64() % n.max(1)
+    }
+    /// True with probability `p`.
+    pub fn chance(&mut self, p: f64) -> bool {
+        p > 0.0 && ((self.next_u64() >> 11) as f64 / (1u64 << 53) as f64) < p
+    }
+}
+
+/// What the network does to each datagram copy.
+#[derive(Clone, Copy, Debug)]
+pub struct Faults {
+    /// Probability a copy is lost.
+    pub loss: f64,
+    /// Probability a copy arrives twice.
+    pub dup: f64,
+    /// Delay range in microseconds (uniform): a wide range reorders.
+    pub min_delay_us: u64,
+    pub max_delay_us: u64,
+}
+
+impl Faults {
+    /// A perfect LAN: 50 µs, nothing lost.
+    pub const NONE: Faults = Faults { loss: 0.0, dup: 0.0, min_delay_us: 50, max_delay_us: 50 };
+}
+
+#[derive(Debug, PartialEq, Eq, PartialOrd, Ord)]
+struct InFlight {
+    at: u64,
+    n: u64,
+    to: usize,
+    port: PortKey,
+    src: SocketAddr,
+    bytes: Vec<u8>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+enum PortKey {
+    Data,
+    Token,
+}
+
+/// One message as the simulator's clients send them; its data starts with
+/// (origin node, counter), which identifies it in the checks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct MsgId {
+    pub node: u32,
+    pub n: u32,
+}
+
+/// A delivery as logged by the simulator.
+#[derive(Clone, Debug)]
+pub struct Logged {
+    pub id: MsgId,
+    pub service: u32,
+    pub at_us: u64,
+}
+
+/// A ring of simulated daemons.
+pub struct RingSim {
+    pub nodes: Vec<Ring>,
+    pub cfg: Config,
+    base: Instant,
+    pub now_us: u64,
+    net: BinaryHeap<Reverse<InFlight>>,
+    routes: HashMap<SocketAddr, Vec<(usize, PortKey)>>,
+    pub rng: Rng,
+    pub faults: Faults,
+    seq: u64,
+    /// Per node: what it delivered, in order.
+    pub log: Vec<Vec<Logged>>,
+    /// Every message submitted, with its frame.
+    pub sent: HashMap<MsgId, Bytes>,
+    counters: Vec<u32>,
+    /// Violations found while running (SAFE delivered before every member
+    /// had the packet, a frame that differs from the one sent).
+    pub violations: Vec<String>,
+    pub datagrams: u64,
+    /// Largest `Highest_seq - Aru` seen at any node.
+    pub max_gap: i32,
+}
+
+impl RingSim {
+    /// Every daemon of the configuration `conf` (spread.conf text), each
+    /// writing in `orders[i]` (default: native), installed as one ring.
+    pub fn new(conf: &str, seed: u64, faults: Faults, orders: &[Order]) -> RingSim {
+        let cfg = match config::parse_str_with_resolver(conf, "sim.conf", &config::offline_resolver) {
+            Ok(c) => c,
+            Err(e) => panic!("simulator configuration does not parse: {e}"),
+        };
+        let mut nodes: Vec<Ring> = (0..cfg.daemons.len()).map(|i| Ring::new(&cfg, i)).collect();
+        for (i, o) in orders.iter().enumerate() {
+            if let Some(n) = nodes.get_mut(i) {
+                n.params.order = *o;
+            }
+        }
+        let mut routes: HashMap<SocketAddr, Vec<(usize, PortKey)>> = HashMap::new();
+        for (i, n) in nodes.iter().enumerate() {
+            routes.entry(n.topo.data_addr(i)).or_default().push((i, PortKey::Data));
+            routes.entry(n.topo.token_addr(i)).or_default().push((i, PortKey::Token));
+        }
+        for s in &cfg.segments {
+            for a in &s.addrs {
+                let e = routes.entry(*a).or_default();
+                for &d in &s.daemons {
+                    if !e.contains(&(d, PortKey::Data)) {
+                        e.push((d, PortKey::Data));
+                    }
+                }
+            }
+        }
+        let k = nodes.len();
+        let mut sim = RingSim {
+            nodes,
+            cfg,
+            base: Instant::now(),
+            now_us: 0,
+            net: BinaryHeap::new(),
+            routes,
+            rng: Rng::new(seed),
+            faults,
+            seq: 0,
+            log: vec![Vec::new(); k],
+            sent: HashMap::new(),
+            counters: vec![0; k],
+            violations: Vec::new(),
+            datagrams: 0,
+            max_gap: 0,
+        };
+        let all: Vec<usize> = (0..k).collect();
+        let id = MembershipId { proc_id: sim.nodes[0].my_vid() as i32, time: 1_000_000 };
+        let now = sim.now();
+        // Without membership (§5) nothing regenerates a token lost before
+        // the leader has one to re-send, so the first round runs on a
+        // perfect network; the faults start once every node has seen a
+        // token.
+        sim.faults = Faults::NONE;
+        for i in 0..k {
+            sim.nodes[i].install(now, &all, id);
+        }
+        for i in 0..k {
+            sim.drain(i);
+        }
+        for _ in 0..100_000 {
+            if sim.nodes.iter().all(|n| n.stats().tokens_processed > 0) || !sim.step(u64::MAX) {
+                break;
+            }
+        }
+        sim.faults = faults;
+        sim
+    }
+
+    pub fn now(&self) -> Instant {
+        self.base + Duration::from_micros(self.now_us)
+    }
+
+    /// Queue a message of `len` data bytes (≥ 8) at `node` with `service`
+    /// (packet service bit). The frame is a valid message: header in the
+    /// node's byte order, one group, data beginning with its id.
+    pub fn submit(&mut self, node: usize, service: u32, len: usize) -> MsgId {
+        let id = MsgId { node: node as u32, n: self.counters[node] };
+        self.counters[node] += 1;
+        let order = self.nodes[node].params.order;
+        let len = len.max(8);
+        let mut f = Vec::with_capacity(48 + 32 + len);
+        let mess_type = match service {
+            RELIABLE_TYPE => spread_wire::consts::RELIABLE_MESS,
+            SAFE_TYPE => spread_wire::consts::SAFE_MESS,
+            spread_wire::daemon::FIFO_TYPE => spread_wire::consts::FIFO_MESS,
+            _ => spread_wire::consts::AGREED_MESS,
+        };
+        order.push_u32(&mut f, mess_type | order.marker());
+        let mut name = [0u8; 32];
+        let s = format!("#u{node}#d{node}");
+        name[..s.len()].copy_from_slice(s.as_bytes());
+        f.extend_from_slice(&name);
+        order.push_i32(&mut f, 1);
+        order.push_u32(&mut f, order.marker());
+        order.push_i32(&mut f, len as i32);
+        let mut g = [0u8; 32];
+        g[..5].copy_from_slice(b"group");
+        f.extend_from_slice(&g);
+        f.extend_from_slice(&id.node.to_le_bytes());
+        f.extend_from_slice(&id.n.to_le_bytes());
+        let fill = (self.rng.next_u64() & 0xff) as u8;
+        f.extend((8..len).map(|i| fill.wrapping_add(i as u8)));
+        let frame = Bytes::from(f);
+        self.sent.insert(id, frame.clone());
+        let now = self.now();
+        self.nodes[node].submit_at(now, service, frame);
+        self.drain(node);
+        id
+    }
+
+    /// Move a node's outputs into the network and the delivery log.
+    fn drain(&mut self, i: usize) {
+        let src = self.nodes[i].topo.data_addr(i);
+        while let Some(d) = self.nodes[i].poll_send() {
+            self.datagrams += 1;
+            let Some(dests) = self.routes.get(&d.to) else { continue };
+            for &(to, port) in dests {
+                let copies = if self.rng.chance(self.faults.loss) {
+                    0
+                } else if self.rng.chance(self.faults.dup) {
+                    2
+                } else {
+                    1
+                };
+                for _ in 0..copies {
+                    let span = self.faults.max_delay_us.saturating_sub(self.faults.min_delay_us);
+                    let at = self.now_us + self.faults.min_delay_us + self.rng.below(span + 1);
+                    self.seq += 1;
+                    self.net.push(Reverse(InFlight { at, n: self.seq, to, port, src, bytes: d.bytes.clone() }));
+                }
+            }
+        }
+        while let Some(u) = self.nodes[i].poll_up() {
+            let Up::Message(d) = u;
+            self.log_delivery(i, d);
+        }
+        let gap = self.nodes[i].highest_seq() - self.nodes[i].aru();
+        self.max_gap = self.max_gap.max(gap);
+    }
+
+    fn log_delivery(&mut self, i: usize, d: Delivered) {
+        let Some(id) = frame_id(&d.frame) else {
+            self.violations.push(format!("node {i}: delivered a frame without an id ({} bytes)", d.frame.len()));
+            return;
+        };
+        if self.sent.get(&id) != Some(&d.frame) {
+            self.violations.push(format!("node {i}: message {id:?} delivered with different bytes"));
+        }
+        if d.service == SAFE_TYPE {
+            for (j, n) in self.nodes.iter().enumerate() {
+                if n.my_aru() < d.seq {
+                    self.violations.push(format!(
+                        "node {i}: SAFE {id:?} (seq {}) delivered while node {j} has only up to {}",
+                        d.seq,
+                        n.my_aru()
+                    ));
+                }
+            }
+        }
+        self.log[i].push(Logged { id, service: d.service, at_us: self.now_us });
+    }
+
+    /// Run one event (a datagram arrival or a timer); false when nothing is
+    /// left to happen before `until_us`.
+    pub fn step(&mut self, until_us: u64) -> bool {
+        let next_net = self.net.peek().map(|Reverse(p)| p.at);
+        let mut next_timer: Option<(u64, usize)> = None;
+        for (i, n) in self.nodes.iter().enumerate() {
+            if let Some(d) = n.next_deadline() {
+                let us = d.saturating_duration_since(self.base).as_micros() as u64;
+                if next_timer.is_none_or(|(t, _)| us < t) {
+                    next_timer = Some((us, i));
+                }
+            }
+        }
+        let take_net = match (next_net, next_timer) {
+            (None, None) => return false,
+            (Some(a), Some((b, _))) => a <= b,
+            (Some(_), None) => true,
+            (None, Some(_)) => false,
+        };
+        if take_net {
+            let at = next_net.unwrap_or(0);
+            if at > until_us {
+                self.now_us = until_us;
+                return false;
+            }
+            let Some(Reverse(p)) = self.net.pop() else { return false };
+            self.now_us = self.now_us.max(p.at);
+            let now = self.now();
+            let port = if p.port == PortKey::Data { Port::Data } else { Port::Token };
+            self.nodes[p.to].on_datagram(now, port, p.src, &p.bytes);
+            self.drain(p.to);
+        } else if let Some((at, i)) = next_timer {
+            if at > until_us {
+                self.now_us = until_us;
+                return false;
+            }
+            self.now_us = self.now_us.max(at);
+            let now = self.now();
+            self.nodes[i].on_timer(now);
+            self.drain(i);
+        }
+        true
+    }
+
+    /// Run until `until_us` of virtual time (bounded by `max_events`).
+    pub fn run_until(&mut self, until_us: u64, max_events: u64) {
+        for _ in 0..max_events {
+            if !self.step(until_us) {
+                return;
+            }
+        }
+    }
+
+    /// Run until every node delivered every message sent, or `limit_us`
+    /// passes. Returns whether everything was delivered.
+    pub fn run_until_delivered(&mut self, limit_us: u64, max_events: u64) -> bool {
+        let want = self.sent.len();
+        for _ in 0..max_events {
+            if self.log.iter().all(|l| l.len() >= want) {
+                return true;
+            }
+            if !self.step(limit_us) {
+                break;
+            }
+        }
+        self.log.iter().all(|l| l.len() >= want)
+    }
+
+    /// Check everything delivered so far: no node delivers a message twice
+    /// or one never sent; the non-RELIABLE messages come in one order at
+    /// every node (each node's sequence a prefix of the longest); and the
+    /// violations noted while running. Returns the problems found.
+    pub fn check(&self) -> Vec<String> {
+        let mut bad = self.violations.clone();
+        let mut longest: Vec<MsgId> = Vec::new();
+        for (i, l) in self.log.iter().enumerate() {
+            let mut seen = HashSet::new();
+            for e in l {
+                if !seen.insert(e.id) {
+                    bad.push(format!("node {i}: {:?} delivered twice", e.id));
+                }
+                if !self.sent.contains_key(&e.id) {
+                    bad.push(format!("node {i}: {:?} was never sent", e.id));
+                }
+            }
+            let ordered: Vec<MsgId> = l.iter().filter(|e| e.service != RELIABLE_TYPE).map(|e| e.id).collect();
+            if ordered.len() > longest.len() {
+                longest = ordered;
+            }
+        }
+        for (i, l) in self.log.iter().enumerate() {
+            let ordered: Vec<MsgId> = l.iter().filter(|e| e.service != RELIABLE_TYPE).map(|e| e.id).collect();
+            if let Some(k) = ordered.iter().zip(&longest).position(|(a, b)| a != b) {
+                bad.push(format!(
+                    "node {i}: total order differs at position {k}: {:?} where another node has {:?}",
+                    ordered[k], longest[k]
+                ));
+            }
+        }
+        bad
+    }
+
+    /// Messages sent but not delivered at `node`.
+    pub fn missing(&self, node: usize) -> usize {
+        let got: HashSet<MsgId> = self.log[node].iter().map(|e| e.id).collect();
+        self.sent.keys().filter(|k| !got.contains(k)).count()
+    }
+}
+
+fn frame_id(f: &[u8]) -> Option<MsgId> {
+    let d = f.get(48 + 32..48 + 32 + 8)?;
+    Some(MsgId { node: u32::from_le_bytes([d[0], d[1], d[2], d[3]]), n: u32::from_le_bytes([d[4], d[5], d[6], d[7]]) })
+}

@@ -1,0 +1,54 @@
+//! The ring's timers: one deadline per kind; arming an armed timer replaces
+//! it, as `E_queue` does (§5.9).
+
+use std::time::Instant;
+
+/// Every timer the ring uses.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Timer {
+    /// Token loss (`Token_timeout`, or `Form_timeout` while forming).
+    TokenLoss,
+    /// The leader's token retransmission (`Hurry_timeout`).
+    Hurry,
+}
+
+const ALL: [Timer; 2] = [Timer::TokenLoss, Timer::Hurry];
+
+#[derive(Clone, Debug, Default)]
+pub struct Timers {
+    at: [Option<Instant>; ALL.len()],
+}
+
+impl Timers {
+    pub fn arm(&mut self, t: Timer, at: Instant) {
+        self.at[t as usize] = Some(at);
+    }
+
+    pub fn cancel(&mut self, t: Timer) {
+        self.at[t as usize] = None;
+    }
+
+    pub fn is_armed(&self, t: Timer) -> bool {
+        self.at[t as usize].is_some()
+    }
+
+    /// The earliest deadline.
+    pub fn next(&self) -> Option<Instant> {
+        self.at.iter().flatten().min().copied()
+    }
+
+    /// The earliest timer due at `now` (disarmed), ties in declaration order.
+    pub fn pop_due(&mut self, now: Instant) -> Option<Timer> {
+        let mut best: Option<(Instant, Timer)> = None;
+        for t in ALL {
+            if let Some(at) = self.at[t as usize] {
+                if at <= now && best.is_none_or(|(b, _)| at < b) {
+                    best = Some((at, t));
+                }
+            }
+        }
+        let (_, t) = best?;
+        self.at[t as usize] = None;
+        Some(t)
+    }
+}
