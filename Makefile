@@ -138,11 +138,11 @@ run:
 bench:
 	$(MAKE) -f bench.mk bench
 
-# The seeded ring simulator (spread-daemon/tests/ring_sim.rs) over SEEDS seeds; a failure names
+# The seeded ring simulator (spread-daemon/tests/ring_sim.rs, ring_membership.rs) over SEEDS seeds; a failure names
 # its seed, and RSPREAD_SIM_SEED=<seed> replays it.
 SEEDS ?= 2000
 sim:
-	RSPREAD_SIM_SEEDS=$(SEEDS) $(CARGO) test --$(PROFILE) -p spread-daemon --test ring_sim
+	RSPREAD_SIM_SEEDS=$(SEEDS) $(CARGO) test --$(PROFILE) -p spread-daemon --test ring_sim --test ring_membership
 
 headers:
 	$(CARGO) run --$(PROFILE) -p xtask -- headers

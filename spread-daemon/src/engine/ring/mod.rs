@@ -15,10 +15,13 @@
 //! The concerns live in their own modules, each an `impl Ring` block over its
 //! own state: [`topology`] (who is where, ring order, destinations),
 //! [`token`] (the ordering protocol of §4: packets, the regular token, ARU,
-//! retransmissions, flow control, delivery), [`timers`]. Membership (§5) is
-//! not built yet: a ring is installed with [`Ring::install`], as the FORM2
-//! processing of §5.6 will do, and a token loss is only counted.
+//! retransmissions, flow control, delivery), [`membership`] (§5: the states,
+//! ALIVE/JOIN/REFER, FORM1/FORM2, EVS and the configurations it hands up),
+//! [`timers`]. A daemon starts with [`Ring::start`] (a membership round, as
+//! the original's `Memb_init`); tests may also install a ring directly with
+//! [`Ring::install`].
 
+pub mod membership;
 pub mod sim;
 pub mod timers;
 pub mod token;
@@ -31,14 +34,16 @@ use std::time::{Duration, Instant};
 use bytes::{Bytes, BytesMut};
 use spread_wire::consts::GROUPS_MESS;
 use spread_wire::daemon::{
-    order_of, MembershipId, PacketHeader, TokenHeader, CONTROL_TYPE, FORM_TYPE, HURRY_TYPE, MEMBERSHIP_TYPE,
-    PACKET_HEADER_LEN, REGULAR_TYPE, ROUTED_TYPE, TOKEN_HEADER_LEN,
+    order_of, AlivePacket, Form1Token, Form2Token, JoinPacket, MembershipId, PacketHeader, TokenHeader, ALIVE_TYPE,
+    CONTROL_TYPE, FORM1_TYPE, FORM_TYPE, HURRY_TYPE, JOIN_TYPE, MEMBERSHIP_TYPE, PACKET_HEADER_LEN, REGULAR_TYPE,
+    ROUTED_TYPE, TOKEN_HEADER_LEN,
 };
 use spread_wire::endian::Order;
 use spread_wire::Header;
 
 use super::ordering::{OrderedMessage, Ordering, ServiceClass};
 use crate::config::{Config, Timeouts};
+pub use membership::Memb;
 use timers::{Timer, Timers};
 use token::TokenState;
 pub use topology::{Members, Topology};
@@ -65,6 +70,10 @@ pub enum Up {
     /// A whole message (message header, group names, data) as its originator
     /// wrote it.
     Message(Delivered),
+    /// A transitional configuration (VIDs, conf order) and its id.
+    Transitional { members: Vec<u32>, id: MembershipId },
+    /// A regular configuration (VIDs, conf order) and its ring id.
+    Regular { members: Vec<u32>, id: MembershipId },
 }
 
 /// A delivered message.
@@ -102,6 +111,8 @@ pub struct Params {
     pub wide: bool,
     pub token_timeout: Duration,
     pub hurry_timeout: Duration,
+    /// The other membership timeouts (§1.8).
+    pub timeouts: MembTimeouts,
     /// Byte order this daemon writes (the host's; the simulator can pick
     /// the other one to test mixed rings).
     pub order: Order,
@@ -119,7 +130,35 @@ impl Params {
             wide: cfg.wide_area(),
             token_timeout: Duration::from_millis(t.token as u64),
             hurry_timeout: Duration::from_millis(t.hurry as u64),
+            timeouts: MembTimeouts::from(t),
             order: Order::NATIVE,
+        }
+    }
+}
+
+/// Membership timeouts other than token and hurry.
+#[derive(Clone, Copy, Debug)]
+pub struct MembTimeouts {
+    pub alive: Duration,
+    pub join: Duration,
+    pub rep: Duration,
+    pub seg: Duration,
+    pub gather: Duration,
+    pub form: Duration,
+    pub lookup: Duration,
+}
+
+impl From<Timeouts> for MembTimeouts {
+    fn from(t: Timeouts) -> MembTimeouts {
+        let ms = |v: u32| Duration::from_millis(v as u64);
+        MembTimeouts {
+            alive: ms(t.alive),
+            join: ms(t.join),
+            rep: ms(t.rep),
+            seg: ms(t.seg),
+            gather: ms(t.gather),
+            form: ms(t.form),
+            lookup: ms(t.lookup),
         }
     }
 }
@@ -137,36 +176,12 @@ pub struct RingStats {
     pub b_retrans: u64,
     pub token_hurry: u64,
     pub tokens_processed: u64,
-    /// Token-loss timer expiries (membership will act on them).
+    /// Token losses (each starts a membership round).
     pub token_losses: u64,
+    /// Regular configurations installed.
+    pub membership_changes: u64,
     /// Datagrams dropped by the receive checks, malformed ones included.
     pub dropped: u64,
-}
-
-/// Membership as the ordering protocol sees it. Until §5 is built this is
-/// set by [`Ring::install`].
-#[derive(Clone, Debug)]
-pub(crate) struct Memb {
-    pub state: State,
-    pub token_alive: bool,
-    /// Current regular configuration and its ring id.
-    pub members: Members,
-    pub id: MembershipId,
-    /// Set at install; cleared by the first token processed after it.
-    pub just_installed: bool,
-}
-
-impl Memb {
-    /// The configuration the token circulates in (the future one in EVS).
-    pub fn active(&self) -> &Members {
-        &self.members
-    }
-    pub fn active_id(&self) -> MembershipId {
-        self.id
-    }
-    pub fn in_evs(&self) -> bool {
-        self.state == State::Evs
-    }
 }
 
 /// One daemon's ring protocol.
@@ -181,6 +196,9 @@ pub struct Ring {
     pub(crate) stats: RingStats,
     /// The time of the latest event (what a submission is stamped with).
     pub(crate) now: Instant,
+    /// A monotonic instant and the wall-clock seconds it corresponds to (ring
+    /// ids carry wall-clock seconds).
+    pub(crate) epoch: (Instant, i64),
     scratch: Vec<u8>,
 }
 
@@ -193,22 +211,20 @@ impl Ring {
     pub fn with_parts(topo: Topology, params: Params) -> Ring {
         let me = topo.me;
         let vid = topo.my_vid() as i32;
+        let now = Instant::now();
+        let wall =
+            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0);
         Ring {
             tok: TokenState::new(topo.procs.len()),
-            memb: Memb {
-                state: State::Op,
-                token_alive: false,
-                members: Members::new(vec![me]),
-                id: MembershipId { proc_id: vid, time: -1 },
-                just_installed: false,
-            },
+            memb: Memb::new(me, vid),
             topo,
             params,
             timers: Timers::default(),
             sends: VecDeque::new(),
             ups: VecDeque::new(),
             stats: RingStats::default(),
-            now: Instant::now(),
+            now,
+            epoch: (now, wall),
             scratch: Vec::new(),
         }
     }
@@ -242,6 +258,10 @@ impl Ring {
     pub fn install(&mut self, now: Instant, members: &[usize], id: MembershipId) {
         self.now = now;
         self.memb.members = Members::new(members.to_vec());
+        self.memb.reg_members = self.memb.members.clone();
+        self.memb.net_members = self.memb.members.clone();
+        self.memb.future = self.memb.members.clone();
+        self.memb.future_id = id;
         self.memb.id = id;
         self.memb.state = State::Op;
         self.memb.token_alive = true;
@@ -301,15 +321,8 @@ impl Ring {
         while let Some(t) = self.timers.pop_due(now) {
             match t {
                 Timer::Hurry => self.token_hurry(now),
-                Timer::TokenLoss => {
-                    // Membership (§5.3) takes over here once it is built; for
-                    // now the loss is counted and the leader's hurry timer
-                    // keeps re-sending the token.
-                    self.stats.token_losses += 1;
-                    if self.memb.token_alive {
-                        self.timers.arm(Timer::TokenLoss, now + self.params.token_timeout);
-                    }
-                }
+                Timer::DeliverReliable | Timer::DeliverAgreed => self.delivery_timer(t),
+                _ => self.memb_timer(now, t),
             }
         }
     }
@@ -327,6 +340,18 @@ impl Ring {
     /// Messages waiting to be sent (the down queue).
     pub fn down_queue_len(&self) -> usize {
         self.tok.down.len()
+    }
+
+    /// Set the wall-clock time that corresponds to `at` (ring ids carry
+    /// wall-clock seconds; the simulator sets its own).
+    pub fn set_wall_clock(&mut self, at: Instant, unix_secs: i64) {
+        self.epoch = (at, unix_secs);
+    }
+
+    /// Lower or raise the delivery threshold (the groups layer: AGREED during
+    /// a state exchange, UNRELIABLE when it is over).
+    pub fn set_delivery_threshold(&mut self, service: u32) {
+        self.set_threshold(service);
     }
 
     /// Highest sequence number known.
@@ -350,6 +375,10 @@ impl Ring {
 
     pub(crate) fn push_up(&mut self, u: Up) {
         self.ups.push_back(u);
+    }
+
+    pub(crate) fn push_datagram(&mut self, to: SocketAddr, bytes: Vec<u8>) {
+        self.sends.push_back(Datagram { to, bytes });
     }
 
     // ---- sending ----------------------------------------------------------
@@ -383,14 +412,14 @@ impl Ring {
     /// `Net_bcast` of a packet.
     pub(crate) fn bcast_packet(&mut self, h: &PacketHeader, body: &[u8]) {
         let mut d = Vec::new();
-        self.topo.bcast(&self.memb.members, |a, r| d.push((a, r)));
+        self.topo.bcast(&self.memb.net_members, |a, r| d.push((a, r)));
         self.send_packet(h, body, &d);
     }
 
     /// `Net_scast(seg)` of a packet.
     pub(crate) fn scast_packet(&mut self, seg: usize, h: &PacketHeader, body: &[u8]) {
         let mut d = Vec::new();
-        self.topo.scast(&self.memb.members, seg, |a, r| d.push((a, r)));
+        self.topo.scast(&self.memb.net_members, seg, |a, r| d.push((a, r)));
         self.send_packet(h, body, &d);
     }
 
@@ -405,7 +434,7 @@ impl Ring {
     /// `Net_send_token`: the token to my successor in the active
     /// configuration, port `P+1`, with my transmitter id and hash.
     pub(crate) fn send_token_header(&mut self, h: &TokenHeader, body: &[u8]) {
-        let succ = self.topo.successor(self.memb.active(), self.topo.me);
+        let succ = self.topo.successor(&self.memb.net_members, self.topo.me);
         let to = self.topo.token_addr(succ);
         let mut h = *h;
         h.transmiter_id = self.my_vid() as i32;
@@ -462,7 +491,18 @@ impl Ring {
         h.type_ &= !ROUTED_TYPE;
         let body = &b[PACKET_HEADER_LEN..];
         if h.type_ & MEMBERSHIP_TYPE != 0 {
-            // ALIVE / JOIN / REFER: membership (§5), not built yet.
+            if h.type_ & ALIVE_TYPE != 0 {
+                if AlivePacket::decode_body(order, h, body).is_ok() {
+                    self.handle_alive(now, h.proc_id);
+                }
+            } else if h.type_ & JOIN_TYPE != 0 {
+                match JoinPacket::decode_body(order, h, body) {
+                    Ok(j) => self.handle_join(now, h.proc_id, &j.reps.reps),
+                    Err(_) => self.stats.dropped += 1,
+                }
+            } else {
+                self.handle_refer(h.memb_id.proc_id, h.memb_id.time);
+            }
             return;
         }
         if h.type_ & HURRY_TYPE != 0 {
@@ -474,7 +514,7 @@ impl Ring {
             return;
         }
         if h.memb_id != self.memb.id {
-            // A foreign data packet: membership (§5.4), not built yet.
+            self.handle_foreign(now, &h, body);
             return;
         }
         self.handle_data(now, order, h, body);
@@ -504,7 +544,22 @@ impl Ring {
             return;
         }
         if h.type_ & FORM_TYPE != 0 {
-            // FORM1 / FORM2: membership (§5.5, §5.6), not built yet.
+            let body = &b[TOKEN_HEADER_LEN..];
+            if body.len() != h.rtr_len as usize {
+                self.stats.dropped += 1;
+                return;
+            }
+            if h.type_ & FORM1_TYPE != 0 {
+                match Form1Token::decode_body(order, h, body) {
+                    Ok(t) => self.handle_form1(now, t),
+                    Err(_) => self.stats.dropped += 1,
+                }
+            } else {
+                match Form2Token::decode_body(order, h, body) {
+                    Ok(t) => self.handle_form2(now, t),
+                    Err(_) => self.stats.dropped += 1,
+                }
+            }
             return;
         }
         self.handle_token(now, order, h, b);
@@ -544,7 +599,7 @@ impl Ordering for Ring {
 
     fn poll_deliver(&mut self) -> Option<OrderedMessage> {
         loop {
-            let Up::Message(d) = self.ups.pop_front()?;
+            let Up::Message(d) = self.ups.pop_front()? else { continue };
             let Some(mut h) = Header::decode_slice(&d.frame) else { continue };
             let foreign = h.is_foreign();
             h.type_ = spread_wire::endian::set_endian(h.type_);

@@ -94,6 +94,18 @@ pub struct Logged {
     pub id: MsgId,
     pub service: u32,
     pub at_us: u64,
+    /// The configuration it was delivered in: the id of the last regular
+    /// or transitional configuration handed up before it, and which kind.
+    pub conf: (MembershipId, bool),
+}
+
+/// A configuration change as a node handed it up.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Conf {
+    pub transitional: bool,
+    pub members: Vec<u32>,
+    pub id: MembershipId,
+    pub at_us: u64,
 }
 
 /// A ring of simulated daemons.
@@ -109,6 +121,13 @@ pub struct RingSim {
     seq: u64,
     /// Per node: what it delivered, in order.
     pub log: Vec<Vec<Logged>>,
+    /// Per node: the configurations it handed up, in order.
+    pub configs: Vec<Vec<Conf>>,
+    /// Component of each node (nodes in different components cannot reach
+    /// each other); all 0 when the network is whole.
+    pub component: Vec<usize>,
+    /// Crashed nodes process nothing and send nothing.
+    pub down: Vec<bool>,
     /// Every message submitted, with its frame.
     pub sent: HashMap<MsgId, Bytes>,
     counters: Vec<u32>,
@@ -122,8 +141,45 @@ pub struct RingSim {
 
 impl RingSim {
     /// Every daemon of the configuration `conf` (spread.conf text), each
-    /// writing in `orders[i]` (default: native), installed as one ring.
+    /// writing in `orders[i]` (default: native), installed directly as one
+    /// ring (no membership round).
     pub fn new(conf: &str, seed: u64, faults: Faults, orders: &[Order]) -> RingSim {
+        let mut sim = RingSim::build(conf, seed, faults, orders);
+        let k = sim.nodes.len();
+        let all: Vec<usize> = (0..k).collect();
+        let id = MembershipId { proc_id: sim.nodes[0].my_vid() as i32, time: 1_000_000 };
+        let now = sim.now();
+        // The first round runs on a perfect network so that every node has
+        // seen the installed ring's token before faults start.
+        sim.faults = Faults::NONE;
+        for i in 0..k {
+            sim.nodes[i].install(now, &all, id);
+        }
+        for i in 0..k {
+            sim.drain(i);
+        }
+        for _ in 0..100_000 {
+            if sim.nodes.iter().all(|n| n.stats().tokens_processed > 0) || !sim.step(u64::MAX) {
+                break;
+            }
+        }
+        sim.faults = faults;
+        sim
+    }
+
+    /// Every daemon started as the original starts (`Memb_init`: a
+    /// membership round); the ring forms by itself.
+    pub fn start(conf: &str, seed: u64, faults: Faults, orders: &[Order]) -> RingSim {
+        let mut sim = RingSim::build(conf, seed, faults, orders);
+        let now = sim.now();
+        for i in 0..sim.nodes.len() {
+            sim.nodes[i].start(now);
+            sim.drain(i);
+        }
+        sim
+    }
+
+    fn build(conf: &str, seed: u64, faults: Faults, orders: &[Order]) -> RingSim {
         let cfg = match config::parse_str_with_resolver(conf, "sim.conf", &config::offline_resolver) {
             Ok(c) => c,
             Err(e) => panic!("simulator configuration does not parse: {e}"),
@@ -161,33 +217,86 @@ impl RingSim {
             faults,
             seq: 0,
             log: vec![Vec::new(); k],
+            configs: vec![Vec::new(); k],
+            component: vec![0; k],
+            down: vec![false; k],
             sent: HashMap::new(),
             counters: vec![0; k],
             violations: Vec::new(),
             datagrams: 0,
             max_gap: 0,
         };
-        let all: Vec<usize> = (0..k).collect();
-        let id = MembershipId { proc_id: sim.nodes[0].my_vid() as i32, time: 1_000_000 };
-        let now = sim.now();
-        // Without membership (§5) nothing regenerates a token lost before
-        // the leader has one to re-send, so the first round runs on a
-        // perfect network; the faults start once every node has seen a
-        // token.
-        sim.faults = Faults::NONE;
-        for i in 0..k {
-            sim.nodes[i].install(now, &all, id);
+        let base = sim.base;
+        for n in &mut sim.nodes {
+            n.set_wall_clock(base, 1_700_000_000);
         }
-        for i in 0..k {
-            sim.drain(i);
+        sim
+    }
+
+    /// Split the network: `parts` are lists of nodes; nodes in different
+    /// parts (or in none) cannot reach each other. Datagrams in flight
+    /// across the new boundaries are lost.
+    pub fn partition(&mut self, parts: &[&[usize]]) {
+        let k = self.nodes.len();
+        let mut comp: Vec<usize> = (0..k).map(|i| 1000 + i).collect();
+        for (c, p) in parts.iter().enumerate() {
+            for &i in *p {
+                if i < k {
+                    comp[i] = c;
+                }
+            }
         }
-        for _ in 0..100_000 {
-            if sim.nodes.iter().all(|n| n.stats().tokens_processed > 0) || !sim.step(u64::MAX) {
+        self.component = comp;
+    }
+
+    /// Join every part again.
+    pub fn heal(&mut self) {
+        self.component = vec![0; self.nodes.len()];
+    }
+
+    /// Crash a node: it stops at once, losing everything it held.
+    pub fn crash(&mut self, node: usize) {
+        self.down[node] = true;
+    }
+
+    /// Restart a crashed node as a new daemon process.
+    pub fn restart(&mut self, node: usize) {
+        let order = self.nodes[node].params.order;
+        let mut r = Ring::new(&self.cfg, node);
+        r.params.order = order;
+        r.set_wall_clock(self.base, 1_700_000_000);
+        self.nodes[node] = r;
+        self.down[node] = false;
+        let now = self.now();
+        self.nodes[node].start(now);
+        self.drain(node);
+    }
+
+    /// True when every live node is in OP with the same ring of exactly the
+    /// live nodes of its component.
+    pub fn settled(&self) -> bool {
+        let k = self.nodes.len();
+        (0..k).filter(|&i| !self.down[i]).all(|i| {
+            let n = &self.nodes[i];
+            let want: Vec<usize> =
+                (0..k).filter(|&j| !self.down[j] && self.component[j] == self.component[i]).collect();
+            n.state() == super::State::Op
+                && n.members().as_slice() == want.as_slice()
+                && want.iter().all(|&j| self.nodes[j].ring_id() == n.ring_id())
+        })
+    }
+
+    /// Run until [`RingSim::settled`] (bounded); whether it settled.
+    pub fn run_until_settled(&mut self, limit_us: u64, max_events: u64) -> bool {
+        for _ in 0..max_events {
+            if self.settled() {
+                return true;
+            }
+            if !self.step(limit_us) {
                 break;
             }
         }
-        sim.faults = faults;
-        sim
+        self.settled()
     }
 
     pub fn now(&self) -> Instant {
@@ -239,6 +348,9 @@ impl RingSim {
             self.datagrams += 1;
             let Some(dests) = self.routes.get(&d.to) else { continue };
             for &(to, port) in dests {
+                if self.component[to] != self.component[i] {
+                    continue;
+                }
                 let copies = if self.rng.chance(self.faults.loss) {
                     0
                 } else if self.rng.chance(self.faults.dup) {
@@ -255,8 +367,15 @@ impl RingSim {
             }
         }
         while let Some(u) = self.nodes[i].poll_up() {
-            let Up::Message(d) = u;
-            self.log_delivery(i, d);
+            match u {
+                Up::Message(d) => self.log_delivery(i, d),
+                Up::Transitional { members, id } => {
+                    self.configs[i].push(Conf { transitional: true, members, id, at_us: self.now_us })
+                }
+                Up::Regular { members, id } => {
+                    self.configs[i].push(Conf { transitional: false, members, id, at_us: self.now_us })
+                }
+            }
         }
         let gap = self.nodes[i].highest_seq() - self.nodes[i].aru();
         self.max_gap = self.max_gap.max(gap);
@@ -270,8 +389,13 @@ impl RingSim {
         if self.sent.get(&id) != Some(&d.frame) {
             self.violations.push(format!("node {i}: message {id:?} delivered with different bytes"));
         }
-        if d.service == SAFE_TYPE {
+        let conf = self.configs[i].last().map(|c| (c.id, c.transitional)).unwrap_or_default();
+        if d.service == SAFE_TYPE && !conf.1 {
+            let me = &self.nodes[i];
             for (j, n) in self.nodes.iter().enumerate() {
+                if self.down[j] || !me.members().contains(j) || n.ring_id() != me.ring_id() {
+                    continue;
+                }
                 if n.my_aru() < d.seq {
                     self.violations.push(format!(
                         "node {i}: SAFE {id:?} (seq {}) delivered while node {j} has only up to {}",
@@ -281,7 +405,7 @@ impl RingSim {
                 }
             }
         }
-        self.log[i].push(Logged { id, service: d.service, at_us: self.now_us });
+        self.log[i].push(Logged { id, service: d.service, at_us: self.now_us, conf });
     }
 
     /// Run one event (a datagram arrival or a timer); false when nothing is
@@ -290,6 +414,9 @@ impl RingSim {
         let next_net = self.net.peek().map(|Reverse(p)| p.at);
         let mut next_timer: Option<(u64, usize)> = None;
         for (i, n) in self.nodes.iter().enumerate() {
+            if self.down[i] {
+                continue;
+            }
             if let Some(d) = n.next_deadline() {
                 let us = d.saturating_duration_since(self.base).as_micros() as u64;
                 if next_timer.is_none_or(|(t, _)| us < t) {
@@ -311,6 +438,9 @@ impl RingSim {
             }
             let Some(Reverse(p)) = self.net.pop() else { return false };
             self.now_us = self.now_us.max(p.at);
+            if self.down[p.to] {
+                return true;
+            }
             let now = self.now();
             let port = if p.port == PortKey::Data { Port::Data } else { Port::Token };
             self.nodes[p.to].on_datagram(now, port, p.src, &p.bytes);
@@ -353,14 +483,19 @@ impl RingSim {
     }
 
     /// Check everything delivered so far: no node delivers a message twice
-    /// or one never sent; the non-RELIABLE messages come in one order at
-    /// every node (each node's sequence a prefix of the longest); and the
-    /// violations noted while running. Returns the problems found.
+    /// or one never sent; within each configuration (regular or
+    /// transitional), the non-RELIABLE messages come in one order at every
+    /// node that delivered in it (each node's sequence a prefix of the
+    /// longest); no two nodes install the same ring id with different
+    /// members; and the violations noted while running. Returns the
+    /// problems found.
     pub fn check(&self) -> Vec<String> {
         let mut bad = self.violations.clone();
-        let mut longest: Vec<MsgId> = Vec::new();
+        type PerNode = Vec<(usize, Vec<MsgId>)>;
+        let mut per_conf: HashMap<(MembershipId, bool), PerNode> = HashMap::new();
         for (i, l) in self.log.iter().enumerate() {
             let mut seen = HashSet::new();
+            let mut seqs: HashMap<(MembershipId, bool), Vec<MsgId>> = HashMap::new();
             for e in l {
                 if !seen.insert(e.id) {
                     bad.push(format!("node {i}: {:?} delivered twice", e.id));
@@ -368,19 +503,35 @@ impl RingSim {
                 if !self.sent.contains_key(&e.id) {
                     bad.push(format!("node {i}: {:?} was never sent", e.id));
                 }
+                if e.service != RELIABLE_TYPE {
+                    seqs.entry(e.conf).or_default().push(e.id);
+                }
             }
-            let ordered: Vec<MsgId> = l.iter().filter(|e| e.service != RELIABLE_TYPE).map(|e| e.id).collect();
-            if ordered.len() > longest.len() {
-                longest = ordered;
+            for (k, v) in seqs {
+                per_conf.entry(k).or_default().push((i, v));
             }
         }
-        for (i, l) in self.log.iter().enumerate() {
-            let ordered: Vec<MsgId> = l.iter().filter(|e| e.service != RELIABLE_TYPE).map(|e| e.id).collect();
-            if let Some(k) = ordered.iter().zip(&longest).position(|(a, b)| a != b) {
-                bad.push(format!(
-                    "node {i}: total order differs at position {k}: {:?} where another node has {:?}",
-                    ordered[k], longest[k]
-                ));
+        for (conf, lists) in &per_conf {
+            let longest = lists.iter().map(|(_, v)| v).max_by_key(|v| v.len()).cloned().unwrap_or_default();
+            for (i, v) in lists {
+                if let Some(k) = v.iter().zip(&longest).position(|(a, b)| a != b) {
+                    bad.push(format!(
+                        "node {i}: order in configuration {conf:?} differs at position {k}: {:?} where another node has {:?}",
+                        v[k], longest[k]
+                    ));
+                }
+            }
+        }
+        let mut rings: HashMap<MembershipId, Vec<u32>> = HashMap::new();
+        for (i, cs) in self.configs.iter().enumerate() {
+            for c in cs.iter().filter(|c| !c.transitional) {
+                if let Some(m) = rings.get(&c.id) {
+                    if *m != c.members {
+                        bad.push(format!("node {i}: ring {:?} installed as {:?}, elsewhere as {m:?}", c.id, c.members));
+                    }
+                } else {
+                    rings.insert(c.id, c.members.clone());
+                }
             }
         }
         bad

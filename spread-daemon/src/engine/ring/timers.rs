@@ -10,9 +10,35 @@ pub enum Timer {
     TokenLoss,
     /// The leader's token retransmission (`Hurry_timeout`).
     Hurry,
+    /// ALIVE to my segment (`Alive_timeout`, first at once).
+    Alive,
+    /// End of SEG: gather or be represented (`Seg_timeout`).
+    GatherOrRep,
+    /// REPRESENTED back to SEG (`Rep_timeout`).
+    RepToSeg,
+    /// JOIN to the potential representatives (`Join_timeout`, first at once).
+    SendJoin,
+    /// End of GATHER (`Gather_timeout`).
+    FormOrFail,
+    /// The leader's probe for daemons outside the ring (`Lookup_timeout`).
+    Lookup,
+    /// Zero-delay delivery passes after the delivery threshold is lowered.
+    DeliverReliable,
+    DeliverAgreed,
 }
 
-const ALL: [Timer; 2] = [Timer::TokenLoss, Timer::Hurry];
+const ALL: [Timer; 10] = [
+    Timer::TokenLoss,
+    Timer::Hurry,
+    Timer::Alive,
+    Timer::GatherOrRep,
+    Timer::RepToSeg,
+    Timer::SendJoin,
+    Timer::FormOrFail,
+    Timer::Lookup,
+    Timer::DeliverReliable,
+    Timer::DeliverAgreed,
+];
 
 #[derive(Clone, Debug, Default)]
 pub struct Timers {

@@ -145,32 +145,16 @@ impl TokenState {
         }
     }
 
-    /// State for a freshly installed ring (FORM2 + install, §5.6, §5.7).
+    /// State for a ring installed directly ([`Ring::install`]).
     pub fn reset_for_install(&mut self) {
-        for s in &mut self.slots {
-            s.exist = Exist::Absent;
-            s.pkt = None;
-        }
-        self.highest_seq = 0;
-        self.my_aru = 0;
-        self.aru = 0;
-        self.last_discarded = 0;
-        self.last_delivered = 0;
+        self.reset_sequence();
         self.last_token.type_ = 0;
         self.last_token.seq = 0;
         self.last_token.aru = 0;
         self.received_token_rounds = 0;
-        self.token_counter = 0;
         self.last_num_sent = 0;
         self.last_num_retrans = 0;
-        self.queued.clear();
-        if let Some(p) = self.down.front_mut() {
-            p.cur = 0;
-        }
-        for u in &mut self.up {
-            *u = None;
-        }
-        self.threshold = UNRELIABLE_TYPE; // normal delivery
+        self.threshold = UNRELIABLE_TYPE;
     }
 
     fn slot(&self, seq: i32) -> &Slot {
@@ -192,6 +176,34 @@ impl TokenState {
 
     fn present(&self, seq: i32) -> bool {
         self.exist(seq) != Exist::Absent
+    }
+
+    /// The slot of `seq` holds something (a packet or a hole).
+    pub(crate) fn slot_present(&self, seq: i32) -> bool {
+        self.present(seq)
+    }
+
+    /// Empty every slot and restart sequence numbers (a new regular
+    /// configuration, §4.1); my partly sent message restarts, partly
+    /// reassembled messages are dropped.
+    pub(crate) fn reset_sequence(&mut self) {
+        for s in &mut self.slots {
+            s.exist = Exist::Absent;
+            s.pkt = None;
+        }
+        self.highest_seq = 0;
+        self.my_aru = 0;
+        self.aru = 0;
+        self.last_discarded = 0;
+        self.last_delivered = 0;
+        self.token_counter = 0;
+        self.queued.clear();
+        if let Some(p) = self.down.front_mut() {
+            p.cur = 0;
+        }
+        for u in &mut self.up {
+            *u = None;
+        }
     }
 
     fn stored(&self, seq: i32) -> Option<&Stored> {
@@ -450,9 +462,11 @@ impl Ring {
             }
         }
 
-        // Step 15: EVS commit (membership, §5.7) — not reachable until §5.
+        // Step 15: in EVS, everything of the old ring is here (or a hole):
+        // commit.
         if evs && self.tok.my_aru == self.tok.highest_seq {
             self.tok.my_aru = self.tok.last_seq;
+            self.memb_commit();
         }
 
         // Step 17: the ARU rule (with the seq as received).
@@ -506,11 +520,17 @@ impl Ring {
         h.conf_hash = self.params.hash;
         self.tok.last_token = h;
 
-        // Step 26: deliver.
-        self.discard_packets();
+        // Step 26: deliver (in EVS this is where the ring installs).
+        self.discard_packets(now);
         self.deliver_agreed();
         let hs = self.tok.highest_seq;
         self.deliver_reliable(hs - num_sent + 1, num_sent);
+
+        // Step 27.
+        if self.memb.in_evs() && self.tok.token_rounds > MAX_EVS_ROUNDS {
+            tracing::warn!(target: "spread::ring", "too many token rounds in EVS: token loss");
+            self.token_loss(now);
+        }
     }
 
     /// `FC_allowed` (§4.8).
@@ -729,10 +749,17 @@ impl Ring {
         }
     }
 
-    /// `Discard_packets` outside EVS: deliver what is left up to `Aru` (SAFE
-    /// delivery) and free it.
-    fn discard_packets(&mut self) {
-        if self.tok.aru <= self.tok.last_discarded || self.memb.in_evs() {
+    /// `Discard_packets`: outside EVS deliver what is left up to `Aru` (SAFE
+    /// delivery) and free it; in EVS, once `Aru` reaches `Last_seq`, install
+    /// the new ring (§5.7).
+    pub(crate) fn discard_packets(&mut self, now: Instant) {
+        if self.tok.aru <= self.tok.last_discarded {
+            return;
+        }
+        if self.memb.in_evs() {
+            if self.tok.aru == self.tok.last_seq {
+                self.install_from_evs(now);
+            }
             return;
         }
         for s in self.tok.last_discarded + 1..=self.tok.aru {
@@ -748,6 +775,133 @@ impl Ring {
         self.tok.last_discarded = self.tok.aru;
         if self.tok.last_delivered < self.tok.last_discarded {
             self.tok.last_delivered = self.tok.last_discarded;
+        }
+    }
+
+    /// The end of EVS (§5.7): old-ring packets before the first hole or
+    /// SAFE packet in the old configuration, the transitional signal, the
+    /// rest (after a hole only from commit members), then the regular
+    /// configuration with sequence numbers restarting.
+    fn install_from_evs(&mut self, now: Instant) {
+        let hs = self.tok.highest_seq;
+        let mut s = self.tok.last_discarded + 1;
+        while s <= hs {
+            match self.tok.exist(s) {
+                Exist::Hole => break,
+                Exist::Absent => {
+                    tracing::warn!(target: "spread::ring", "EVS: packet {s} missing before the transitional signal");
+                    break;
+                }
+                e => {
+                    if self.tok.stored(s).is_some_and(|p| is_safe(p.header.type_)) {
+                        break;
+                    }
+                    if e == Exist::Received {
+                        self.deliver_packet(s);
+                    }
+                    self.tok.free(s);
+                    self.tok.last_discarded = s;
+                }
+            }
+            s += 1;
+        }
+        let (trans, tid, commit) = self.memb_transitional();
+        self.up_configuration(true, &trans, tid);
+        let mut found_hole = false;
+        for s in self.tok.last_discarded + 1..=hs {
+            match self.tok.exist(s) {
+                Exist::Hole => found_hole = true,
+                Exist::Absent => {}
+                e => {
+                    let origin = self.tok.stored(s).map(|p| p.origin);
+                    if e == Exist::Received && (!found_hole || origin.is_some_and(|o| commit.contains(o))) {
+                        self.deliver_packet(s);
+                    }
+                }
+            }
+            self.tok.free(s);
+        }
+        self.tok.reset_sequence();
+        self.memb_regular(now);
+        let m = self.memb.members.clone();
+        let id = self.memb.id;
+        self.up_configuration(false, &m, id);
+    }
+
+    /// Read_form2 steps 5-7 (§5.6): forget packets beyond my record's
+    /// highest seq and those listed as holes (they come from daemons not in
+    /// the new ring), take the record's Aru, deliver up to it, and mark the
+    /// holes.
+    pub(crate) fn form2_adjust_packets(&mut self, rec: &spread_wire::daemon::RingRecord, now: Instant) {
+        while self.tok.highest_seq > rec.highest_seq {
+            let s = self.tok.highest_seq;
+            self.tok.free(s);
+            self.tok.highest_seq -= 1;
+        }
+        if self.tok.my_aru > rec.highest_seq {
+            self.tok.my_aru = rec.highest_seq;
+        }
+        self.tok.highest_seq = rec.highest_seq;
+        self.tok.aru = rec.aru.min(rec.highest_seq);
+        self.discard_packets(now);
+        for &h in &rec.holes {
+            if h <= self.tok.last_discarded || h > self.tok.highest_seq {
+                continue;
+            }
+            let slot = self.tok.slot_mut(h);
+            *slot = Slot { seq: h, exist: Exist::Hole, pkt: None };
+        }
+        let mut a = self.tok.last_discarded;
+        while a < self.tok.highest_seq && matches!(self.tok.exist(a + 1), Exist::Received | Exist::Delivered) {
+            a += 1;
+        }
+        self.tok.my_aru = a;
+    }
+
+    /// `Backoff_membership` (§5.8): holes become absent again, the ARU goes
+    /// back to what was discarded.
+    pub(crate) fn backoff_membership(&mut self) {
+        for s in self.tok.last_discarded + 1..=self.tok.highest_seq {
+            if self.tok.exist(s) == Exist::Hole {
+                self.tok.free(s);
+            }
+        }
+        self.tok.aru = self.tok.last_discarded;
+        self.tok.my_aru = self.tok.last_discarded;
+        self.tok.advance_my_aru();
+    }
+
+    /// `Prot_set_delivery_threshold`: lowering it schedules delivery passes.
+    pub(crate) fn set_threshold(&mut self, t: u32) {
+        let old = self.tok.threshold;
+        self.tok.threshold = t;
+        let now = self.now;
+        if t < old {
+            if t <= RELIABLE_TYPE {
+                self.timers.arm(Timer::DeliverReliable, now);
+            }
+            if t <= AGREED_TYPE {
+                self.timers.arm(Timer::DeliverAgreed, now);
+            }
+        } else if t > old {
+            if t > AGREED_TYPE {
+                self.timers.cancel(Timer::DeliverAgreed);
+            }
+            if t > RELIABLE_TYPE {
+                self.timers.cancel(Timer::DeliverReliable);
+            }
+        }
+    }
+
+    /// The zero-delay delivery passes of [`Ring::set_threshold`].
+    pub(crate) fn delivery_timer(&mut self, t: Timer) {
+        match t {
+            Timer::DeliverReliable => {
+                let hs = self.tok.highest_seq;
+                self.deliver_reliable(1, hs);
+            }
+            Timer::DeliverAgreed => self.deliver_agreed(),
+            _ => {}
         }
     }
 

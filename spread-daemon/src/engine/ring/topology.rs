@@ -13,6 +13,8 @@ pub struct Proc {
     /// Address with the daemon's segment port `P` (the token goes to `P+1`).
     pub addr: SocketAddr,
     pub seg: usize,
+    /// Position within its segment.
+    pub seg_pos: usize,
 }
 
 /// One segment: its broadcast/multicast addresses and its daemons (proc
@@ -63,7 +65,11 @@ impl Members {
 
 impl Topology {
     pub fn from_config(cfg: &Config, me: usize) -> Topology {
-        let procs = cfg.daemons.iter().map(|d| Proc { vid: d.vid, addr: d.addr, seg: d.seg_index }).collect();
+        let procs = cfg
+            .daemons
+            .iter()
+            .map(|d| Proc { vid: d.vid, addr: d.addr, seg: d.seg_index, seg_pos: d.index_in_seg })
+            .collect();
         let segs = cfg.segments.iter().map(|s| Seg { addrs: s.addrs.clone(), procs: s.daemons.clone() }).collect();
         Topology { procs, segs, me }
     }
@@ -178,6 +184,7 @@ mod tests {
                     vid: 100 + procs.len() as u32,
                     addr: format!("10.0.{si}.{}:4803", k + 1).parse().unwrap(),
                     seg: si,
+                    seg_pos: k,
                 });
             }
             ss.push(s);

@@ -1,0 +1,190 @@
+//! The membership algorithm (daemon spec §5) under the seeded simulator:
+//! daemons start as the original starts and form their ring by themselves;
+//! partitions split it, heals merge it, crashes shrink it; and through all
+//! of it every daemon delivers each message at most once, in one order per
+//! configuration, with agreeing configurations.
+//!
+//! `RSPREAD_SIM_SEEDS=N` / `RSPREAD_SIM_SEED=S` as in `ring_sim.rs`.
+
+use spread_daemon::engine::ring::sim::{Faults, RingSim};
+use spread_daemon::engine::ring::State;
+use spread_wire::daemon::{AGREED_TYPE, FIFO_TYPE, RELIABLE_TYPE, SAFE_TYPE};
+
+const SEC: u64 = 1_000_000;
+
+const THREE: &str = "
+Spread_Segment 10.0.1.255:4803 {
+    d1 10.0.1.1
+}
+Spread_Segment 10.0.2.255:4803 {
+    d2 10.0.2.1
+}
+Spread_Segment 10.0.3.255:4803 {
+    d3 10.0.3.1
+}
+";
+
+const TWO_SEGMENTS: &str = "
+Spread_Segment 10.0.0.255:4803 {
+    a 10.0.0.1
+    b 10.0.0.2
+    c 10.0.0.3
+}
+Spread_Segment 10.0.9.255:4803 {
+    x 10.0.9.1
+    y 10.0.9.2
+}
+";
+
+const ONE_SEGMENT: &str = "
+Spread_Segment 10.0.0.255:4803 {
+    a 10.0.0.1
+    b 10.0.0.2
+    c 10.0.0.3
+    d 10.0.0.4
+}
+";
+
+fn seeds() -> Vec<u64> {
+    if let Ok(s) = std::env::var("RSPREAD_SIM_SEED") {
+        return vec![s.parse().expect("RSPREAD_SIM_SEED is a number")];
+    }
+    let n: u64 = std::env::var("RSPREAD_SIM_SEEDS").ok().and_then(|s| s.parse().ok()).unwrap_or(10);
+    (1..=n).collect()
+}
+
+const SERVICES: [u32; 4] = [RELIABLE_TYPE, FIFO_TYPE, AGREED_TYPE, SAFE_TYPE];
+
+fn lossy() -> Faults {
+    Faults { loss: 0.03, dup: 0.02, min_delay_us: 20, max_delay_us: 2_000 }
+}
+
+fn clean(sim: &RingSim, what: &str, seed: u64) {
+    let bad = sim.check();
+    assert!(bad.is_empty(), "{what}, seed {seed} (replay with RSPREAD_SIM_SEED={seed}):\n{}", bad.join("\n"));
+}
+
+fn load(sim: &mut RingSim, nodes: &[usize], count: usize) {
+    for k in 0..count {
+        let node = nodes[sim.rng.below(nodes.len() as u64) as usize];
+        let service = SERVICES[sim.rng.below(4) as usize];
+        let len = if k % 17 == 0 { 3000 + sim.rng.below(4000) as usize } else { 8 + sim.rng.below(200) as usize };
+        sim.submit(node, service, len);
+        if k % 8 == 7 {
+            let until = sim.now_us + sim.rng.below(2_000);
+            sim.run_until(until, 1_000_000);
+        }
+    }
+}
+
+#[test]
+fn three_daemons_started_together_form_one_ring() {
+    for seed in seeds() {
+        let mut sim = RingSim::start(THREE, seed, Faults::NONE, &[]);
+        assert!(sim.run_until_settled(30 * SEC, 10_000_000), "seed {seed}: no ring of three formed");
+        let id = sim.nodes[0].ring_id();
+        for (i, n) in sim.nodes.iter().enumerate() {
+            assert_eq!(n.state(), State::Op);
+            assert_eq!(n.members().as_slice(), &[0, 1, 2], "node {i}");
+            let last = sim.configs[i].last().expect("a configuration was handed up");
+            assert!(!last.transitional);
+            assert_eq!(last.id, id);
+        }
+        // The ring id is (first daemon's VID, its clock + 1) (§5.6).
+        assert_eq!(id.proc_id, sim.nodes[0].my_vid() as i32);
+        load(&mut sim, &[0, 1, 2], 200);
+        assert!(sim.run_until_delivered(sim.now_us + 60 * SEC, 20_000_000), "seed {seed}: not delivered");
+        clean(&sim, "three formed", seed);
+    }
+}
+
+#[test]
+fn shared_segments_and_one_segment_form_rings() {
+    for seed in seeds() {
+        for conf in [TWO_SEGMENTS, ONE_SEGMENT] {
+            let mut sim = RingSim::start(conf, seed, lossy(), &[]);
+            assert!(sim.run_until_settled(60 * SEC, 20_000_000), "seed {seed}: no ring formed\n{conf}");
+            let k = sim.nodes.len();
+            load(&mut sim, &(0..k).collect::<Vec<_>>(), 200);
+            assert!(sim.run_until_delivered(sim.now_us + 120 * SEC, 50_000_000), "seed {seed}: not delivered");
+            clean(&sim, "shared segments", seed);
+        }
+    }
+}
+
+#[test]
+fn a_lone_daemon_forms_a_singleton_ring() {
+    let mut sim = RingSim::start(THREE, 1, Faults::NONE, &[]);
+    sim.partition(&[&[0], &[1], &[2]]);
+    assert!(sim.run_until_settled(30 * SEC, 10_000_000), "no singletons");
+    for (i, n) in sim.nodes.iter().enumerate() {
+        assert_eq!(n.members().as_slice(), &[i]);
+    }
+    sim.submit(1, SAFE_TYPE, 50);
+    sim.run_until(sim.now_us + 5 * SEC, 1_000_000);
+    assert_eq!(sim.log[1].len(), 1, "a singleton delivers its own SAFE message");
+    clean(&sim, "singleton", 1);
+}
+
+#[test]
+fn partition_then_heal_splits_and_merges_the_ring() {
+    for seed in seeds() {
+        let mut sim = RingSim::start(TWO_SEGMENTS, seed, lossy(), &[]);
+        assert!(sim.run_until_settled(60 * SEC, 20_000_000), "seed {seed}: no ring");
+        load(&mut sim, &[0, 1, 2, 3, 4], 100);
+        sim.partition(&[&[0, 1, 3], &[2, 4]]);
+        load(&mut sim, &[0, 1, 3], 60);
+        load(&mut sim, &[2, 4], 60);
+        assert!(sim.run_until_settled(sim.now_us + 120 * SEC, 50_000_000), "seed {seed}: partition did not settle");
+        assert_eq!(sim.nodes[0].members().as_slice(), &[0, 1, 3]);
+        assert_eq!(sim.nodes[2].members().as_slice(), &[2, 4]);
+        sim.heal();
+        load(&mut sim, &[0, 1, 2, 3, 4], 60);
+        assert!(sim.run_until_settled(sim.now_us + 240 * SEC, 50_000_000), "seed {seed}: heal did not merge");
+        assert_eq!(sim.nodes[4].members().as_slice(), &[0, 1, 2, 3, 4]);
+        sim.run_until(sim.now_us + 10 * SEC, 20_000_000);
+        clean(&sim, "partition/heal", seed);
+        // Messages sent after the merge reach everybody.
+        let before: Vec<usize> = sim.log.iter().map(|l| l.len()).collect();
+        for k in 0..20 {
+            sim.submit(k % 5, AGREED_TYPE, 30);
+        }
+        sim.run_until(sim.now_us + 30 * SEC, 20_000_000);
+        for (i, l) in sim.log.iter().enumerate() {
+            assert_eq!(l.len(), before[i] + 20, "seed {seed}: node {i} after the merge");
+        }
+        clean(&sim, "after merge", seed);
+    }
+}
+
+#[test]
+fn a_crashed_daemon_leaves_and_the_survivors_agree() {
+    for seed in seeds() {
+        let mut sim = RingSim::start(THREE, seed, lossy(), &[]);
+        assert!(sim.run_until_settled(60 * SEC, 20_000_000), "seed {seed}: no ring");
+        load(&mut sim, &[0, 1, 2], 150);
+        sim.crash(1);
+        load(&mut sim, &[0, 2], 50);
+        assert!(sim.run_until_settled(sim.now_us + 120 * SEC, 50_000_000), "seed {seed}: survivors did not settle");
+        assert_eq!(sim.nodes[0].members().as_slice(), &[0, 2]);
+        sim.run_until(sim.now_us + 10 * SEC, 20_000_000);
+        clean(&sim, "crash", seed);
+        // The survivors delivered the same set of the dead daemon's messages.
+        let from1 = |l: &Vec<spread_daemon::engine::ring::sim::Logged>| {
+            let mut v: Vec<u32> = l.iter().filter(|e| e.id.node == 1).map(|e| e.id.n).collect();
+            v.sort_unstable();
+            v
+        };
+        assert_eq!(from1(&sim.log[0]), from1(&sim.log[2]), "seed {seed}");
+        // And everything the survivors sent.
+        for i in [0, 2] {
+            let mine = sim.log[i].iter().filter(|e| e.id.node != 1).count();
+            let sent = sim.sent.keys().filter(|k| k.node != 1).count();
+            assert_eq!(mine, sent, "seed {seed}: node {i} missed survivors' messages");
+        }
+        // It comes back and joins again.
+        sim.restart(1);
+        assert!(sim.run_until_settled(sim.now_us + 120 * SEC, 50_000_000), "seed {seed}: restarted daemon not back");
+        clean(&sim, "restart", seed);
+    }
+}
