@@ -26,11 +26,62 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicI32, Ordering as AtomicOrdering};
 use std::time::{Duration, Instant};
 
-use mio::net::{TcpListener, TcpStream, UnixListener, UnixStream};
+use mio::net::{TcpListener, TcpStream, UdpSocket, UnixListener, UnixStream};
 use mio::unix::SourceFd;
 use mio::{Events, Interest, Poll, Token};
 
-use crate::engine::{Accepted, Action, ConnId, ConnKind, Engine};
+use crate::engine::ring::{Datagram, Port, Ring};
+use crate::engine::{Accepted, Action, ConnId, ConnKind, Engine, Ordering, RingOfOne};
+
+/// The daemon-to-daemon side of an ordering protocol, as the driver sees
+/// it: datagrams and timers in, datagrams out. A ring of one has none.
+pub trait RingNet {
+    fn next_deadline(&self) -> Option<Instant> {
+        None
+    }
+    fn on_timer(&mut self, _now: Instant) {}
+    fn on_datagram(&mut self, _now: Instant, _port: Port, _src: SocketAddr, _b: &[u8]) {}
+    fn poll_send(&mut self) -> Option<Datagram> {
+        None
+    }
+    /// Serve the token socket before the data sockets (§4.9).
+    fn token_first(&self) -> bool {
+        false
+    }
+}
+
+impl RingNet for RingOfOne {}
+
+impl RingNet for Ring {
+    fn next_deadline(&self) -> Option<Instant> {
+        Ring::next_deadline(self)
+    }
+    fn on_timer(&mut self, now: Instant) {
+        Ring::on_timer(self, now)
+    }
+    fn on_datagram(&mut self, now: Instant, port: Port, src: SocketAddr, b: &[u8]) {
+        Ring::on_datagram(self, now, port, src, b)
+    }
+    fn poll_send(&mut self) -> Option<Datagram> {
+        Ring::poll_send(self)
+    }
+    fn token_first(&self) -> bool {
+        self.token_has_priority()
+    }
+}
+
+/// The daemon's UDP sockets (daemon spec §2.1).
+#[derive(Clone, Debug, Default)]
+pub struct UdpConfig {
+    /// Receive sockets of port `P` (data, membership, hurry).
+    pub data: Vec<SocketAddr>,
+    /// Receive sockets of port `P+1` (tokens).
+    pub token: Vec<SocketAddr>,
+    /// The send socket's address (`A:0`: receivers check the source IP).
+    pub send: Option<SocketAddr>,
+    /// IPv4 multicast groups to join on the data sockets, with the interface.
+    pub multicast: Vec<(std::net::Ipv4Addr, std::net::Ipv4Addr)>,
+}
 
 /// Where to listen.
 #[derive(Clone, Debug, Default)]
@@ -42,7 +93,35 @@ pub struct DriverConfig {
     /// configuration says `OFF`, so that a restart binds at once even with
     /// connections in TIME_WAIT.
     pub no_port_reuse: bool,
+    /// Daemon-to-daemon sockets (none for a ring of one).
+    pub udp: UdpConfig,
 }
+
+/// A non-blocking UDP socket bound to `a` (SO_BROADCAST on IPv4, large
+/// buffers, SO_REUSEADDR when `reuse`).
+fn udp_socket(a: SocketAddr, reuse: bool) -> io::Result<UdpSocket> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let s = Socket::new(Domain::for_address(a), Type::DGRAM, Some(Protocol::UDP))?;
+    if reuse {
+        s.set_reuse_address(true)?;
+    }
+    if a.is_ipv4() {
+        s.set_broadcast(true)?;
+        s.set_multicast_ttl_v4(1)?;
+    } else {
+        s.set_multicast_hops_v6(1)?;
+    }
+    let _ = s.set_recv_buffer_size(UDP_BUFFER);
+    let _ = s.set_send_buffer_size(UDP_BUFFER);
+    s.bind(&a.into())?;
+    s.set_nonblocking(true)?;
+    Ok(UdpSocket::from_std(s.into()))
+}
+
+/// SO_RCVBUF / SO_SNDBUF of the daemon-to-daemon sockets.
+const UDP_BUFFER: usize = 4 * 1024 * 1024;
+/// Datagrams read per socket per loop turn before yielding.
+const UDP_BUDGET: usize = 512;
 
 /// A non-blocking TCP listener on `a`, with SO_REUSEADDR unless `no_reuse`;
 /// `v6_only` when `0.0.0.0` is bound as well (else the two would collide).
@@ -61,6 +140,7 @@ fn tcp_listener(a: SocketAddr, no_reuse: bool, v6_only: bool) -> io::Result<TcpL
 
 const SIGNAL: Token = Token(0);
 const LISTENER_BASE: usize = 1;
+const UDP_BASE: usize = 1 << 19;
 const CONN_BASE: usize = 1 << 20;
 /// Reads per connection per wakeup before yielding to others.
 const READ_BUDGET: usize = 8;
@@ -207,10 +287,17 @@ fn tune_allocator() {
     }
 }
 
-/// The running daemon: listeners, connections and the engine.
-pub struct Driver {
+/// The running daemon: listeners, connections, the daemon-to-daemon
+/// sockets and the engine.
+pub struct Driver<O: Ordering + RingNet = RingOfOne> {
     poll: Poll,
-    engine: Engine,
+    engine: Engine<O>,
+    /// Receive sockets and the port each serves.
+    udp: Vec<(UdpSocket, Port)>,
+    /// Receive sockets with datagrams left after their budget.
+    udp_pending: Vec<usize>,
+    udp_send: Option<UdpSocket>,
+    udp_buf: Vec<u8>,
     listeners: Vec<Listener>,
     conns: Vec<Option<Conn>>,
     unix_path: Option<PathBuf>,
@@ -233,9 +320,9 @@ fn reuse_iov<'a, 'b>(mut v: Vec<IoSlice<'a>>) -> Vec<IoSlice<'b>> {
     v.into_iter().map(|_| IoSlice::new(&[])).collect()
 }
 
-impl Driver {
+impl<O: Ordering + RingNet> Driver<O> {
     /// Bind everything. Fails if a listener cannot be bound.
-    pub fn bind(engine: Engine, cfg: &DriverConfig) -> io::Result<Driver> {
+    pub fn bind(engine: Engine<O>, cfg: &DriverConfig) -> io::Result<Driver<O>> {
         tune_allocator();
         let poll = Poll::new()?;
         let mut listeners = Vec::new();
@@ -252,11 +339,36 @@ impl Driver {
             poll.registry().register(&mut l, Token(LISTENER_BASE + listeners.len()), Interest::READABLE)?;
             listeners.push(Listener::Unix(l));
         }
+        let mut udp = Vec::new();
+        for (addrs, port) in [(&cfg.udp.data, Port::Data), (&cfg.udp.token, Port::Token)] {
+            for a in addrs {
+                let mut s = udp_socket(*a, false)?;
+                poll.registry().register(&mut s, Token(UDP_BASE + udp.len()), Interest::READABLE)?;
+                udp.push((s, port));
+            }
+        }
+        for (group, iface) in &cfg.udp.multicast {
+            for (s, port) in &udp {
+                if *port == Port::Data {
+                    if let Err(e) = s.join_multicast_v4(group, iface) {
+                        tracing::warn!(target: "spread::network", "cannot join multicast group {group}: {e}");
+                    }
+                }
+            }
+        }
+        let udp_send = match cfg.udp.send {
+            Some(a) => Some(udp_socket(a, false)?),
+            None => None,
+        };
         let signal_fd = install_signal_pipe()?;
         poll.registry().register(&mut SourceFd(&signal_fd), SIGNAL, Interest::READABLE)?;
         Ok(Driver {
             poll,
             engine,
+            udp,
+            udp_pending: Vec::new(),
+            udp_send,
+            udp_buf: vec![0u8; 65536],
             listeners,
             conns: Vec::new(),
             unix_path: cfg.unix_path.clone(),
@@ -279,8 +391,13 @@ impl Driver {
             .collect()
     }
 
-    pub fn engine(&self) -> &Engine {
+    pub fn engine(&self) -> &Engine<O> {
         &self.engine
+    }
+
+    /// Local addresses of the UDP receive sockets (useful with port 0).
+    pub fn udp_addrs(&self) -> Vec<SocketAddr> {
+        self.udp.iter().filter_map(|(s, _)| s.local_addr().ok()).collect()
     }
 
     /// Set the time the loop keeps polling without blocking after a turn with
@@ -303,8 +420,12 @@ impl Driver {
         let mut last_busy: Option<Instant> = None;
         while !stop {
             let now = Instant::now();
-            let deadline = self.engine.next_timeout();
-            let timeout = poll_timeout(now, !self.pending_reads.is_empty(), last_busy, self.spin, deadline);
+            let deadline = match (self.engine.next_timeout(), self.engine.ordering_ref().next_deadline()) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
+            let pending = !self.pending_reads.is_empty() || !self.udp_pending.is_empty();
+            let timeout = poll_timeout(now, pending, last_busy, self.spin, deadline);
             if timeout != Some(Duration::ZERO) {
                 last_busy = None;
             }
@@ -322,6 +443,11 @@ impl Driver {
                         unsafe { libc::read(self.signal_fd, b.as_mut_ptr() as *mut libc::c_void, b.len()) };
                         stop = true;
                     }
+                    Token(t) if (UDP_BASE..CONN_BASE).contains(&t) => {
+                        if !self.udp_pending.contains(&(t - UDP_BASE)) {
+                            self.udp_pending.push(t - UDP_BASE);
+                        }
+                    }
                     Token(t) if t >= CONN_BASE => {
                         let idx = t - CONN_BASE;
                         let Some(id) = self.conns.get(idx).and_then(|c| c.as_ref()).map(|c| c.id) else { continue };
@@ -335,6 +461,9 @@ impl Driver {
                     }
                     Token(t) => self.accept(t - LISTENER_BASE),
                 }
+            }
+            if !self.udp_pending.is_empty() {
+                self.read_udp();
             }
             if !self.paused_reads.is_empty() && !self.engine.reading_paused() {
                 let mut p = std::mem::take(&mut self.paused_reads);
@@ -352,11 +481,71 @@ impl Driver {
                 self.engine.on_timeout(now);
                 self.drain_actions();
             }
+            if self.engine.ordering_ref().next_deadline().is_some_and(|t| t <= now) {
+                self.engine.ordering().on_timer(now);
+                self.engine.deliver_ready();
+                self.drain_actions();
+            }
+            self.send_udp();
             if busy && !self.spin.is_zero() {
                 last_busy = Some(now);
             }
         }
         Ok(())
+    }
+
+    /// Read the UDP sockets that signalled (data before token unless the
+    /// ring asks for the token first), each up to its budget.
+    fn read_udp(&mut self) {
+        let mut pending = std::mem::take(&mut self.udp_pending);
+        let token_first = self.engine.ordering_ref().token_first();
+        pending.sort_by_key(|&i| {
+            let is_token = self.udp.get(i).is_some_and(|(_, p)| *p == Port::Token);
+            (is_token != token_first, i)
+        });
+        for i in pending {
+            let Some((sock, port)) = self.udp.get(i) else { continue };
+            let port = *port;
+            let mut more = true;
+            for _ in 0..UDP_BUDGET {
+                match sock.recv_from(&mut self.udp_buf) {
+                    Ok((n, src)) => {
+                        let now = Instant::now();
+                        self.engine.ordering().on_datagram(now, port, src, &self.udp_buf[..n]);
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                        more = false;
+                        break;
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                    Err(e) => {
+                        tracing::debug!(target: "spread::network", "udp receive: {e}");
+                        more = false;
+                        break;
+                    }
+                }
+            }
+            if more {
+                self.udp_pending.push(i);
+            }
+        }
+        self.engine.deliver_ready();
+        self.drain_actions();
+        self.send_udp();
+    }
+
+    /// Send what the ring queued. A full socket buffer drops the datagram
+    /// (the ring recovers lost datagrams).
+    fn send_udp(&mut self) {
+        let Some(sock) = &self.udp_send else {
+            while self.engine.ordering().poll_send().is_some() {}
+            return;
+        };
+        while let Some(d) = self.engine.ordering().poll_send() {
+            if let Err(e) = sock.send_to(&d.bytes, d.to) {
+                tracing::debug!(target: "spread::network", "udp send to {}: {e}", d.to);
+            }
+        }
     }
 
     fn accept(&mut self, li: usize) {
@@ -548,7 +737,7 @@ impl Driver {
     }
 }
 
-impl Drop for Driver {
+impl<O: Ordering + RingNet> Drop for Driver<O> {
     fn drop(&mut self) {
         if let Some(p) = &self.unix_path {
             let _ = std::fs::remove_file(p);

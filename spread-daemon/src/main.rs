@@ -7,9 +7,10 @@ use std::process::ExitCode;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use spread_daemon::config::{self, Config};
-use spread_daemon::driver::{Driver, DriverConfig};
+use spread_daemon::driver::{Driver, DriverConfig, RingNet, UdpConfig};
 use spread_daemon::engine::auth::parse_access_ip;
-use spread_daemon::engine::{AuthConfig, AuthMethod, Engine, EngineConfig};
+use spread_daemon::engine::ring::Ring;
+use spread_daemon::engine::{AuthConfig, AuthMethod, Engine, EngineConfig, Ordering};
 use spread_daemon::{cli, logging, privilege, sesslog};
 
 fn auth_config(c: &Config) -> AuthConfig {
@@ -186,8 +187,72 @@ fn main() -> ExitCode {
         // (any-address) listener while connections linger in TIME_WAIT; ours
         // reuses unless told OFF.
         no_port_reuse: conf.socket_port_reuse == config::PortReuse::Off,
+        udp: UdpConfig::default(),
     };
-    let mut engine = Engine::new(ecfg);
+    if conf.daemons.len() == 1 {
+        // Alone in the configuration: a ring of one, with no daemon-to-daemon
+        // sockets (nobody could answer them) and no membership round to wait
+        // for at start-up.
+        serve(Engine::new(ecfg), dcfg, &conf, &me, &opts, memb_time)
+    } else {
+        let mut dcfg = dcfg;
+        dcfg.udp = udp_config(&conf, &me);
+        let mut ring = Ring::new(&conf, me.index);
+        ring.start(std::time::Instant::now());
+        serve(Engine::with_ordering(ecfg, ring), dcfg, &conf, &me, &opts, memb_time)
+    }
+}
+
+/// The daemon-to-daemon sockets of §2.1: receive on `P` and `P+1` (on each
+/// daemon-type interface when the file lists interfaces, else on the
+/// unspecified address), send from `A:0`, and join the multicast segment
+/// addresses.
+fn udp_config(conf: &Config, me: &config::MeInfo) -> UdpConfig {
+    let d = &me.daemon;
+    let port = d.port();
+    let tport = d.token_port();
+    let mut binds: Vec<IpAddr> = Vec::new();
+    if d.explicit_interfaces {
+        for i in &d.interfaces {
+            if i.kinds.is_daemon() || i.kinds.is_any() {
+                binds.push(i.addr.ip());
+            }
+        }
+    }
+    if binds.is_empty() {
+        binds.push(match d.ip() {
+            IpAddr::V4(_) => IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+            IpAddr::V6(_) => IpAddr::V6(Ipv6Addr::UNSPECIFIED),
+        });
+    }
+    binds.dedup();
+    let mut multicast = Vec::new();
+    if let (Some(seg), IpAddr::V4(local)) = (conf.segments.get(d.seg_index), d.ip()) {
+        for a in &seg.addrs {
+            if let IpAddr::V4(g) = a.ip() {
+                if g.is_multicast() {
+                    multicast.push((g, local));
+                }
+            }
+        }
+    }
+    UdpConfig {
+        data: binds.iter().map(|ip| SocketAddr::new(*ip, port)).collect(),
+        token: binds.iter().map(|ip| SocketAddr::new(*ip, tport)).collect(),
+        send: Some(SocketAddr::new(d.ip(), 0)),
+        multicast,
+    }
+}
+
+/// Bind, drop privileges, run until SIGINT/SIGTERM.
+fn serve<O: Ordering + RingNet>(
+    mut engine: Engine<O>,
+    dcfg: DriverConfig,
+    conf: &Config,
+    me: &config::MeInfo,
+    opts: &cli::Options,
+    memb_time: i32,
+) -> ExitCode {
     if opts.log {
         // Writes nothing until open_session_log installs the file (after the
         // privilege drop); no session can connect before that.
@@ -203,9 +268,9 @@ fn main() -> ExitCode {
     // Removes /tmp/<port> even from inside the new root (the driver's own
     // unlink at exit cannot reach it there), and before a fatal exit.
     let socket_cleanup = dcfg.unix_path.as_deref().and_then(privilege::SocketCleanup::new);
-    let chrooted = drop_privileges(&conf, socket_cleanup.as_ref());
+    let chrooted = drop_privileges(conf, socket_cleanup.as_ref());
     if opts.log {
-        open_session_log(&conf, &me, memb_time, socket_cleanup.as_ref());
+        open_session_log(conf, me, memb_time, socket_cleanup.as_ref());
     }
     tracing::info!(
         target: "spread::session",

@@ -233,7 +233,10 @@ fn session_and_membership_lines() {
     assert_eq!(m.sender, "g", "{m:?}");
     let l = lines_at_least(&log, 8);
     let d = sess_line(&l[7]);
-    assert_eq!((d.seq, d.mbox, d.addr.as_str(), d.name.as_str(), d.queued), (3, cb.mbox, "localhost", "bob", Some(0)));
+    assert_eq!((d.mbox, d.addr.as_str(), d.name.as_str(), d.queued), (cb.mbox, "localhost", "bob", Some(0)));
+    // Two daemons are configured, so this one runs the token ring (alone):
+    // the seq counts ring packets, and the three messages may share one.
+    assert!((1..=3).contains(&d.seq), "{l:?}");
 
     // vic (Unix socket) joins g2 and reads nothing; fl joins g2 and sends 40
     // messages of 100 KB, reading its own copies back. The kernel holds only
@@ -245,7 +248,7 @@ fn session_and_membership_lines() {
     let l = lines_at_least(&log, 10);
     let (cv, cf) = (sess_line(&l[8]), sess_line(&l[9]));
     assert_eq!((cv.name.as_str(), cf.name.as_str()), ("vic", "fl"));
-    assert!(cv.seq >= 4 && cf.seq >= cv.seq, "{l:?}");
+    assert!(cv.seq >= 1 && cf.seq >= cv.seq, "{l:?}");
     assert_eq!(Some(cf.mbox), daemon_fd_of_tcp_client(pid, fl_port), "{l:?}");
     assert!(is_socket_fd(pid, cv.mbox), "{l:?}");
     let body = vec![7u8; 100_000];
@@ -270,8 +273,10 @@ fn session_and_membership_lines() {
     assert_eq!((d.mbox, d.addr.as_str(), d.name.as_str()), (cv.mbox, "localhost", "vic"), "{l:?}");
     let q = d.queued.unwrap();
     assert!((20..=FLOOD + 2).contains(&q), "vic left with {q} messages queued: {l:?}");
-    // Two joins (vic, fl) and the 40 messages were ordered since vic connected.
-    assert_eq!(d.seq, cv.seq + 2 + FLOOD as i64, "{l:?}");
+    // The 40 messages were ordered since vic connected, each in 70 packets
+    // (100,080 bytes in 1,432-byte elements), and then maybe the two joins.
+    let flood_packets = FLOOD as i64 * 70;
+    assert!((cv.seq + flood_packets..=cv.seq + flood_packets + 2).contains(&d.seq), "{l:?}");
     drop(vic);
 
     // slow (Unix socket) joins g3 and reads nothing; fl sends small messages

@@ -62,7 +62,7 @@ use spread_wire::Header;
 pub use auth::{AuthConfig, AuthMethod, IpRule};
 use fxhash::FxBuild;
 pub use groups::{Groups, GroupsConfig, LocalMember};
-pub use ordering::{OrderedMessage, Ordering, RingOfOne, ServiceClass};
+pub use ordering::{OrderEvent, OrderedMessage, Ordering, RingOfOne, ServiceClass};
 pub use session::{ConnId, ConnKind, Phase, Session};
 
 /// Messages waiting in the ordering layer at which client reading pauses
@@ -286,6 +286,11 @@ impl<O: Ordering> Engine<O> {
         &mut self.ordering
     }
 
+    /// The ordering protocol, read-only.
+    pub fn ordering_ref(&self) -> &O {
+        &self.ordering
+    }
+
     /// Deliver whatever the ordering protocol has made deliverable (call after
     /// feeding it from the network).
     pub fn deliver_ready(&mut self) {
@@ -334,13 +339,17 @@ impl<O: Ordering> Engine<O> {
     /// The ordering protocol delivered a transitional configuration (VIDs of
     /// the daemons that move on together, and its id).
     pub fn on_transitional_configuration(&mut self, members: &[u32], id: groups::MembId) {
+        self.transitional_configuration(members, id);
+        self.run_ordering();
+    }
+
+    fn transitional_configuration(&mut self, members: &[u32], id: groups::MembId) {
         let mut out = std::mem::take(&mut self.notif);
         self.groups.handle_trans_memb(members, id, &mut out);
         for (slot, f) in out.drain(..) {
             self.enqueue(slot, f);
         }
         self.notif = out;
-        self.run_ordering();
     }
 
     /// The ordering protocol delivered a regular configuration. If group
@@ -348,18 +357,24 @@ impl<O: Ordering> Engine<O> {
     /// ordering layer (a multi-daemon protocol must send them ahead of client
     /// messages) and client reading pauses until the exchange completes.
     pub fn on_regular_configuration(&mut self, members: &[u32], id: groups::MembId) -> groups::RegOutcome {
+        let r = self.regular_configuration(members, id);
+        self.run_ordering();
+        r
+    }
+
+    fn regular_configuration(&mut self, members: &[u32], id: groups::MembId) -> groups::RegOutcome {
         let mut out = std::mem::take(&mut self.notif);
         let r = self.groups.handle_reg_memb(members, id, &mut out);
         for (slot, f) in out.drain(..) {
             self.enqueue(slot, f);
         }
         self.notif = out;
+        self.ordering.state_exchange(r == groups::RegOutcome::NeedsStateExchange);
         for gm in self.groups.take_groups_messages() {
             if let Some(h) = Header::decode_slice(&gm.frame) {
-                self.ordering.submit(OrderedMessage::new(h, gm.frame));
+                self.ordering.submit_groups(OrderedMessage::new(h, gm.frame));
             }
         }
-        self.run_ordering();
         r
     }
 
@@ -998,7 +1013,18 @@ impl<O: Ordering> Engine<O> {
 
     /// Deliver everything the ordering layer has ready.
     fn run_ordering(&mut self) {
-        while let Some(m) = self.ordering.poll_deliver() {
+        while let Some(ev) = self.ordering.poll_event() {
+            let m = match ev {
+                OrderEvent::Message(m) => m,
+                OrderEvent::Transitional { members, id } => {
+                    self.transitional_configuration(&members, id);
+                    continue;
+                }
+                OrderEvent::Regular { members, id } => {
+                    self.regular_configuration(&members, id);
+                    continue;
+                }
+            };
             let t = m.header.type_;
             let sender = groups::norm_name(&m.header.sender);
             if t & (JOIN_MESS | LEAVE_MESS | KILL_MESS) != 0 {
@@ -1028,7 +1054,9 @@ impl<O: Ordering> Engine<O> {
             }
             if t & GROUPS_MESS != 0 {
                 let mut out = std::mem::take(&mut self.notif);
-                self.groups.handle_groups(&m.frame, &mut out);
+                if self.groups.handle_groups(&m.frame, &mut out) == groups::GatherOutcome::Done {
+                    self.ordering.state_exchange(false);
+                }
                 for (slot, f) in out.drain(..) {
                     self.enqueue(slot, f);
                 }

@@ -72,12 +72,42 @@ impl OrderedMessage {
     }
 }
 
+/// What an ordering protocol hands up, in delivery order.
+#[derive(Clone, Debug)]
+pub enum OrderEvent {
+    Message(OrderedMessage),
+    /// A transitional configuration: VIDs (conf order) and its id.
+    Transitional {
+        members: Vec<u32>,
+        id: (i32, i32),
+    },
+    /// A regular configuration: VIDs (conf order) and its ring id.
+    Regular {
+        members: Vec<u32>,
+        id: (i32, i32),
+    },
+}
+
 /// What the session and groups layers need from an ordering protocol.
 pub trait Ordering {
     /// Hand a message down; it comes back through `poll_deliver` once ordered.
     fn submit(&mut self, msg: OrderedMessage);
     /// The next message in the total order, if one is deliverable now.
     fn poll_deliver(&mut self) -> Option<OrderedMessage>;
+    /// The next message or configuration change. A protocol that changes
+    /// configurations overrides this (and then `poll_deliver` is not used).
+    fn poll_event(&mut self) -> Option<OrderEvent> {
+        self.poll_deliver().map(OrderEvent::Message)
+    }
+    /// A GROUPS message of a state exchange: it goes ahead of every client
+    /// message (the GROUPS down queue of daemon spec §4.2).
+    fn submit_groups(&mut self, msg: OrderedMessage) {
+        self.submit(msg);
+    }
+    /// The groups layer starts (`true`) or ends (`false`) a state exchange:
+    /// serve the GROUPS down queue and hold back early delivery (AGREED
+    /// threshold), or go back to the normal queue and normal delivery.
+    fn state_exchange(&mut self, _active: bool) {}
     /// Number of messages submitted and not yet delivered.
     fn pending(&self) -> usize;
     /// The highest sequence number this protocol has delivered (what the

@@ -44,8 +44,14 @@ impl Daemon {
     }
 
     pub fn start_in(port: u16, dir: PathBuf) -> Daemon {
+        Daemon::start_named("d1", port, dir)
+    }
+
+    /// Start `spread -n <name> -c <dir>/spread.conf` (the file must exist)
+    /// and wait (bounded) until it reports its listeners.
+    pub fn start_named(name: &str, port: u16, dir: PathBuf) -> Daemon {
         let mut child = Command::new(env!("CARGO_BIN_EXE_spread"))
-            .args(["-n", "d1", "-c"])
+            .args(["-n", name, "-c"])
             .arg(dir.join("spread.conf"))
             .current_dir(&dir)
             .stdin(Stdio::null())

@@ -382,7 +382,11 @@ impl Ring {
             State::Seg | State::Represented => return,
         }
         self.stats.token_losses += 1;
-        tracing::info!(target: "spread::memb", "token lost in state {:?}", self.memb.state);
+        tracing::warn!(
+            target: "spread::memb",
+            "Memb_token_loss: ############### I lost my token, state was {}",
+            self.memb.state as i32
+        );
         self.memb.potential_reps = pot;
         self.memb.token_alive = false;
         self.set_threshold(BLOCK_REGULAR_DELIVERY);
@@ -1012,6 +1016,16 @@ impl Ring {
             self.timers.arm(Timer::Lookup, now + self.params.timeouts.lookup);
         }
         self.stats.membership_changes += 1;
+        let names: Vec<String> =
+            self.memb.members.as_slice().iter().map(|&p| self.topo.procs[p].vid.to_string()).collect();
+        tracing::info!(
+            target: "spread::print",
+            "Membership id is ( {}, {}) with {} daemons: {}",
+            self.memb.id.proc_id,
+            self.memb.id.time,
+            names.len(),
+            names.join(" ")
+        );
         self.shift_to_op();
     }
 

@@ -41,7 +41,7 @@ use spread_wire::daemon::{
 use spread_wire::endian::Order;
 use spread_wire::Header;
 
-use super::ordering::{OrderedMessage, Ordering, ServiceClass};
+use super::ordering::{OrderEvent, OrderedMessage, Ordering, ServiceClass};
 use crate::config::{Config, Timeouts};
 pub use membership::Memb;
 use timers::{Timer, Timers};
@@ -599,7 +599,22 @@ impl Ordering for Ring {
 
     fn poll_deliver(&mut self) -> Option<OrderedMessage> {
         loop {
-            let Up::Message(d) = self.ups.pop_front()? else { continue };
+            match self.poll_event()? {
+                OrderEvent::Message(m) => return Some(m),
+                _ => continue,
+            }
+        }
+    }
+
+    fn poll_event(&mut self) -> Option<OrderEvent> {
+        loop {
+            let d = match self.ups.pop_front()? {
+                Up::Message(d) => d,
+                Up::Transitional { members, id } => {
+                    return Some(OrderEvent::Transitional { members, id: (id.proc_id, id.time) })
+                }
+                Up::Regular { members, id } => return Some(OrderEvent::Regular { members, id: (id.proc_id, id.time) }),
+            };
             let Some(mut h) = Header::decode_slice(&d.frame) else { continue };
             let foreign = h.is_foreign();
             h.type_ = spread_wire::endian::set_endian(h.type_);
@@ -615,8 +630,14 @@ impl Ordering for Ring {
             };
             let mut m = OrderedMessage::new(h, frame);
             m.seq = d.seq.max(0) as u64;
-            return Some(m);
+            return Some(OrderEvent::Message(m));
         }
+    }
+
+    fn state_exchange(&mut self, active: bool) {
+        self.tok.set_groups_queue(active);
+        use spread_wire::daemon::{AGREED_TYPE, UNRELIABLE_TYPE};
+        self.set_threshold(if active { AGREED_TYPE } else { UNRELIABLE_TYPE });
     }
 
     fn pending(&self) -> usize {

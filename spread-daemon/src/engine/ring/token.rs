@@ -110,7 +110,12 @@ pub struct TokenState {
     pub token_counter: i32,
     pub last_num_sent: i32,
     pub last_num_retrans: i32,
+    /// The down queue being served (NORMAL or GROUPS, §4.2)...
     pub down: VecDeque<Pending>,
+    /// ...and the other one.
+    pub other: VecDeque<Pending>,
+    /// The GROUPS queue is being served.
+    pub groups_queue: bool,
     /// Reassembly per originator proc index; the last slot takes RELIABLE
     /// packets whose first fragment is a whole message.
     up: Vec<Option<Reasm>>,
@@ -138,6 +143,8 @@ impl TokenState {
             last_num_sent: 0,
             last_num_retrans: 0,
             down: VecDeque::new(),
+            other: VecDeque::new(),
+            groups_queue: false,
             up: vec![None; num_procs + 1],
             queued: VecDeque::new(),
             threshold: BLOCK_REGULAR_DELIVERY,
@@ -162,6 +169,14 @@ impl TokenState {
     }
     fn slot_mut(&mut self, seq: i32) -> &mut Slot {
         &mut self.slots[seq as usize & (PACKET_SLOTS - 1)]
+    }
+
+    /// Serve the GROUPS down queue (`Prot_set_down_queue`).
+    pub fn set_groups_queue(&mut self, on: bool) {
+        if on != self.groups_queue {
+            std::mem::swap(&mut self.down, &mut self.other);
+            self.groups_queue = on;
+        }
     }
 
     /// `exist` of `seq` (absent when the slot holds another seq).
@@ -199,6 +214,9 @@ impl TokenState {
         self.token_counter = 0;
         self.queued.clear();
         if let Some(p) = self.down.front_mut() {
+            p.cur = 0;
+        }
+        if let Some(p) = self.other.front_mut() {
             p.cur = 0;
         }
         for u in &mut self.up {
