@@ -75,6 +75,12 @@ impl Daemon {
     /// contain `@RUN@`, replaced by the private run directory), starts
     /// `spread -n <name> -c <conf>` and waits until 127.0.0.1:`port` accepts.
     pub fn start(name: &str, port: u16, conf: &str) -> Result<Daemon, String> {
+        Daemon::start_bin(&spread_binary(), name, port, conf)
+    }
+
+    /// [`Daemon::start`] with another daemon binary (the original's, for
+    /// interop runs).
+    pub fn start_bin(bin: &Path, name: &str, port: u16, conf: &str) -> Result<Daemon, String> {
         let dir = TempDir::new(&format!("d{port}")).map_err(|e| format!("temp dir: {e}"))?;
         let run = dir.path().join("run");
         std::fs::create_dir_all(&run).map_err(|e| format!("run dir: {e}"))?;
@@ -93,8 +99,7 @@ impl Daemon {
         wait_ports_free(port, Duration::from_secs(2))?;
         let log = std::fs::File::create(&log_path).map_err(|e| format!("log: {e}"))?;
         let log2 = log.try_clone().map_err(|e| format!("log: {e}"))?;
-        let bin = spread_binary();
-        let child = Command::new(&bin)
+        let child = Command::new(bin)
             .arg("-n")
             .arg(name)
             .arg("-c")

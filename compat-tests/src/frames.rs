@@ -14,6 +14,9 @@ pub const JOIN_MESS: u32 = 0x0001_0000;
 pub const LEAVE_MESS: u32 = 0x0002_0000;
 pub const KILL_MESS: u32 = 0x0004_0000;
 pub const AGREED_MESS: u32 = 0x10;
+pub const SAFE_MESS: u32 = 0x20;
+pub const CAUSED_BY_JOIN: u32 = 0x100;
+pub const CAUSED_BY_NETWORK: u32 = 0x800;
 pub const MARKER: u32 = 0x8000_0080;
 
 fn rd(b: &[u8], at: usize, le: bool) -> u32 {

@@ -1,0 +1,168 @@
+//! Interop on the daemon⇄daemon protocol: one ring of original 5.0.1 daemons
+//! and ours (a rolling upgrade), on loopback (each daemon alone in its
+//! segment on its own port, daemon spec §2). The ring forms, clients on
+//! every daemon share a group and see one message order, and after a daemon
+//! is SIGKILLed the survivors re-form and keep working: when the one killed
+//! is an original, and when it is ours.
+//!
+//! Needs `SPREAD_REF_PREFIX` (an installed original: `sbin/spread`);
+//! without it every test here prints why and passes.
+//!
+//! Ports 26800–26899 (a ring's daemons 10 apart). Every daemon is ours to
+//! kill, by PID; every wait is bounded.
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use compat_tests::daemon::{wait_ports_free, Daemon};
+use compat_tests::frames;
+use compat_tests::net::Conn;
+
+fn reference_daemon(test: &str) -> Option<PathBuf> {
+    let Some(prefix) = std::env::var_os("SPREAD_REF_PREFIX").filter(|v| !v.is_empty()) else {
+        eprintln!("{test}: skipped: SPREAD_REF_PREFIX is not set (it must name an installed original Spread 5.0.1)");
+        return None;
+    };
+    let bin = PathBuf::from(prefix).join("sbin/spread");
+    assert!(bin.is_file(), "{} is missing under SPREAD_REF_PREFIX", bin.display());
+    Some(bin)
+}
+
+/// Short membership timeouts (all nine), the privilege settings the
+/// original insists on as root, one singleton segment per daemon.
+fn ring_conf(ports: &[u16]) -> String {
+    let mut s = String::from(
+        "TokenTimeout = 1000\nHurryTimeout = 200\nAliveTimeout = 100\nJoinTimeout = 100\nRepTimeout = 300\n\
+         SegTimeout = 200\nGatherTimeout = 500\nFormTimeout = 500\nLookupTimeout = 2000\n\
+         DaemonUser = nobody\nDaemonGroup = nogroup\nRuntimeDir = @RUN@\n",
+    );
+    for (i, p) in ports.iter().enumerate() {
+        s.push_str(&format!("Spread_Segment 127.0.0.255:{p} {{\n\tx{}\t127.0.0.1\n}}\n", i + 1));
+    }
+    s
+}
+
+/// Start daemon i of `ports` with the original binary when `original[i]`.
+fn start_ring(ports: &[u16], original: &[bool], reference: &PathBuf) -> Vec<Daemon> {
+    for &p in ports {
+        wait_ports_free(p, Duration::from_secs(65)).expect("ports free");
+    }
+    let conf = ring_conf(ports);
+    let ours = compat_tests::paths::spread_binary();
+    (0..ports.len())
+        .map(|i| {
+            let bin = if original[i] { reference } else { &ours };
+            Daemon::start_bin(bin, &format!("x{}", i + 1), ports[i], &conf).expect("daemon starts")
+        })
+        .collect()
+}
+
+struct Client {
+    c: Conn,
+    pg: String,
+}
+
+const LIMIT: Duration = Duration::from_secs(30);
+
+impl Client {
+    fn connect(port: u16, name: &str) -> Client {
+        let mut c = Conn::tcp(port, Duration::from_secs(5)).expect("connect");
+        let pg = frames::raw_handshake(&mut c, name.as_bytes(), true, Instant::now() + LIMIT).expect("handshake");
+        Client { c, pg }
+    }
+
+    fn send(&mut self, service: u32, group: &str, body: &[u8]) {
+        let f = frames::message(service, self.pg.as_bytes(), &[group.as_bytes()], 0, body);
+        self.c.write_all(&f).expect("send");
+    }
+
+    /// Messages (bounded) until one satisfies `f`; returns it.
+    fn until(&mut self, what: &str, mut f: impl FnMut(&frames::Head, &[u8]) -> bool) -> Vec<u8> {
+        let deadline = Instant::now() + LIMIT;
+        loop {
+            let m = frames::read_msg(&mut self.c, deadline)
+                .unwrap_or_else(|e| panic!("{}: waiting for {what}: {e}", self.pg));
+            let h = frames::head(&m).expect("frame");
+            if f(&h, &m) {
+                return m;
+            }
+        }
+    }
+
+    /// Wait for a group view of `n` members.
+    fn view(&mut self, n: usize, cause: u32) -> Vec<u8> {
+        self.until(&format!("a view of {n}"), |h, _| {
+            h.type_ & frames::REG_MEMB_MESS != 0 && h.num_groups as usize == n && h.type_ & cause != 0
+        })
+    }
+}
+
+fn body(m: &[u8]) -> Vec<u8> {
+    m[frames::body_offset(m).expect("body")..].to_vec()
+}
+
+/// Every client joins `g`, waiting to see itself in a view of all who joined
+/// so far; then 20 messages from each, interleaved; every client gets all of
+/// them in one order.
+fn exercise(clients: &mut [Client], g: &str) {
+    for (i, c) in clients.iter_mut().enumerate() {
+        c.send(frames::JOIN_MESS, g, b"");
+        c.view(i + 1, frames::CAUSED_BY_JOIN);
+    }
+    let n = clients.len();
+    for c in clients.iter_mut().take(n - 1) {
+        c.view(n, frames::CAUSED_BY_JOIN);
+    }
+    for k in 0..20 {
+        for (i, c) in clients.iter_mut().enumerate() {
+            let service = if k % 2 == 0 { frames::AGREED_MESS } else { frames::SAFE_MESS };
+            c.send(service, g, format!("{i}:{k}").as_bytes());
+        }
+    }
+    let mut orders = Vec::new();
+    for c in clients.iter_mut() {
+        let mut got = Vec::new();
+        while got.len() < 20 * n {
+            let m = c.until("a data message", |h, _| h.type_ & (frames::AGREED_MESS | frames::SAFE_MESS) != 0);
+            got.push(String::from_utf8_lossy(&body(&m)).into_owned());
+        }
+        orders.push(got);
+    }
+    for (i, o) in orders.iter().enumerate().skip(1) {
+        assert_eq!(o, &orders[0], "client {i} saw another order than client 0");
+    }
+}
+
+fn mixed_ring(test: &str, base: u16, original: [bool; 3], kill: usize) {
+    let Some(reference) = reference_daemon(test) else { return };
+    let ports = [base, base + 10, base + 20];
+    let mut ds = start_ring(&ports, &original, &reference);
+    for d in &ds {
+        d.wait_operational(LIMIT).expect("operational");
+    }
+    let mut clients: Vec<Client> =
+        ports.iter().enumerate().map(|(i, &p)| Client::connect(p, &format!("k{i}"))).collect();
+    exercise(&mut clients, "mixed");
+    ds[kill].kill_now();
+    let mut survivors: Vec<Client> =
+        clients.into_iter().enumerate().filter(|(i, _)| *i != kill).map(|(_, c)| c).collect();
+    for c in survivors.iter_mut() {
+        c.view(2, frames::CAUSED_BY_NETWORK);
+    }
+    exercise(&mut survivors, "after");
+}
+
+#[test]
+fn ours_between_two_originals_and_an_original_killed() {
+    mixed_ring("ours_between_two_originals_and_an_original_killed", 26800, [true, false, true], 0);
+}
+
+#[test]
+fn ours_between_two_originals_and_ours_killed() {
+    mixed_ring("ours_between_two_originals_and_ours_killed", 26830, [true, false, true], 1);
+}
+
+#[test]
+fn two_of_ours_and_an_original_leader_killed_last() {
+    mixed_ring("two_of_ours_and_an_original_leader_killed_last", 26860, [false, true, false], 2);
+}
