@@ -122,4 +122,21 @@ fn three_daemons_form_a_ring_and_clients_share_groups_and_order() {
     for i in [0, 2] {
         recv_until(&mut c[i], "the message after the change", |m| m.body == b"after");
     }
+
+    // Restarted, it merges back (the leader's lookup finds it), and a client
+    // of it joining the group is seen by everybody with all three members.
+    let dir = ds[1].dir.clone();
+    ds[1] = Daemon::start_named("r2", ports[1], dir);
+    ds[0].wait_log("with 3 daemons");
+    ds[1].wait_log("with 3 daemons");
+    let mut back = connect_tcp(ports[1], "c1b", true);
+    back.join("ring-g");
+    let want = vec!["#c0#r1".to_string(), "#c1b#r2".to_string(), "#c2#r3".to_string()];
+    let (c0, rest) = c.split_at_mut(1);
+    for cl in [&mut c0[0], &mut rest[1], &mut back] {
+        let m = recv_until(cl, "the view with the restarted daemon's client", |m| {
+            m.type_ & REG_MEMB != 0 && m.type_ & CAUSED_BY_JOIN != 0 && members(m).len() == 3
+        });
+        assert_eq!(members(&m), want);
+    }
 }
