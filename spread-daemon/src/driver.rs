@@ -75,6 +75,10 @@ impl RingNet for Ring {
 pub struct UdpConfig {
     /// Receive sockets of port `P` (data, membership, hurry).
     pub data: Vec<SocketAddr>,
+    /// More port-`P` receive sockets, bound with SO_REUSEADDR: the segment
+    /// addresses of a shared segment when interfaces are listed (several
+    /// daemons of one host may bind them).
+    pub data_reuse: Vec<SocketAddr>,
     /// Receive sockets of port `P+1` (tokens).
     pub token: Vec<SocketAddr>,
     /// The send socket's address (`A:0`: receivers check the source IP).
@@ -340,9 +344,13 @@ impl<O: Ordering + RingNet> Driver<O> {
             listeners.push(Listener::Unix(l));
         }
         let mut udp = Vec::new();
-        for (addrs, port) in [(&cfg.udp.data, Port::Data), (&cfg.udp.token, Port::Token)] {
+        for (addrs, port, reuse) in [
+            (&cfg.udp.data, Port::Data, false),
+            (&cfg.udp.data_reuse, Port::Data, true),
+            (&cfg.udp.token, Port::Token, false),
+        ] {
             for a in addrs {
-                let mut s = udp_socket(*a, false)?;
+                let mut s = udp_socket(*a, reuse)?;
                 poll.registry().register(&mut s, Token(UDP_BASE + udp.len()), Interest::READABLE)?;
                 udp.push((s, port));
             }

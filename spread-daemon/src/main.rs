@@ -236,8 +236,21 @@ fn udp_config(conf: &Config, me: &config::MeInfo) -> UdpConfig {
             }
         }
     }
+    // With listed interfaces a daemon of a shared segment also receives on
+    // the segment's addresses (those no interface bind covers).
+    let mut data_reuse = Vec::new();
+    if d.explicit_interfaces {
+        if let Some(seg) = conf.segments.get(d.seg_index).filter(|s| s.daemons.len() > 1) {
+            for a in &seg.addrs {
+                if !binds.contains(&a.ip()) {
+                    data_reuse.push(SocketAddr::new(a.ip(), port));
+                }
+            }
+        }
+    }
     UdpConfig {
         data: binds.iter().map(|ip| SocketAddr::new(*ip, port)).collect(),
+        data_reuse,
         token: binds.iter().map(|ip| SocketAddr::new(*ip, tport)).collect(),
         send: Some(SocketAddr::new(d.ip(), 0)),
         multicast,

@@ -57,14 +57,121 @@ fn members(m: &Msg) -> Vec<String> {
     m.groups.clone()
 }
 
+/// Three daemons and how to reach them.
+struct RingUnderTest {
+    ds: Vec<Daemon>,
+    /// A client named `name` of daemon `i`.
+    connect: Box<dyn Fn(usize, &str) -> Client>,
+    /// Start daemon `i` again (after it was killed).
+    restart: Box<dyn Fn(usize) -> Daemon>,
+}
+
 #[test]
 fn three_daemons_form_a_ring_and_clients_share_groups_and_order() {
     let _g = serial();
-    let (mut ds, ports) = start_ring(26600, 3);
-    for d in &ds {
+    let (ds, ports) = start_ring(26600, 3);
+    let dir = ds[0].dir.clone();
+    let p2 = ports.clone();
+    let mut r = RingUnderTest {
+        ds,
+        connect: Box::new(move |i, name| connect_tcp(p2[i], name, true)),
+        restart: Box::new(move |i| Daemon::start_named(&format!("r{}", i + 1), ports[i], dir.clone())),
+    };
+    scenario(&mut r);
+}
+
+/// A network namespace this test creates and removes.
+struct Netns(String);
+
+impl Netns {
+    fn create(name: &str) -> Option<Netns> {
+        let ok = |args: &[&str]| std::process::Command::new("ip").args(args).status().is_ok_and(|s| s.success());
+        if !ok(&["netns", "add", name]) {
+            return None;
+        }
+        let ns = Netns(name.to_string());
+        // The daemons' addresses must be addresses of the host (§1.5).
+        let up = ok(&["netns", "exec", name, "ip", "link", "set", "lo", "up"])
+            && ok(&["netns", "exec", name, "ip", "addr", "add", "127.0.0.2/8", "dev", "lo"])
+            && ok(&["netns", "exec", name, "ip", "addr", "add", "127.0.0.3/8", "dev", "lo"]);
+        up.then_some(ns)
+    }
+
+    /// A TCP connection to `addr` made from inside the namespace (a thread
+    /// enters it; the socket stays in it).
+    fn connect(&self, addr: std::net::SocketAddr) -> std::net::TcpStream {
+        let path = format!("/run/netns/{}", self.0);
+        std::thread::spawn(move || {
+            let f = std::fs::File::open(&path).expect("netns file");
+            use std::os::fd::AsRawFd;
+            // SAFETY: setns(2) on a namespace file this thread opened; only
+            // this thread changes its network namespace.
+            let r = unsafe { libc::setns(f.as_raw_fd(), libc::CLONE_NEWNET) };
+            assert_eq!(r, 0, "setns: {}", std::io::Error::last_os_error());
+            let s = std::net::TcpStream::connect(addr).expect("connect in netns");
+            s.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
+            s
+        })
+        .join()
+        .expect("netns connect thread")
+    }
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("ip").args(["netns", "del", &self.0]).status();
+    }
+}
+
+#[test]
+fn three_daemons_on_one_broadcast_segment_in_a_namespace() {
+    let _g = serial();
+    let name = format!("rsring{}", std::process::id());
+    let Some(ns) = Netns::create(&name) else {
+        eprintln!("three_daemons_on_one_broadcast_segment_in_a_namespace: skipped: cannot create a network namespace (needs root and iproute2)");
+        return;
+    };
+    let ns = std::sync::Arc::new(ns);
+    let port = 26650;
+    let mut conf = String::from(FAST);
+    conf.push_str(&format!("Spread_Segment 127.255.255.255:{port} {{\n"));
+    for i in 1..=3 {
+        conf.push_str(&format!("\tr{i}\t127.0.0.{i} {{\n\t\tD 127.0.0.{i}\n\t\tC 127.0.0.{i}\n\t}}\n"));
+    }
+    conf.push_str("}\n");
+    let dir = std::env::temp_dir().join(format!("rspread-ring-ns-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("spread.conf"), conf).unwrap();
+    let wrap = ["ip", "netns", "exec", name.as_str()];
+    let start = {
+        let dir = dir.clone();
+        let name = name.clone();
+        move |i: usize| {
+            let wrap = ["ip", "netns", "exec", name.as_str()];
+            Daemon::start_wrapped(&wrap, &format!("r{}", i + 1), port, dir.clone())
+        }
+    };
+    let ds = (0..3).map(|i| Daemon::start_wrapped(&wrap, &format!("r{}", i + 1), port, dir.clone())).collect();
+    let ns2 = ns.clone();
+    let mut r = RingUnderTest {
+        ds,
+        connect: Box::new(move |i, cname| {
+            let s = ns2.connect(std::net::SocketAddr::from(([127, 0, 0, i as u8 + 1], port)));
+            handshake(Box::new(s), cname, true)
+        }),
+        restart: Box::new(start),
+    };
+    scenario(&mut r);
+    drop(r);
+    drop(ns);
+}
+
+fn scenario(r: &mut RingUnderTest) {
+    let ds = &mut r.ds;
+    for d in ds.iter() {
         d.wait_log("with 3 daemons");
     }
-    let mut c: Vec<Client> = ports.iter().enumerate().map(|(i, &p)| connect_tcp(p, &format!("c{i}"), true)).collect();
+    let mut c: Vec<Client> = (0..3).map(|i| (r.connect)(i, &format!("c{i}"))).collect();
     for (i, cl) in c.iter_mut().enumerate() {
         cl.join("ring-g");
         // Wait until this join is seen before the next one, so the group
@@ -125,11 +232,10 @@ fn three_daemons_form_a_ring_and_clients_share_groups_and_order() {
 
     // Restarted, it merges back (the leader's lookup finds it), and a client
     // of it joining the group is seen by everybody with all three members.
-    let dir = ds[1].dir.clone();
-    ds[1] = Daemon::start_named("r2", ports[1], dir);
+    ds[1] = (r.restart)(1);
     ds[0].wait_log("with 3 daemons");
     ds[1].wait_log("with 3 daemons");
-    let mut back = connect_tcp(ports[1], "c1b", true);
+    let mut back = (r.connect)(1, "c1b");
     back.join("ring-g");
     let want = vec!["#c0#r1".to_string(), "#c1b#r2".to_string(), "#c2#r3".to_string()];
     let (c0, rest) = c.split_at_mut(1);

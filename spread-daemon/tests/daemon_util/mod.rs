@@ -50,7 +50,23 @@ impl Daemon {
     /// Start `spread -n <name> -c <dir>/spread.conf` (the file must exist)
     /// and wait (bounded) until it reports its listeners.
     pub fn start_named(name: &str, port: u16, dir: PathBuf) -> Daemon {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_spread"))
+        Daemon::start_wrapped(&[], name, port, dir)
+    }
+
+    /// [`Daemon::start_named`] run through a wrapper command (`wrap` =
+    /// e.g. `["ip", "netns", "exec", "ns1"]`, which execs the daemon: the
+    /// child's PID is the daemon's).
+    pub fn start_wrapped(wrap: &[&str], name: &str, port: u16, dir: PathBuf) -> Daemon {
+        let bin = env!("CARGO_BIN_EXE_spread");
+        let mut cmd = match wrap.split_first() {
+            Some((first, rest)) => {
+                let mut c = Command::new(first);
+                c.args(rest).arg(bin);
+                c
+            }
+            None => Command::new(bin),
+        };
+        let mut child = cmd
             .args(["-n", name, "-c"])
             .arg(dir.join("spread.conf"))
             .current_dir(&dir)
