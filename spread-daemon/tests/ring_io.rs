@@ -57,11 +57,14 @@ fn members(m: &Msg) -> Vec<String> {
     m.groups.clone()
 }
 
+/// How a test reaches daemon `i` with a client named `name`.
+type Connect = Box<dyn Fn(usize, &str) -> Client>;
+
 /// Three daemons and how to reach them.
 struct RingUnderTest {
     ds: Vec<Daemon>,
     /// A client named `name` of daemon `i`.
-    connect: Box<dyn Fn(usize, &str) -> Client>,
+    connect: Connect,
     /// Start daemon `i` again (after it was killed).
     restart: Box<dyn Fn(usize) -> Daemon>,
 }
