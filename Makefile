@@ -6,7 +6,8 @@
 #   make test                  build, cargo fmt --check, clippy -D warnings, every test (--no-fail-fast)
 #   make run                   the daemon on its embedded default configuration
 #   make bench                 the benchmark (bench.mk)
-#   make sim [SEEDS=2000]      the ring simulator's randomised scenarios over many seeds
+#   make sim [SEEDS=N] [DAEMONS=K]  the ring simulator's randomised scenarios over N seeds (default
+#                              2000), chaos with K daemons (1-32; default sizes 1-9 in turn)
 #   make headers               regenerate include/*.h (cbindgen + xtask/templates)
 #   make clean
 #
@@ -142,7 +143,7 @@ bench:
 # its seed, and RSPREAD_SIM_SEED=<seed> replays it.
 SEEDS ?= 2000
 sim:
-	RSPREAD_SIM_SEEDS=$(SEEDS) $(CARGO) test --$(PROFILE) -p spread-daemon --test ring_sim --test ring_membership
+	RSPREAD_SIM_SEEDS=$(SEEDS) $(if $(DAEMONS),RSPREAD_SIM_DAEMONS=$(DAEMONS)) $(CARGO) test --$(PROFILE) -p spread-daemon --test ring_sim --test ring_membership
 
 headers:
 	$(CARGO) run --$(PROFILE) -p xtask -- headers

@@ -49,7 +49,7 @@ fn seeds() -> Vec<u64> {
     if let Ok(s) = std::env::var("RSPREAD_SIM_SEED") {
         return vec![s.parse().expect("RSPREAD_SIM_SEED is a number")];
     }
-    let n: u64 = std::env::var("RSPREAD_SIM_SEEDS").ok().and_then(|s| s.parse().ok()).unwrap_or(10);
+    let n: u64 = std::env::var("RSPREAD_SIM_SEEDS").ok().and_then(|s| s.parse().ok()).unwrap_or(50);
     (1..=n).collect()
 }
 
@@ -187,4 +187,140 @@ fn a_crashed_daemon_leaves_and_the_survivors_agree() {
         assert!(sim.run_until_settled(sim.now_us + 120 * SEC, 50_000_000), "seed {seed}: restarted daemon not back");
         clean(&sim, "restart", seed);
     }
+}
+
+/// `k` daemons in segments of up to four (a broadcast address each).
+fn conf_for(k: usize) -> String {
+    let mut s = String::new();
+    for seg in 0..k.div_ceil(4) {
+        s.push_str(&format!("Spread_Segment 10.1.{seg}.255:4803 {{\n"));
+        for i in 0..4.min(k - 4 * seg) {
+            s.push_str(&format!("    n{}x{} 10.1.{seg}.{}\n", seg, i, i + 1));
+        }
+        s.push_str("}\n");
+    }
+    s
+}
+
+fn daemons_env(default: usize) -> usize {
+    std::env::var("RSPREAD_SIM_DAEMONS").ok().and_then(|s| s.parse().ok()).unwrap_or(default).clamp(1, 32)
+}
+
+fn replay(test: &str, seed: u64, k: usize) -> String {
+    format!(
+        "replay: RSPREAD_SIM_SEED={seed} RSPREAD_SIM_DAEMONS={k} cargo test --release -p spread-daemon --test ring_membership {test}"
+    )
+}
+
+/// Random faults on a random schedule: partitions, heals, crashes and
+/// restarts under traffic; the checks hold after every step, and once all
+/// is healed and restarted the ring is whole again, every daemon delivers
+/// what is sent next, and every daemon that never crashed delivered all of
+/// its own messages.
+fn chaos(seed: u64, k: usize) {
+    let test = "random_partitions_crashes_and_restarts";
+    let mut sim = RingSim::start(&conf_for(k), seed, lossy(), &[]);
+    assert!(sim.run_until_settled(120 * SEC, 50_000_000), "no ring; {}", replay(test, seed, k));
+    // What was done when, for the failure message.
+    let mut trace: Vec<String> = Vec::new();
+    for step in 0..6 {
+        let live: Vec<usize> = (0..k).filter(|&i| !sim.down[i]).collect();
+        match sim.rng.below(4) {
+            0 if k > 1 => {
+                let cut = 1 + sim.rng.below(k as u64 - 1) as usize;
+                let mut order: Vec<usize> = (0..k).collect();
+                for i in (1..k).rev() {
+                    order.swap(i, sim.rng.below(i as u64 + 1) as usize);
+                }
+                let (a, b) = order.split_at(cut);
+                trace.push(format!("{} µs: partition {a:?} | {b:?}", sim.now_us));
+                sim.partition(&[a, b]);
+            }
+            1 => {
+                trace.push(format!("{} µs: heal", sim.now_us));
+                sim.heal()
+            }
+            2 if live.len() > 1 => {
+                let v = live[sim.rng.below(live.len() as u64) as usize];
+                trace.push(format!("{} µs: crash {v}", sim.now_us));
+                sim.crash(v);
+            }
+            _ => {
+                if let Some(v) = (0..k).find(|&i| sim.down[i]) {
+                    trace.push(format!("{} µs: restart {v}", sim.now_us));
+                    sim.restart(v);
+                }
+            }
+        }
+        let live: Vec<usize> = (0..k).filter(|&i| !sim.down[i]).collect();
+        let n = 10 + sim.rng.below(40) as usize;
+        load(&mut sim, &live, n);
+        let until = sim.now_us + 500_000 + sim.rng.below(5 * SEC);
+        sim.run_until(until, 50_000_000);
+        let bad = sim.check();
+        assert!(
+            bad.is_empty(),
+            "after step {step}:\n{}\n{}\n{}\n{}",
+            bad.join("\n"),
+            trace.join("\n"),
+            configs(&sim),
+            replay(test, seed, k)
+        );
+    }
+    sim.heal();
+    for v in 0..k {
+        if sim.down[v] {
+            sim.restart(v);
+        }
+    }
+    assert!(sim.run_until_settled(sim.now_us + 600 * SEC, 100_000_000), "not whole again; {}", replay(test, seed, k));
+    let after: Vec<_> = (0..10).map(|j| sim.submit(j % k, AGREED_TYPE, 20)).collect();
+    sim.run_until(sim.now_us + 30 * SEC, 50_000_000);
+    for (i, l) in sim.log.iter().enumerate() {
+        let got = after.iter().filter(|id| l.iter().any(|e| e.id == **id)).count();
+        assert_eq!(got, 10, "node {i} missed messages sent after the heal; {}", replay(test, seed, k));
+    }
+    let bad = sim.check_final();
+    assert!(bad.is_empty(), "{}\n{}\n{}\n{}", bad.join("\n"), trace.join("\n"), configs(&sim), replay(test, seed, k));
+}
+
+/// Every configuration every node installed, one per line.
+fn configs(sim: &RingSim) -> String {
+    let mut out = String::new();
+    for (i, cs) in sim.configs.iter().enumerate() {
+        for c in cs {
+            let kind = if c.transitional { "transitional" } else { "regular" };
+            out.push_str(&format!("node {i} at {} µs: {kind} {:?} {:?}\n", c.at_us, c.id, c.members));
+        }
+    }
+    out
+}
+
+/// `make test` runs 1500 seeds, ring sizes cycling through 1–9 daemons;
+/// `RSPREAD_SIM_DAEMONS=K` fixes the size (1–32), `RSPREAD_SIM_SEEDS=N`
+/// sets the count, `RSPREAD_SIM_SEED=S` replays one.
+#[test]
+fn random_partitions_crashes_and_restarts() {
+    let fixed = std::env::var("RSPREAD_SIM_DAEMONS").is_ok();
+    let n: u64 = std::env::var("RSPREAD_SIM_SEEDS").ok().and_then(|s| s.parse().ok()).unwrap_or(1500);
+    let seeds: Vec<u64> = match std::env::var("RSPREAD_SIM_SEED") {
+        Ok(s) => vec![s.parse().expect("RSPREAD_SIM_SEED is a number")],
+        Err(_) => (1..=n).collect(),
+    };
+    for seed in seeds {
+        let k = if fixed { daemons_env(5) } else { 1 + (seed % 9) as usize };
+        chaos(seed, k);
+    }
+}
+
+#[test]
+fn thirty_two_daemons_steady_traffic() {
+    let mut sim = RingSim::start(&conf_for(32), 32, lossy(), &[]);
+    assert!(sim.run_until_settled(300 * SEC, 100_000_000), "32 daemons did not form one ring");
+    assert_eq!(sim.nodes[0].members().len(), 32);
+    let all: Vec<usize> = (0..32).collect();
+    load(&mut sim, &all, 1000);
+    assert!(sim.run_until_delivered(sim.now_us + 300 * SEC, 200_000_000), "steady traffic not delivered");
+    let bad = sim.check_final();
+    assert!(bad.is_empty(), "{}", bad.join("\n"));
 }

@@ -4,7 +4,7 @@
 //! SAFE only once every member has the packet, the bytes sent).
 //!
 //! `RSPREAD_SIM_SEEDS=N` runs the randomised scenarios over N seeds (default
-//! a handful; `make sim` runs many); `RSPREAD_SIM_SEED=S` replays one seed.
+//! 100 each; `make sim` runs many); `RSPREAD_SIM_SEED=S` replays one seed.
 
 use spread_daemon::engine::ring::sim::{Faults, RingSim};
 use spread_daemon::engine::ring::token::MAX_SEQ_GAP;
@@ -48,7 +48,7 @@ fn seeds() -> Vec<u64> {
     if let Ok(s) = std::env::var("RSPREAD_SIM_SEED") {
         return vec![s.parse().expect("RSPREAD_SIM_SEED is a number")];
     }
-    let n: u64 = std::env::var("RSPREAD_SIM_SEEDS").ok().and_then(|s| s.parse().ok()).unwrap_or(20);
+    let n: u64 = std::env::var("RSPREAD_SIM_SEEDS").ok().and_then(|s| s.parse().ok()).unwrap_or(100);
     (1..=n).collect()
 }
 

@@ -19,6 +19,10 @@ use super::timers::Timer;
 use super::token::{BLOCK_REGULAR_DELIVERY, MAX_SEQ_GAP};
 use super::{Members, Ring, State, Up};
 
+/// Seconds by which the ring ids of a freshly started daemon lead its clock
+/// (see [`Ring::start`]).
+pub const START_ID_MARGIN: i32 = 30;
+
 /// Most ring records a FORM token carries (`MAX_FORM_REPS`).
 pub const MAX_FORM_REPS: usize = 20;
 
@@ -160,6 +164,19 @@ impl Ring {
         }
         self.memb.last_time_used = t;
         t
+    }
+
+    /// Ring ids must never repeat, across restarts too. An id whose
+    /// representative is this daemon and which lies ahead of
+    /// `Last_time_used` was made by an earlier run of this daemon (peers
+    /// still hold it): later ids go past it. The original does not do this,
+    /// and a daemon restarted within seconds of forming a ring can reuse that
+    /// ring's id, so that a peer still in the old ring takes the new ring's
+    /// packets for its own (see docs/ring.md, "Ring ids across restarts").
+    pub(crate) fn note_ring_id(&mut self, id: MembershipId) {
+        if id.proc_id as u32 == self.my_vid() && id.time > self.memb.last_time_used {
+            self.memb.last_time_used = id.time;
+        }
     }
 
     /// `Insert_rep` (§5.2).
@@ -355,6 +372,14 @@ impl Ring {
     /// `Memb_init`'s last step: a starting daemon runs a membership round.
     pub fn start(&mut self, now: Instant) {
         self.now = now;
+        // Ring ids are (VID, seconds) and must never repeat. Within one run
+        // `Last_time_used` guarantees it, but it can run ahead of the clock
+        // (each attempt takes the next second), and the original starts a
+        // restarted daemon from the clock again: a daemon restarted soon
+        // after a burst of attempts could reuse a ring id its peers still
+        // hold as their old ring, and then mix the two rings' packets. Ids
+        // of a new run start ahead of the clock, past any such burst.
+        self.memb.last_time_used = self.wall_secs(now).saturating_add(START_ID_MARGIN);
         self.token_loss(now);
     }
 
@@ -926,6 +951,9 @@ impl Ring {
         let m = t.members.pending.remove(0);
         t.members.members.push(m);
         self.tok.last_seq = t.header.seq;
+        for r in &t.rings {
+            self.note_ring_id(r.memb_id);
+        }
         let mut memb_time = 0;
         if t.members.members.len() == 1 {
             memb_time = self.next_time(now);

@@ -514,6 +514,7 @@ impl Ring {
             return;
         }
         if h.memb_id != self.memb.id {
+            self.note_ring_id(h.memb_id);
             self.handle_foreign(now, &h, body);
             return;
         }
@@ -561,6 +562,9 @@ impl Ring {
                 }
             }
             return;
+        }
+        if h.memb_id != self.memb.id {
+            self.note_ring_id(h.memb_id);
         }
         self.handle_token(now, order, h, b);
     }

@@ -128,6 +128,8 @@ pub struct RingSim {
     pub component: Vec<usize>,
     /// Crashed nodes process nothing and send nothing.
     pub down: Vec<bool>,
+    /// Nodes that crashed at some time (self-delivery is not owed by them).
+    pub ever_crashed: Vec<bool>,
     /// Every message submitted, with its frame.
     pub sent: HashMap<MsgId, Bytes>,
     counters: Vec<u32>,
@@ -220,6 +222,7 @@ impl RingSim {
             configs: vec![Vec::new(); k],
             component: vec![0; k],
             down: vec![false; k],
+            ever_crashed: vec![false; k],
             sent: HashMap::new(),
             counters: vec![0; k],
             violations: Vec::new(),
@@ -257,6 +260,7 @@ impl RingSim {
     /// Crash a node: it stops at once, losing everything it held.
     pub fn crash(&mut self, node: usize) {
         self.down[node] = true;
+        self.ever_crashed[node] = true;
     }
 
     /// Restart a crashed node as a new daemon process.
@@ -522,6 +526,32 @@ impl RingSim {
                 }
             }
         }
+        // Per-sender FIFO: at every node, the non-RELIABLE messages of one
+        // sender come in the order it sent them.
+        for (i, l) in self.log.iter().enumerate() {
+            let mut last: HashMap<u32, u32> = HashMap::new();
+            for e in l.iter().filter(|e| e.service != RELIABLE_TYPE) {
+                if let Some(&p) = last.get(&e.id.node) {
+                    if e.id.n <= p {
+                        bad.push(format!("node {i}: {:?} delivered after message {p} of the same sender", e.id));
+                    }
+                }
+                last.insert(e.id.node, e.id.n);
+            }
+        }
+        // Any two nodes install the regular configurations they share in
+        // the same order.
+        let regs: Vec<Vec<MembershipId>> =
+            self.configs.iter().map(|cs| cs.iter().filter(|c| !c.transitional).map(|c| c.id).collect()).collect();
+        for i in 0..regs.len() {
+            for j in i + 1..regs.len() {
+                let common_i: Vec<&MembershipId> = regs[i].iter().filter(|x| regs[j].contains(x)).collect();
+                let common_j: Vec<&MembershipId> = regs[j].iter().filter(|x| regs[i].contains(x)).collect();
+                if common_i != common_j {
+                    bad.push(format!("nodes {i} and {j} installed common configurations in different orders"));
+                }
+            }
+        }
         let mut rings: HashMap<MembershipId, Vec<u32>> = HashMap::new();
         for (i, cs) in self.configs.iter().enumerate() {
             for c in cs.iter().filter(|c| !c.transitional) {
@@ -532,6 +562,24 @@ impl RingSim {
                 } else {
                     rings.insert(c.id, c.members.clone());
                 }
+            }
+        }
+        bad
+    }
+
+    /// [`RingSim::check`] plus self-delivery: every node that never
+    /// crashed delivered every message it sent. For the end of a run, once
+    /// the network has settled.
+    pub fn check_final(&self) -> Vec<String> {
+        let mut bad = self.check();
+        for (i, l) in self.log.iter().enumerate() {
+            if self.ever_crashed[i] {
+                continue;
+            }
+            let got: HashSet<MsgId> = l.iter().map(|e| e.id).collect();
+            let lost = self.sent.keys().filter(|k| k.node as usize == i && !got.contains(k)).count();
+            if lost > 0 {
+                bad.push(format!("node {i}: {lost} of its own messages never delivered to itself"));
             }
         }
         bad
