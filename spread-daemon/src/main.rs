@@ -163,10 +163,7 @@ fn main() -> ExitCode {
     }
     tcp.dedup();
     let memb_time = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs() as i32).unwrap_or(1);
-    let mut ecfg = EngineConfig::single(&me.daemon.name_bytes, me.daemon.vid, memb_time);
-    ecfg.daemons = conf.daemons.iter().map(|d| d.name_bytes.clone()).collect();
-    ecfg.daemon_vids = conf.daemons.iter().map(|d| d.vid).collect();
-    ecfg.max_session_messages = conf.max_session_messages.max(1) as usize;
+    let mut ecfg = EngineConfig::from_config(&conf, me.index, memb_time);
     ecfg.auth = auth_config(&conf);
     ecfg.rng_seed = (memb_time as u64) ^ ((std::process::id() as u64) << 32);
 

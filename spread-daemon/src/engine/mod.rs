@@ -98,6 +98,17 @@ pub struct EngineConfig {
 }
 
 impl EngineConfig {
+    /// Daemon `index` of the configuration `conf` (names, VIDs and
+    /// MaxSessionMessages from the file; defaults everywhere else).
+    pub fn from_config(conf: &crate::config::Config, index: usize, memb_time: i32) -> EngineConfig {
+        let me = &conf.daemons[index];
+        let mut c = EngineConfig::single(&me.name_bytes, me.vid, memb_time);
+        c.daemons = conf.daemons.iter().map(|d| d.name_bytes.clone()).collect();
+        c.daemon_vids = conf.daemons.iter().map(|d| d.vid).collect();
+        c.max_session_messages = conf.max_session_messages.max(1) as usize;
+        c
+    }
+
     /// A single daemon `name` with defaults everywhere else.
     pub fn single(name: &[u8], vid: u32, memb_time: i32) -> EngineConfig {
         EngineConfig {

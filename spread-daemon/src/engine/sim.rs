@@ -51,24 +51,53 @@ pub struct SimNode {
 
 impl SimNode {
     fn pump(&mut self) {
-        // Bounded by what the engine queued.
-        for _ in 0..1_000_000 {
-            match self.engine.poll_action() {
-                None => return,
-                Some(Action::Flush(id)) => {
-                    let b = self.engine.drain_output(id);
-                    self.out.entry(id).or_default().extend_from_slice(&b);
+        pump(&mut self.engine, &mut self.out, &mut self.closed);
+    }
+}
+
+/// Carry out what `engine` asks: frames written to a connection go to its
+/// byte buffer in `out`, closed connections into `closed`.
+pub fn pump<O: Ordering>(engine: &mut Engine<O>, out: &mut HashMap<ConnId, Vec<u8>>, closed: &mut HashSet<ConnId>) {
+    // Bounded by what the engine queued.
+    for _ in 0..1_000_000 {
+        match engine.poll_action() {
+            None => return,
+            Some(Action::Flush(id)) => {
+                let b = engine.drain_output(id);
+                out.entry(id).or_default().extend_from_slice(&b);
+            }
+            Some(Action::Close { id, linger }) => {
+                let o = out.entry(id).or_default();
+                for b in linger {
+                    o.extend_from_slice(&b);
                 }
-                Some(Action::Close { id, linger }) => {
-                    let o = self.out.entry(id).or_default();
-                    for b in linger {
-                        o.extend_from_slice(&b);
-                    }
-                    self.closed.insert(id);
-                }
+                closed.insert(id);
             }
         }
     }
+}
+
+/// Accept a TCP connection and run the 5.0.1 handshake (no authentication)
+/// for private name `name`; `None` if the daemon refused. The handshake's
+/// answer bytes are consumed.
+pub fn handshake<O: Ordering>(
+    engine: &mut Engine<O>,
+    now: Instant,
+    name: &str,
+    membership: bool,
+    out: &mut HashMap<ConnId, Vec<u8>>,
+    closed: &mut HashSet<ConnId>,
+) -> Option<ConnId> {
+    let Accepted::Conn(id) = engine.accept(now, ConnKind::Tcp, None) else { return None };
+    let mut req = vec![5, 0, 1, membership as u8, name.len() as u8];
+    req.extend_from_slice(name.as_bytes());
+    engine.on_data(now, id, &req);
+    let mut choice = [0u8; 90];
+    choice[..4].copy_from_slice(b"NULL");
+    engine.on_data(now, id, &choice);
+    pump(engine, out, closed);
+    let got = out.remove(&id).unwrap_or_default();
+    (got.len() > 10 && got[6] == 1).then_some(id)
 }
 
 /// Several engines and an ideal total order per connected component.
@@ -194,16 +223,7 @@ impl Sim {
     /// `None` if the daemon did not accept it. The handshake bytes are taken.
     pub fn connect(&mut self, node: usize, name: &str, membership: bool) -> Option<ConnId> {
         let n = &mut self.nodes[node];
-        let Accepted::Conn(id) = n.engine.accept(self.now, ConnKind::Tcp, None) else { return None };
-        let mut req = vec![5, 0, 1, membership as u8, name.len() as u8];
-        req.extend_from_slice(name.as_bytes());
-        n.engine.on_data(self.now, id, &req);
-        let mut choice = [0u8; 90];
-        choice[..4].copy_from_slice(b"NULL");
-        n.engine.on_data(self.now, id, &choice);
-        n.pump();
-        let got = n.out.remove(&id).unwrap_or_default();
-        (got.len() > 10 && got[6] == 1).then_some(id)
+        handshake(&mut n.engine, self.now, name, membership, &mut n.out, &mut n.closed)
     }
 
     /// Client bytes for connection `id` at `node`; then settle.

@@ -1060,11 +1060,11 @@ impl Ring {
     /// Hand up a configuration change.
     pub(crate) fn up_configuration(&mut self, transitional: bool, m: &Members, id: MembershipId) {
         let vids = m.as_slice().iter().map(|&p| self.topo.procs[p].vid).collect();
-        self.push_up(if transitional {
-            Up::Transitional { members: vids, id }
-        } else {
-            Up::Regular { members: vids, id }
-        });
+        let up = if transitional { Up::Transitional { members: vids, id } } else { Up::Regular { members: vids, id } };
+        if let Some(tap) = &mut self.config_tap {
+            tap.push_back(up.clone());
+        }
+        self.push_up(up);
     }
 }
 

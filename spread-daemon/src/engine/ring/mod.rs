@@ -21,6 +21,7 @@
 //! the original's `Memb_init`); tests may also install a ring directly with
 //! [`Ring::install`].
 
+pub mod engine_sim;
 pub mod membership;
 pub mod sim;
 pub mod timers;
@@ -193,6 +194,9 @@ pub struct Ring {
     pub(crate) timers: Timers,
     sends: VecDeque<Datagram>,
     ups: VecDeque<Up>,
+    /// When set, a copy of every configuration change handed up (for
+    /// simulators whose engine consumes `ups`).
+    pub config_tap: Option<VecDeque<Up>>,
     pub(crate) stats: RingStats,
     /// The time of the latest event (what a submission is stamped with).
     pub(crate) now: Instant,
@@ -222,6 +226,7 @@ impl Ring {
             timers: Timers::default(),
             sends: VecDeque::new(),
             ups: VecDeque::new(),
+            config_tap: None,
             stats: RingStats::default(),
             now,
             epoch: (now, wall),
@@ -240,6 +245,16 @@ impl Ring {
     }
     pub fn state(&self) -> State {
         self.memb.state
+    }
+    /// Messages waiting in the (NORMAL, GROUPS) down queues, and whether
+    /// the GROUPS queue is the one served.
+    pub fn down_queues(&self) -> (usize, usize, bool) {
+        let (n, g) = if self.tok.groups_queue {
+            (self.tok.other.len(), self.tok.down.len())
+        } else {
+            (self.tok.down.len(), self.tok.other.len())
+        };
+        (n, g, self.tok.groups_queue)
     }
     pub fn members(&self) -> &Members {
         &self.memb.members

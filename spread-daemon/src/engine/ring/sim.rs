@@ -108,9 +108,54 @@ pub struct Conf {
     pub at_us: u64,
 }
 
+/// A daemon as the simulator runs it: a bare [`Ring`] (the ordering and
+/// membership protocols alone, their deliveries and configurations logged
+/// and checked by the simulator), or a whole daemon engine over its ring
+/// ([`EngineDaemon`](super::engine_sim::EngineDaemon): sessions, groups and
+/// the client streams, checked by the tests that read those streams).
+pub trait SimDaemon {
+    /// Daemon `index` of `cfg` as a freshly started process (before
+    /// [`Ring::start`]).
+    fn boot(cfg: &Config, index: usize) -> Self;
+    fn ring(&self) -> &Ring;
+    fn ring_mut(&mut self) -> &mut Ring;
+    /// The earliest time a timer of this daemon is due.
+    fn next_deadline(&mut self) -> Option<Instant> {
+        self.ring().next_deadline()
+    }
+    /// Run the timers due at `now`.
+    fn on_timer(&mut self, now: Instant) {
+        self.ring_mut().on_timer(now)
+    }
+    /// A datagram arrived.
+    fn on_datagram(&mut self, now: Instant, port: Port, src: SocketAddr, b: &[u8]) {
+        self.ring_mut().on_datagram(now, port, src, b)
+    }
+    /// What the ring handed up and nobody above it consumed (an engine
+    /// consumes everything: nothing is left for the simulator's log).
+    fn poll_up(&mut self) -> Option<Up> {
+        self.ring_mut().poll_up()
+    }
+}
+
+impl SimDaemon for Ring {
+    fn boot(cfg: &Config, index: usize) -> Ring {
+        Ring::new(cfg, index)
+    }
+    fn ring(&self) -> &Ring {
+        self
+    }
+    fn ring_mut(&mut self) -> &mut Ring {
+        self
+    }
+}
+
+/// The wall-clock seconds every simulated daemon's clock starts at.
+pub const SIM_WALL_START: i64 = 1_700_000_000;
+
 /// A ring of simulated daemons.
-pub struct RingSim {
-    pub nodes: Vec<Ring>,
+pub struct RingSim<N: SimDaemon = Ring> {
+    pub nodes: Vec<N>,
     pub cfg: Config,
     base: Instant,
     pub now_us: u64,
@@ -130,6 +175,8 @@ pub struct RingSim {
     pub down: Vec<bool>,
     /// Nodes that crashed at some time (self-delivery is not owed by them).
     pub ever_crashed: Vec<bool>,
+    /// When each node was restarted.
+    pub restarts: Vec<Vec<u64>>,
     /// Every message submitted, with its frame.
     pub sent: HashMap<MsgId, Bytes>,
     counters: Vec<u32>,
@@ -141,12 +188,17 @@ pub struct RingSim {
     pub max_gap: i32,
 }
 
-impl RingSim {
+impl RingSim<Ring> {
+    /// [`RingSim::launch`] of bare rings.
+    pub fn start(conf: &str, seed: u64, faults: Faults, orders: &[Order]) -> RingSim {
+        RingSim::launch(conf, seed, faults, orders)
+    }
+
     /// Every daemon of the configuration `conf` (spread.conf text), each
     /// writing in `orders[i]` (default: native), installed directly as one
     /// ring (no membership round).
     pub fn new(conf: &str, seed: u64, faults: Faults, orders: &[Order]) -> RingSim {
-        let mut sim = RingSim::build(conf, seed, faults, orders);
+        let mut sim = Self::build(conf, seed, faults, orders);
         let k = sim.nodes.len();
         let all: Vec<usize> = (0..k).collect();
         let id = MembershipId { proc_id: sim.nodes[0].my_vid() as i32, time: 1_000_000 };
@@ -167,144 +219,6 @@ impl RingSim {
         }
         sim.faults = faults;
         sim
-    }
-
-    /// Every daemon started as the original starts (`Memb_init`: a
-    /// membership round); the ring forms by itself.
-    pub fn start(conf: &str, seed: u64, faults: Faults, orders: &[Order]) -> RingSim {
-        let mut sim = RingSim::build(conf, seed, faults, orders);
-        let now = sim.now();
-        for i in 0..sim.nodes.len() {
-            sim.nodes[i].start(now);
-            sim.drain(i);
-        }
-        sim
-    }
-
-    fn build(conf: &str, seed: u64, faults: Faults, orders: &[Order]) -> RingSim {
-        let cfg = match config::parse_str_with_resolver(conf, "sim.conf", &config::offline_resolver) {
-            Ok(c) => c,
-            Err(e) => panic!("simulator configuration does not parse: {e}"),
-        };
-        let mut nodes: Vec<Ring> = (0..cfg.daemons.len()).map(|i| Ring::new(&cfg, i)).collect();
-        for (i, o) in orders.iter().enumerate() {
-            if let Some(n) = nodes.get_mut(i) {
-                n.params.order = *o;
-            }
-        }
-        let mut routes: HashMap<SocketAddr, Vec<(usize, PortKey)>> = HashMap::new();
-        for (i, n) in nodes.iter().enumerate() {
-            routes.entry(n.topo.data_addr(i)).or_default().push((i, PortKey::Data));
-            routes.entry(n.topo.token_addr(i)).or_default().push((i, PortKey::Token));
-        }
-        for s in &cfg.segments {
-            for a in &s.addrs {
-                let e = routes.entry(*a).or_default();
-                for &d in &s.daemons {
-                    if !e.contains(&(d, PortKey::Data)) {
-                        e.push((d, PortKey::Data));
-                    }
-                }
-            }
-        }
-        let k = nodes.len();
-        let mut sim = RingSim {
-            nodes,
-            cfg,
-            base: Instant::now(),
-            now_us: 0,
-            net: BinaryHeap::new(),
-            routes,
-            rng: Rng::new(seed),
-            faults,
-            seq: 0,
-            log: vec![Vec::new(); k],
-            configs: vec![Vec::new(); k],
-            component: vec![0; k],
-            down: vec![false; k],
-            ever_crashed: vec![false; k],
-            sent: HashMap::new(),
-            counters: vec![0; k],
-            violations: Vec::new(),
-            datagrams: 0,
-            max_gap: 0,
-        };
-        let base = sim.base;
-        for n in &mut sim.nodes {
-            n.set_wall_clock(base, 1_700_000_000);
-        }
-        sim
-    }
-
-    /// Split the network: `parts` are lists of nodes; nodes in different
-    /// parts (or in none) cannot reach each other. Datagrams in flight
-    /// across the new boundaries are lost.
-    pub fn partition(&mut self, parts: &[&[usize]]) {
-        let k = self.nodes.len();
-        let mut comp: Vec<usize> = (0..k).map(|i| 1000 + i).collect();
-        for (c, p) in parts.iter().enumerate() {
-            for &i in *p {
-                if i < k {
-                    comp[i] = c;
-                }
-            }
-        }
-        self.component = comp;
-    }
-
-    /// Join every part again.
-    pub fn heal(&mut self) {
-        self.component = vec![0; self.nodes.len()];
-    }
-
-    /// Crash a node: it stops at once, losing everything it held.
-    pub fn crash(&mut self, node: usize) {
-        self.down[node] = true;
-        self.ever_crashed[node] = true;
-    }
-
-    /// Restart a crashed node as a new daemon process.
-    pub fn restart(&mut self, node: usize) {
-        let order = self.nodes[node].params.order;
-        let mut r = Ring::new(&self.cfg, node);
-        r.params.order = order;
-        r.set_wall_clock(self.base, 1_700_000_000);
-        self.nodes[node] = r;
-        self.down[node] = false;
-        let now = self.now();
-        self.nodes[node].start(now);
-        self.drain(node);
-    }
-
-    /// True when every live node is in OP with the same ring of exactly the
-    /// live nodes of its component.
-    pub fn settled(&self) -> bool {
-        let k = self.nodes.len();
-        (0..k).filter(|&i| !self.down[i]).all(|i| {
-            let n = &self.nodes[i];
-            let want: Vec<usize> =
-                (0..k).filter(|&j| !self.down[j] && self.component[j] == self.component[i]).collect();
-            n.state() == super::State::Op
-                && n.members().as_slice() == want.as_slice()
-                && want.iter().all(|&j| self.nodes[j].ring_id() == n.ring_id())
-        })
-    }
-
-    /// Run until [`RingSim::settled`] (bounded); whether it settled.
-    pub fn run_until_settled(&mut self, limit_us: u64, max_events: u64) -> bool {
-        for _ in 0..max_events {
-            if self.settled() {
-                return true;
-            }
-            if !self.step(limit_us) {
-                break;
-            }
-        }
-        self.settled()
-    }
-
-    pub fn now(&self) -> Instant {
-        self.base + Duration::from_micros(self.now_us)
     }
 
     /// Queue a message of `len` data bytes (≥ 8) at `node` with `service`
@@ -344,11 +258,153 @@ impl RingSim {
         self.drain(node);
         id
     }
+}
+
+impl<N: SimDaemon> RingSim<N> {
+    /// Every daemon started as the original starts (`Memb_init`: a
+    /// membership round); the ring forms by itself.
+    pub fn launch(conf: &str, seed: u64, faults: Faults, orders: &[Order]) -> RingSim<N> {
+        let mut sim = Self::build(conf, seed, faults, orders);
+        let now = sim.now();
+        for i in 0..sim.nodes.len() {
+            sim.nodes[i].ring_mut().start(now);
+            sim.drain(i);
+        }
+        sim
+    }
+
+    fn build(conf: &str, seed: u64, faults: Faults, orders: &[Order]) -> RingSim<N> {
+        let cfg = match config::parse_str_with_resolver(conf, "sim.conf", &config::offline_resolver) {
+            Ok(c) => c,
+            Err(e) => panic!("simulator configuration does not parse: {e}"),
+        };
+        let mut nodes: Vec<N> = (0..cfg.daemons.len()).map(|i| N::boot(&cfg, i)).collect();
+        for (i, o) in orders.iter().enumerate() {
+            if let Some(n) = nodes.get_mut(i) {
+                n.ring_mut().params.order = *o;
+            }
+        }
+        let mut routes: HashMap<SocketAddr, Vec<(usize, PortKey)>> = HashMap::new();
+        for (i, n) in nodes.iter().enumerate() {
+            routes.entry(n.ring().topo.data_addr(i)).or_default().push((i, PortKey::Data));
+            routes.entry(n.ring().topo.token_addr(i)).or_default().push((i, PortKey::Token));
+        }
+        for s in &cfg.segments {
+            for a in &s.addrs {
+                let e = routes.entry(*a).or_default();
+                for &d in &s.daemons {
+                    if !e.contains(&(d, PortKey::Data)) {
+                        e.push((d, PortKey::Data));
+                    }
+                }
+            }
+        }
+        let k = nodes.len();
+        let mut sim = RingSim {
+            nodes,
+            cfg,
+            base: Instant::now(),
+            now_us: 0,
+            net: BinaryHeap::new(),
+            routes,
+            rng: Rng::new(seed),
+            faults,
+            seq: 0,
+            log: vec![Vec::new(); k],
+            configs: vec![Vec::new(); k],
+            component: vec![0; k],
+            down: vec![false; k],
+            ever_crashed: vec![false; k],
+            restarts: vec![Vec::new(); k],
+            sent: HashMap::new(),
+            counters: vec![0; k],
+            violations: Vec::new(),
+            datagrams: 0,
+            max_gap: 0,
+        };
+        let base = sim.base;
+        for n in &mut sim.nodes {
+            n.ring_mut().set_wall_clock(base, SIM_WALL_START);
+        }
+        sim
+    }
+
+    /// Split the network: `parts` are lists of nodes; nodes in different
+    /// parts (or in none) cannot reach each other. Datagrams in flight
+    /// across the new boundaries are lost.
+    pub fn partition(&mut self, parts: &[&[usize]]) {
+        let k = self.nodes.len();
+        let mut comp: Vec<usize> = (0..k).map(|i| 1000 + i).collect();
+        for (c, p) in parts.iter().enumerate() {
+            for &i in *p {
+                if i < k {
+                    comp[i] = c;
+                }
+            }
+        }
+        self.component = comp;
+    }
+
+    /// Join every part again.
+    pub fn heal(&mut self) {
+        self.component = vec![0; self.nodes.len()];
+    }
+
+    /// Crash a node: it stops at once, losing everything it held.
+    pub fn crash(&mut self, node: usize) {
+        self.down[node] = true;
+        self.ever_crashed[node] = true;
+    }
+
+    /// Restart a crashed node as a new daemon process.
+    pub fn restart(&mut self, node: usize) {
+        let order = self.nodes[node].ring().params.order;
+        let mut r = N::boot(&self.cfg, node);
+        r.ring_mut().params.order = order;
+        r.ring_mut().set_wall_clock(self.base, SIM_WALL_START);
+        self.nodes[node] = r;
+        self.down[node] = false;
+        self.restarts[node].push(self.now_us);
+        let now = self.now();
+        self.nodes[node].ring_mut().start(now);
+        self.drain(node);
+    }
+
+    /// True when every live node is in OP with the same ring of exactly the
+    /// live nodes of its component.
+    pub fn settled(&self) -> bool {
+        let k = self.nodes.len();
+        (0..k).filter(|&i| !self.down[i]).all(|i| {
+            let n = self.nodes[i].ring();
+            let want: Vec<usize> =
+                (0..k).filter(|&j| !self.down[j] && self.component[j] == self.component[i]).collect();
+            n.state() == super::State::Op
+                && n.members().as_slice() == want.as_slice()
+                && want.iter().all(|&j| self.nodes[j].ring().ring_id() == n.ring_id())
+        })
+    }
+
+    /// Run until [`RingSim::settled`] (bounded); whether it settled.
+    pub fn run_until_settled(&mut self, limit_us: u64, max_events: u64) -> bool {
+        for _ in 0..max_events {
+            if self.settled() {
+                return true;
+            }
+            if !self.step(limit_us) {
+                break;
+            }
+        }
+        self.settled()
+    }
+
+    pub fn now(&self) -> Instant {
+        self.base + Duration::from_micros(self.now_us)
+    }
 
     /// Move a node's outputs into the network and the delivery log.
-    fn drain(&mut self, i: usize) {
-        let src = self.nodes[i].topo.data_addr(i);
-        while let Some(d) = self.nodes[i].poll_send() {
+    pub(crate) fn drain(&mut self, i: usize) {
+        let src = self.nodes[i].ring().topo.data_addr(i);
+        while let Some(d) = self.nodes[i].ring_mut().poll_send() {
             self.datagrams += 1;
             let Some(dests) = self.routes.get(&d.to) else { continue };
             for &(to, port) in dests {
@@ -381,7 +437,7 @@ impl RingSim {
                 }
             }
         }
-        let gap = self.nodes[i].highest_seq() - self.nodes[i].aru();
+        let gap = self.nodes[i].ring().highest_seq() - self.nodes[i].ring().aru();
         self.max_gap = self.max_gap.max(gap);
     }
 
@@ -395,8 +451,8 @@ impl RingSim {
         }
         let conf = self.configs[i].last().map(|c| (c.id, c.transitional)).unwrap_or_default();
         if d.service == SAFE_TYPE && !conf.1 {
-            let me = &self.nodes[i];
-            for (j, n) in self.nodes.iter().enumerate() {
+            let me = self.nodes[i].ring();
+            for (j, n) in self.nodes.iter().map(|n| n.ring()).enumerate() {
                 if self.down[j] || !me.members().contains(j) || n.ring_id() != me.ring_id() {
                     continue;
                 }
@@ -417,7 +473,7 @@ impl RingSim {
     pub fn step(&mut self, until_us: u64) -> bool {
         let next_net = self.net.peek().map(|Reverse(p)| p.at);
         let mut next_timer: Option<(u64, usize)> = None;
-        for (i, n) in self.nodes.iter().enumerate() {
+        for (i, n) in self.nodes.iter_mut().enumerate() {
             if self.down[i] {
                 continue;
             }
@@ -549,6 +605,53 @@ impl RingSim {
                 let common_j: Vec<&MembershipId> = regs[j].iter().filter(|x| regs[i].contains(x)).collect();
                 if common_i != common_j {
                     bad.push(format!("nodes {i} and {j} installed common configurations in different orders"));
+                }
+            }
+        }
+        // Virtual synchrony: two nodes that go from one regular
+        // configuration to the same next one delivered the same messages in
+        // it (its regular part and the transitional part that ends it).
+        let mut moved: HashMap<(MembershipId, MembershipId), (usize, HashSet<MsgId>)> = HashMap::new();
+        for (i, cs) in self.configs.iter().enumerate() {
+            let regs: Vec<usize> = (0..cs.len()).filter(|&x| !cs[x].transitional).collect();
+            for w in regs.windows(2) {
+                let (from, to) = (&cs[w[0]], &cs[w[1]]);
+                // A restart in between: a new process, not a move.
+                if self.restarts[i].iter().any(|&t| t >= from.at_us && t <= to.at_us) {
+                    continue;
+                }
+                // What node i delivered in `from` and in the transitional
+                // configuration(s) installed between the two.
+                let confs: Vec<(MembershipId, bool)> =
+                    std::iter::once((from.id, false)).chain(cs[w[0] + 1..w[1]].iter().map(|c| (c.id, true))).collect();
+                let got: HashSet<MsgId> =
+                    self.log[i].iter().filter(|e| confs.contains(&e.conf)).map(|e| e.id).collect();
+                match moved.get(&(from.id, to.id)) {
+                    Some((j, other)) if *other != got => {
+                        let j = *j;
+                        let mut diff: Vec<String> = Vec::new();
+                        for (n, x, y) in [(j, other, &got), (i, &got, other)] {
+                            for id in x.difference(y).take(3) {
+                                let e = self.log[n].iter().find(|e| e.id == *id).expect("logged");
+                                diff.push(format!(
+                                    "{id:?} (service {:#x}) only at node {n}, at {} µs in {:?}",
+                                    e.service, e.at_us, e.conf
+                                ));
+                            }
+                        }
+                        bad.push(format!(
+                            "nodes {j} and {i} went from ring {:?} to ring {:?} together but delivered different messages in it ({} and {}): {}",
+                            from.id,
+                            to.id,
+                            other.len(),
+                            got.len(),
+                            diff.join("; ")
+                        ))
+                    }
+                    Some(_) => {}
+                    None => {
+                        moved.insert((from.id, to.id), (i, got));
+                    }
                 }
             }
         }
