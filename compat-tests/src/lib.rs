@@ -6,6 +6,8 @@
 //! * [`daemon`] — start our daemon on a temporary config, wait until it
 //!   serves, stop it by PID when dropped;
 //! * [`net`] — raw client sockets (TCP or Unix) with deadlines;
+//! * [`netns`] — a LAN of network namespaces on a bridge, daemons and
+//!   clients inside it (broadcast-segment ring tests);
 //! * [`frames`] — building and comparing client-protocol frames;
 //! * [`sp_api`] — the `SP_*` functions as a table of C function pointers,
 //!   taken from `spread_ffi` (default) or from a shared library named by
@@ -16,6 +18,7 @@ pub mod daemon;
 pub mod frames;
 pub mod hex;
 pub mod net;
+pub mod netns;
 pub mod paths;
 pub mod sp_api;
 pub mod tempdir;
