@@ -139,11 +139,11 @@ run:
 bench:
 	$(MAKE) -f bench.mk bench
 
-# The seeded ring simulator (spread-daemon/tests/ring_sim.rs, ring_membership.rs) over SEEDS seeds; a failure names
+# The seeded ring simulator (spread-daemon/tests/ring_sim.rs, ring_membership.rs, ring_engines.rs) over SEEDS seeds; a failure names
 # its seed, and RSPREAD_SIM_SEED=<seed> replays it.
 SEEDS ?= 2000
 sim:
-	RSPREAD_SIM_SEEDS=$(SEEDS) $(if $(DAEMONS),RSPREAD_SIM_DAEMONS=$(DAEMONS)) $(CARGO) test --$(PROFILE) -p spread-daemon --test ring_sim --test ring_membership
+	RSPREAD_SIM_SEEDS=$(SEEDS) $(if $(DAEMONS),RSPREAD_SIM_DAEMONS=$(DAEMONS)) $(CARGO) test --$(PROFILE) -p spread-daemon --test ring_sim --test ring_membership --test ring_engines
 
 headers:
 	$(CARGO) run --$(PROFILE) -p xtask -- headers
