@@ -205,6 +205,45 @@ pub fn is_random_private_name(name: &str, daemon: &str) -> bool {
     !a.is_empty() && !b.is_empty() && a.bytes().all(|c| c.is_ascii_digit()) && b.bytes().all(|c| c.is_ascii_digit())
 }
 
+/// A membership-aware client of a daemon for the ring tests: the 5.0.1
+/// handshake done, its private group known.
+pub struct Member {
+    pub c: Conn,
+    pub pg: String,
+}
+
+impl Member {
+    /// Log in on `c` as `name` (with group membership), within `limit`.
+    pub fn login(mut c: Conn, name: &str, limit: std::time::Duration) -> Member {
+        let pg = raw_handshake(&mut c, name.as_bytes(), true, Instant::now() + limit).expect("handshake");
+        Member { c, pg }
+    }
+
+    /// Multicast `body` to `group` with `service`.
+    pub fn send(&mut self, service: u32, group: &str, body: &[u8]) {
+        let f = message(service, self.pg.as_bytes(), &[group.as_bytes()], 0, body);
+        self.c.write_all(&f).expect("send");
+    }
+
+    /// Messages until one satisfies `f` (each read bounded by `limit`);
+    /// returns it.
+    pub fn until_within(
+        &mut self,
+        what: &str,
+        limit: std::time::Duration,
+        mut f: impl FnMut(&Head, &[u8]) -> bool,
+    ) -> Vec<u8> {
+        let deadline = Instant::now() + limit;
+        loop {
+            let m = read_msg(&mut self.c, deadline).unwrap_or_else(|e| panic!("{}: waiting for {what}: {e}", self.pg));
+            let h = head(&m).expect("frame");
+            if f(&h, &m) {
+                return m;
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -12,7 +12,7 @@
 //! kill, by PID; every wait is bounded.
 
 use std::path::PathBuf;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use compat_tests::daemon::{wait_ports_free, Daemon};
 use compat_tests::frames;
@@ -57,37 +57,13 @@ fn start_ring(ports: &[u16], original: &[bool], reference: &PathBuf) -> Vec<Daem
         .collect()
 }
 
-struct Client {
-    c: Conn,
-    pg: String,
-}
+type Client = frames::Member;
 
 const LIMIT: Duration = Duration::from_secs(30);
 
-impl Client {
-    fn connect(port: u16, name: &str) -> Client {
-        let mut c = Conn::tcp(port, Duration::from_secs(5)).expect("connect");
-        let pg = frames::raw_handshake(&mut c, name.as_bytes(), true, Instant::now() + LIMIT).expect("handshake");
-        Client { c, pg }
-    }
-
-    fn send(&mut self, service: u32, group: &str, body: &[u8]) {
-        let f = frames::message(service, self.pg.as_bytes(), &[group.as_bytes()], 0, body);
-        self.c.write_all(&f).expect("send");
-    }
-
-    /// Messages (bounded) until one satisfies `f`; returns it.
-    fn until(&mut self, what: &str, mut f: impl FnMut(&frames::Head, &[u8]) -> bool) -> Vec<u8> {
-        let deadline = Instant::now() + LIMIT;
-        loop {
-            let m = frames::read_msg(&mut self.c, deadline)
-                .unwrap_or_else(|e| panic!("{}: waiting for {what}: {e}", self.pg));
-            let h = frames::head(&m).expect("frame");
-            if f(&h, &m) {
-                return m;
-            }
-        }
-    }
+/// Test helpers on the shared ring client.
+trait RingClient {
+    fn until(&mut self, what: &str, f: impl FnMut(&frames::Head, &[u8]) -> bool) -> Vec<u8>;
 
     /// Wait for a group view of `n` members.
     fn view(&mut self, n: usize, cause: u32) -> Vec<u8> {
@@ -95,6 +71,16 @@ impl Client {
             h.type_ & frames::REG_MEMB_MESS != 0 && h.num_groups as usize == n && h.type_ & cause != 0
         })
     }
+}
+
+impl RingClient for Client {
+    fn until(&mut self, what: &str, f: impl FnMut(&frames::Head, &[u8]) -> bool) -> Vec<u8> {
+        self.until_within(what, LIMIT, f)
+    }
+}
+
+fn connect(port: u16, name: &str) -> Client {
+    frames::Member::login(Conn::tcp(port, Duration::from_secs(5)).expect("connect"), name, LIMIT)
 }
 
 fn body(m: &[u8]) -> Vec<u8> {
@@ -150,8 +136,7 @@ fn mixed_ring(test: &str, base: u16, original: [bool; 3], kill: usize) {
     for d in &ds {
         d.wait_operational(LIMIT).expect("operational");
     }
-    let mut clients: Vec<Client> =
-        ports.iter().enumerate().map(|(i, &p)| Client::connect(p, &format!("k{i}"))).collect();
+    let mut clients: Vec<Client> = ports.iter().enumerate().map(|(i, &p)| connect(p, &format!("k{i}"))).collect();
     exercise(&mut clients, "mixed");
     ds[kill].kill_now();
     let mut survivors: Vec<Client> =

@@ -27,7 +27,7 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use compat_tests::frames;
-use compat_tests::net::{Conn, ReadEnd};
+use compat_tests::net::ReadEnd;
 use compat_tests::netns::{self, Lan, NsDaemon};
 
 /// One test at a time: each runs three daemons, and the membership timeouts
@@ -98,35 +98,11 @@ fn lan_conf(lan: &Lan, port: u16, interfaces: bool) -> String {
     s
 }
 
-struct Client {
-    c: Conn,
-    pg: String,
-}
+type Client = frames::Member;
 
-impl Client {
-    fn connect(lan: &Lan, d: &NsDaemon, name: &str) -> Client {
-        let mut c = d.conn(lan).expect("connect");
-        let pg = frames::raw_handshake(&mut c, name.as_bytes(), true, Instant::now() + LIMIT).expect("handshake");
-        Client { c, pg }
-    }
-
-    fn send(&mut self, service: u32, group: &str, body: &[u8]) {
-        let f = frames::message(service, self.pg.as_bytes(), &[group.as_bytes()], 0, body);
-        self.c.write_all(&f).expect("send");
-    }
-
-    /// Messages (bounded) until one satisfies `f`; returns it.
-    fn until(&mut self, what: &str, mut f: impl FnMut(&frames::Head, &[u8]) -> bool) -> Vec<u8> {
-        let deadline = Instant::now() + LIMIT;
-        loop {
-            let m = frames::read_msg(&mut self.c, deadline)
-                .unwrap_or_else(|e| panic!("{}: waiting for {what}: {e}", self.pg));
-            let h = frames::head(&m).expect("frame");
-            if f(&h, &m) {
-                return m;
-            }
-        }
-    }
+/// Test helpers on the shared ring client.
+trait RingClient {
+    fn until(&mut self, what: &str, f: impl FnMut(&frames::Head, &[u8]) -> bool) -> Vec<u8>;
 
     /// The next view of `group` with `n` members whose cause is in `cause`.
     fn view(&mut self, group: &str, n: usize, cause: u32) -> Vec<u8> {
@@ -137,6 +113,16 @@ impl Client {
                 && h.type_ & cause != 0
         })
     }
+}
+
+impl RingClient for Client {
+    fn until(&mut self, what: &str, f: impl FnMut(&frames::Head, &[u8]) -> bool) -> Vec<u8> {
+        self.until_within(what, LIMIT, f)
+    }
+}
+
+fn connect(lan: &Lan, d: &NsDaemon, name: &str) -> Client {
+    frames::Member::login(d.conn(lan).expect("connect"), name, LIMIT)
 }
 
 /// The member names of a view frame, sorted.
@@ -343,7 +329,7 @@ fn lan_ring(test: &str, original: [bool; 3], kill: usize, interfaces: bool) {
     }
 
     // (a) one ring; one group on every daemon; one order.
-    let mut clients: Vec<Client> = (0..3).map(|i| Client::connect(&lan, &ds[i], &format!("k{i}"))).collect();
+    let mut clients: Vec<Client> = (0..3).map(|i| connect(&lan, &ds[i], &format!("k{i}"))).collect();
     wait_one_ring(&mut clients);
     join_in_turn(&mut clients, "mixed");
     traffic(&mut clients, "mixed", "three");
@@ -423,7 +409,7 @@ fn lan_ring(test: &str, original: [bool; 3], kill: usize, interfaces: bool) {
     lan.wait_tcp_port_free(kill, port, Duration::from_secs(10)).unwrap_or_else(|e| panic!("{test}: {e}"));
     ds[kill] = start(kill);
     ds[kill].wait_operational(&lan, LIMIT).unwrap_or_else(|e| panic!("{test}: restarted: {e}"));
-    let mut back = Client::connect(&lan, &ds[kill], "kb");
+    let mut back = connect(&lan, &ds[kill], "kb");
     back.send(frames::JOIN_MESS, "mixed", b"");
     clients.insert(kill, back);
     let views: Vec<Vec<u8>> =

@@ -23,7 +23,7 @@ use engine_util::{frame, split_frames};
 use std::collections::{HashMap, HashSet};
 
 use spread_daemon::engine::ring::engine_sim::EngineDaemon;
-use spread_daemon::engine::ring::sim::{Faults, RingSim, SimDaemon};
+use spread_daemon::engine::ring::sim::{conf_for, Faults, RingSim, SimDaemon};
 use spread_daemon::engine::ConnId;
 use spread_wire::consts::{AGREED_MESS, CAUSED_BY_NETWORK, JOIN_MESS, REG_MEMB_MESS, SAFE_MESS, TRANSITION_MESS};
 
@@ -34,19 +34,6 @@ const GROUP: &str = "g";
 
 fn lossy() -> Faults {
     Faults { loss: 0.03, dup: 0.02, min_delay_us: 20, max_delay_us: 2_000 }
-}
-
-/// `k` daemons in segments of up to four (a broadcast address each).
-fn conf_for(k: usize) -> String {
-    let mut s = String::new();
-    for seg in 0..k.div_ceil(4) {
-        s.push_str(&format!("Spread_Segment 10.1.{seg}.255:4803 {{\n"));
-        for i in 0..4.min(k - 4 * seg) {
-            s.push_str(&format!("    n{}x{} 10.1.{seg}.{}\n", seg, i, i + 1));
-        }
-        s.push_str("}\n");
-    }
-    s
 }
 
 /// What a client received, frame by frame.
@@ -102,6 +89,19 @@ fn parse(f: &[u8]) -> Ev {
     }
 }
 
+impl Client {
+    /// The data messages it received.
+    fn received(&self) -> HashSet<&String> {
+        self.events
+            .iter()
+            .filter_map(|e| match e {
+                Ev::Data(t) => Some(t),
+                _ => None,
+            })
+            .collect()
+    }
+}
+
 struct World {
     sim: Sim,
     clients: Vec<Client>,
@@ -122,14 +122,7 @@ impl World {
         let mut clients = String::new();
         for c in &self.clients {
             let alive = if c.alive { "" } else { " (gone)" };
-            let got: HashSet<&String> = c
-                .events
-                .iter()
-                .filter_map(|e| match e {
-                    Ev::Data(t) => Some(t),
-                    _ => None,
-                })
-                .collect();
+            let got = c.received();
             let own_missing: Vec<&String> = c.sent.iter().filter(|t| !got.contains(t)).collect();
             clients.push_str(&format!(
                 "{} on daemon {}{alive}: own messages not received {own_missing:?}; received {:?}\n",
@@ -255,14 +248,7 @@ impl World {
     fn run_until_delivered(&mut self, texts: &[String], limit_us: u64) -> bool {
         self.run_until(limit_us, |w| {
             w.clients.iter().filter(|c| c.alive).all(|c| {
-                let got: HashSet<&String> = c
-                    .events
-                    .iter()
-                    .filter_map(|e| match e {
-                        Ev::Data(t) => Some(t),
-                        _ => None,
-                    })
-                    .collect();
+                let got = c.received();
                 texts.iter().all(|t| got.contains(t))
             })
         })

@@ -6,7 +6,7 @@
 //!
 //! `RSPREAD_SIM_SEEDS=N` / `RSPREAD_SIM_SEED=S` as in `ring_sim.rs`.
 
-use spread_daemon::engine::ring::sim::{Faults, RingSim};
+use spread_daemon::engine::ring::sim::{conf_for, Faults, RingSim};
 use spread_daemon::engine::ring::State;
 use spread_wire::daemon::{AGREED_TYPE, FIFO_TYPE, RELIABLE_TYPE, SAFE_TYPE};
 
@@ -187,19 +187,6 @@ fn a_crashed_daemon_leaves_and_the_survivors_agree() {
         assert!(sim.run_until_settled(sim.now_us + 120 * SEC, 50_000_000), "seed {seed}: restarted daemon not back");
         clean(&sim, "restart", seed);
     }
-}
-
-/// `k` daemons in segments of up to four (a broadcast address each).
-fn conf_for(k: usize) -> String {
-    let mut s = String::new();
-    for seg in 0..k.div_ceil(4) {
-        s.push_str(&format!("Spread_Segment 10.1.{seg}.255:4803 {{\n"));
-        for i in 0..4.min(k - 4 * seg) {
-            s.push_str(&format!("    n{}x{} 10.1.{seg}.{}\n", seg, i, i + 1));
-        }
-        s.push_str("}\n");
-    }
-    s
 }
 
 fn daemons_env(default: usize) -> usize {

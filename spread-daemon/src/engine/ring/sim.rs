@@ -150,6 +150,20 @@ impl SimDaemon for Ring {
     }
 }
 
+/// A spread.conf text of `k` daemons in segments of up to four (a
+/// broadcast address each): `n<segment>x<index>` at `10.1.<segment>.<index+1>`.
+pub fn conf_for(k: usize) -> String {
+    let mut s = String::new();
+    for seg in 0..k.div_ceil(4) {
+        s.push_str(&format!("Spread_Segment 10.1.{seg}.255:4803 {{\n"));
+        for i in 0..4.min(k - 4 * seg) {
+            s.push_str(&format!("    n{}x{} 10.1.{seg}.{}\n", seg, i, i + 1));
+        }
+        s.push_str("}\n");
+    }
+    s
+}
+
 /// The wall-clock seconds every simulated daemon's clock starts at.
 pub const SIM_WALL_START: i64 = 1_700_000_000;
 
