@@ -20,6 +20,7 @@ pub mod hex;
 pub mod net;
 pub mod netns;
 pub mod paths;
+pub mod pcap_logs;
 pub mod sp_api;
 pub mod tempdir;
 pub mod transcript;

@@ -106,6 +106,23 @@ impl Conn {
         };
     }
 
+    /// Closes the connection with a reset (`SO_LINGER` 0): the peer's socket
+    /// is gone at once instead of lingering in FIN_WAIT2 or TIME_WAIT (so a
+    /// daemon killed first can bind its port again at once).
+    pub fn close_with_reset(self) {
+        let l = libc::linger { l_onoff: 1, l_linger: 0 };
+        // SAFETY: setsockopt(2) with a valid `linger` on the live descriptor.
+        unsafe {
+            libc::setsockopt(
+                self.fd(),
+                libc::SOL_SOCKET,
+                libc::SO_LINGER,
+                &l as *const libc::linger as *const libc::c_void,
+                std::mem::size_of::<libc::linger>() as libc::socklen_t,
+            );
+        }
+    }
+
     pub fn fd(&self) -> RawFd {
         match self {
             Conn::Tcp(s) => s.as_raw_fd(),

@@ -329,23 +329,6 @@ fn bindable_without_reuse(port: u16) -> bool {
     }
 }
 
-/// Closes a TCP connection with a reset (`SO_LINGER` 0): the peer's socket
-/// is gone at once instead of lingering in FIN_WAIT2 or TIME_WAIT.
-pub fn close_with_reset(c: Conn) {
-    let l = libc::linger { l_onoff: 1, l_linger: 0 };
-    // SAFETY: setsockopt(2) with a valid `linger` on the live descriptor.
-    unsafe {
-        libc::setsockopt(
-            c.fd(),
-            libc::SOL_SOCKET,
-            libc::SO_LINGER,
-            &l as *const libc::linger as *const libc::c_void,
-            std::mem::size_of::<libc::linger>() as libc::socklen_t,
-        );
-    }
-    drop(c);
-}
-
 impl Drop for Lan {
     fn drop(&mut self) {
         if let Some(mut c) = self.capture.take() {

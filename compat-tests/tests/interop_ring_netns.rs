@@ -371,7 +371,7 @@ fn lan_ring(test: &str, original: [bool; 3], kill: usize, interfaces: bool) {
     // a FIN now, its side would sit in TIME_WAIT for a minute, and an
     // original restarted on an implicit interface (no SO_REUSEADDR with
     // SocketPortReuse AUTO) could not bind its port.
-    netns::close_with_reset(gone.c);
+    gone.c.close_with_reset();
     let from: Vec<usize> = (0..3).filter(|&i| i != kill).collect();
     let first_survivor = from.iter().position(|&i| i == first_survivor).expect("a survivor");
     let (seqs, views): (Vec<Vec<String>>, Vec<Vec<u8>>) = clients
