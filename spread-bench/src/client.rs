@@ -9,7 +9,7 @@ use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::os::unix::io::{AsRawFd, RawFd};
 use std::os::unix::net::UnixStream;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use spread_wire::endian::ARCH_ENDIAN;
 use spread_wire::handshake::{encode_auth_choice, encode_connect_request};
@@ -246,6 +246,31 @@ impl Conn {
             }
         }
         Err(err(format!("no membership of {members} for {group}")))
+    }
+
+    /// Like [`Conn::wait_members`], bounded by `deadline` instead of a
+    /// message count (a ring's first membership may take seconds).
+    pub fn wait_members_until(&mut self, group: &str, members: usize, deadline: Instant) -> io::Result<()> {
+        // Bounded by the deadline and by at most 100 000 messages.
+        for _ in 0..100_000 {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                break;
+            }
+            self.stream.set_read_timeout(Some(left.max(Duration::from_millis(1))))?;
+            let m = match self.recv() {
+                Ok(m) => m,
+                Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) => break,
+                Err(e) => return Err(e),
+            };
+            if m.service() & spread_wire::REG_MEMB_MESS != 0
+                && m.sender() == group.as_bytes()
+                && m.groups.len() >= members
+            {
+                return Ok(());
+            }
+        }
+        Err(err(format!("no membership of {members} for {group} in time")))
     }
 
     /// Send the disconnect (KILL) message and close.

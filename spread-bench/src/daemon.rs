@@ -1,6 +1,8 @@
-//! Starting and stopping one single-daemon configuration for a benchmark run.
+//! Starting and stopping the daemons of a benchmark run: one single-daemon
+//! configuration ([`Daemon::start`]) or a ring of several daemons on
+//! loopback, each alone in its segment on its own port ([`RingDaemons`]).
 //!
-//! The daemon is our child process: it is stopped by its PID (through
+//! Every daemon is our child process: it is stopped by its PID (through
 //! [`std::process::Child`]) when the guard is dropped, never by name.
 
 use std::fs;
@@ -15,7 +17,7 @@ use crate::client::{Conn, Endpoint};
 /// PIDs of the daemons currently running, for the signal handler.
 #[allow(clippy::declare_interior_mutable_const)]
 const NO_PID: AtomicI32 = AtomicI32::new(0);
-static LIVE: [AtomicI32; 8] = [NO_PID; 8];
+static LIVE: [AtomicI32; 16] = [NO_PID; 16];
 
 extern "C" fn on_signal(sig: libc::c_int) {
     for slot in &LIVE {
@@ -77,6 +79,27 @@ pub fn config_text(port: u16, runtime_dir: &Path) -> String {
     )
 }
 
+/// The configuration of a ring of daemons `b1`, `b2`, … on 127.0.0.1, one
+/// segment each on `ports[i]` (daemon spec §2: each daemon alone in its
+/// segment, the segments joined by unicast), default timeouts and windows.
+/// The same text serves every daemon of the ring but `RuntimeDir`, which is
+/// not part of the configuration hash.
+pub fn ring_config_text(ports: &[u16], runtime_dir: &Path) -> String {
+    let mut s = format!(
+        "DaemonUser = nobody\nDaemonGroup = nogroup\nRuntimeDir = {}\nEventPriority = WARNING\n",
+        runtime_dir.display()
+    );
+    for (i, p) in ports.iter().enumerate() {
+        s.push_str(&format!("Spread_Segment 127.0.0.255:{p} {{\n\t{}\t127.0.0.1\n}}\n", ring_name(i)));
+    }
+    s
+}
+
+/// The daemon name of member `i` of a benchmark ring.
+pub fn ring_name(i: usize) -> String {
+    format!("b{}", i + 1)
+}
+
 /// True when nothing holds TCP `port` nor UDP `port` / `port + 1` on any
 /// local address. The TCP probe binds without SO_REUSEADDR, so a socket in
 /// TIME_WAIT on that port also counts as busy.
@@ -112,7 +135,13 @@ fn tcp_port_free(port: u16) -> bool {
 /// The first `p` in `base, base + 2, …` below `base + span` with
 /// [`ports_free`] (the Unix socket `/tmp/<p>` is the daemon's to replace).
 pub fn pick_port(base: u16, span: u16) -> Option<u16> {
-    (0..span / 2).map(|k| base.saturating_add(2 * k)).find(|&p| ports_free(p))
+    pick_ports(base, span, 1).map(|v| v[0])
+}
+
+/// The first `n` such ports (see [`pick_port`]), or `None` if fewer are free.
+pub fn pick_ports(base: u16, span: u16, n: usize) -> Option<Vec<u16>> {
+    let v: Vec<u16> = (0..span / 2).map(|k| base.saturating_add(2 * k)).filter(|&p| ports_free(p)).take(n).collect();
+    (v.len() == n).then_some(v)
 }
 
 impl Daemon {
@@ -132,14 +161,29 @@ impl Daemon {
         port: u16,
         ready_timeout: Duration,
     ) -> io::Result<Daemon> {
+        Daemon::start_conf(label, wrapper, binary, "localhost", port, &|run| config_text(port, run), ready_timeout)
+    }
+
+    /// Start `binary -n <name> -c <dir>/spread.conf` with the configuration
+    /// `conf(<runtime dir>)` (command prefix `wrapper`) and wait until
+    /// 127.0.0.1:`port` accepts a session.
+    pub fn start_conf(
+        label: &str,
+        wrapper: &[String],
+        binary: &Path,
+        name: &str,
+        port: u16,
+        conf: &dyn Fn(&Path) -> String,
+        ready_timeout: Duration,
+    ) -> io::Result<Daemon> {
         // The child runs in its own directory: a relative binary path must be
         // resolved here first.
         let binary = &binary.canonicalize().unwrap_or_else(|_| binary.to_path_buf());
         let dir = std::env::temp_dir().join(format!("spread-bench-{}-{port}", std::process::id()));
         let run = dir.join("run");
         fs::create_dir_all(&run)?;
-        let conf = dir.join("spread.conf");
-        fs::write(&conf, config_text(port, &run))?;
+        let conf_path = dir.join("spread.conf");
+        fs::write(&conf_path, conf(&run))?;
         let log = fs::File::create(dir.join("daemon.log"))?;
         let mut cmd = match wrapper.split_first() {
             Some((first, rest)) => {
@@ -162,9 +206,9 @@ impl Daemon {
         }
         let spawned = cmd
             .arg("-n")
-            .arg("localhost")
+            .arg(name)
             .arg("-c")
-            .arg(&conf)
+            .arg(&conf_path)
             .current_dir(&dir)
             .stdin(Stdio::null())
             .stdout(log.try_clone()?)
@@ -261,6 +305,104 @@ impl Daemon {
 impl Drop for Daemon {
     fn drop(&mut self) {
         self.stop();
+    }
+}
+
+/// A ring of daemons of one binary on loopback, each alone in its segment
+/// on its own port ([`ring_config_text`]).
+pub struct RingDaemons {
+    pub daemons: Vec<Daemon>,
+    pub ports: Vec<u16>,
+    label: String,
+    binary: PathBuf,
+    wrapper: Vec<String>,
+}
+
+/// The group every daemon's probe client joins to see the ring formed.
+const RING_PROBE_GROUP: &str = "bring-ready";
+
+impl RingDaemons {
+    /// Start one daemon per port (all of them before waiting for any, so the
+    /// first membership round finds them all), then wait (bounded by
+    /// `timeout`) until the ring is formed: a client on every daemon sees
+    /// a group with one member per daemon.
+    pub fn start(
+        label: &str,
+        wrapper: &[String],
+        binary: &Path,
+        ports: &[u16],
+        timeout: Duration,
+    ) -> io::Result<RingDaemons> {
+        let mut daemons = Vec::new();
+        for (i, &port) in ports.iter().enumerate() {
+            let conf = |run: &Path| ring_config_text(ports, run);
+            daemons.push(Daemon::start_conf(
+                &format!("{label} {}", ring_name(i)),
+                wrapper,
+                binary,
+                &ring_name(i),
+                port,
+                &conf,
+                timeout,
+            )?);
+        }
+        let r = RingDaemons {
+            daemons,
+            ports: ports.to_vec(),
+            label: label.to_string(),
+            binary: binary.to_path_buf(),
+            wrapper: wrapper.to_vec(),
+        };
+        r.wait_formed(timeout)?;
+        Ok(r)
+    }
+
+    /// Wait until a probe client on every daemon sees the probe group with
+    /// one member per daemon (the ring is formed and delivers).
+    pub fn wait_formed(&self, timeout: Duration) -> io::Result<()> {
+        let deadline = Instant::now() + timeout;
+        let mut probes = Vec::new();
+        for (i, d) in self.daemons.iter().enumerate() {
+            let mut c = Conn::connect(&d.endpoint(), &format!("rp{i}"), true, Duration::from_secs(5))?;
+            c.join(RING_PROBE_GROUP)?;
+            probes.push(c);
+        }
+        for c in probes.iter_mut() {
+            c.wait_members_until(RING_PROBE_GROUP, self.daemons.len(), deadline).map_err(|e| {
+                io::Error::other(format!("{}: the ring of {} did not form: {e}", self.label, self.daemons.len()))
+            })?;
+        }
+        for c in probes {
+            c.disconnect();
+        }
+        Ok(())
+    }
+
+    pub fn endpoints(&self) -> Vec<Endpoint> {
+        self.daemons.iter().map(|d| d.endpoint()).collect()
+    }
+
+    pub fn pids(&self) -> Vec<Option<u32>> {
+        self.daemons.iter().map(|d| d.pid()).collect()
+    }
+
+    /// Are all daemons still running?
+    pub fn alive(&mut self) -> bool {
+        self.daemons.iter_mut().all(|d| d.alive())
+    }
+
+    /// Stop every daemon and start the ring again on the same ports.
+    pub fn restart(&mut self, timeout: Duration) -> io::Result<()> {
+        self.stop();
+        let r = RingDaemons::start(&self.label, &self.wrapper, &self.binary, &self.ports, timeout)?;
+        *self = r;
+        Ok(())
+    }
+
+    pub fn stop(&mut self) {
+        for d in &mut self.daemons {
+            d.stop();
+        }
     }
 }
 

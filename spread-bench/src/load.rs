@@ -1,4 +1,6 @@
-//! The two loads: spflooder-style floods and spping-style ping-pong.
+//! The loads: spflooder-style floods and spping-style ping-pong against one
+//! daemon, and their ring counterparts across several daemons
+//! ([`ring_flood`], [`ping_pong_across`]).
 
 use std::io::{self, Write};
 use std::os::unix::io::AsRawFd;
@@ -6,12 +8,13 @@ use std::time::{Duration, Instant};
 
 use spread_wire::endian::clear_endian;
 use spread_wire::names::name32;
-use spread_wire::{REGULAR_MESS, REJECT_MESS, RELIABLE_MESS, SELF_DISCARD};
+use spread_wire::{AGREED_MESS, REGULAR_MESS, REJECT_MESS, RELIABLE_MESS, SELF_DISCARD};
 
 use crate::client::{encode_frame, Conn, Endpoint, FrameReader};
 
 const GROUP_FLOOD: &str = "bflood";
 const GROUP_PING: &str = "bping";
+const GROUP_RING: &str = "bring";
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Who sends and who receives in a flood.
@@ -236,9 +239,26 @@ pub fn ping_pong(
     iters: usize,
     limit: Duration,
 ) -> io::Result<PingResult> {
+    ping_pong_across(ep, ep, tag, RELIABLE_MESS, body, warmup, iters, limit)
+}
+
+/// [`ping_pong`] with A connected to `ep_a` and B to `ep_b` (on a ring: two
+/// different daemons, so both the ping and the answer cross the ring), and
+/// `service` for both messages (the ping adds SELF_DISCARD).
+#[allow(clippy::too_many_arguments)]
+pub fn ping_pong_across(
+    ep_a: &Endpoint,
+    ep_b: &Endpoint,
+    tag: &str,
+    service: u32,
+    body: usize,
+    warmup: usize,
+    iters: usize,
+    limit: Duration,
+) -> io::Result<PingResult> {
     let group = format!("{GROUP_PING}{tag}");
-    let mut a = Conn::connect(ep, &format!("pa{tag}"), true, CONNECT_TIMEOUT)?;
-    let mut b = Conn::connect(ep, &format!("pb{tag}"), true, CONNECT_TIMEOUT)?;
+    let mut a = Conn::connect(ep_a, &format!("pa{tag}"), true, CONNECT_TIMEOUT)?;
+    let mut b = Conn::connect(ep_b, &format!("pb{tag}"), true, CONNECT_TIMEOUT)?;
     a.join(&group)?;
     a.wait_members(&group, 1, 100)?;
     b.join(&group)?;
@@ -257,9 +277,9 @@ pub fn ping_pong(
             payload[..4].copy_from_slice(&(i as u32).to_le_bytes());
         }
         let t0 = Instant::now();
-        a.send(RELIABLE_MESS | SELF_DISCARD, &dest, 1, &payload)?;
+        a.send(service | SELF_DISCARD, &dest, 1, &payload)?;
         let m = recv_data(&mut b)?;
-        b.send(RELIABLE_MESS, &reply_to, 2, &m.body)?;
+        b.send(service, &reply_to, 2, &m.body)?;
         let r = recv_data(&mut a)?;
         let dt = t0.elapsed();
         if r.body != payload {
@@ -273,6 +293,188 @@ pub fn ping_pong(
     b.disconnect();
     rtts.sort_by(|x, y| x.total_cmp(y));
     Ok(PingResult { rtts_us: rtts })
+}
+
+/// One session of a [`ring_flood`]: a member of the flood group on one
+/// daemon; the first `senders` of them also send.
+struct RingSess {
+    conn: Conn,
+    reader: FrameReader,
+    /// Sender side: messages queued so far, the bytes not yet written.
+    queued: u64,
+    out: Vec<u8>,
+    out_pos: usize,
+    /// Receiver side: the next sequence number expected from each sender,
+    /// messages received, and a hash of the order they came in.
+    next: Vec<u64>,
+    received: u64,
+    order_hash: u64,
+}
+
+/// A ring flood: one member session of one group on every daemon of
+/// `eps`; the first `senders` of them each multicast `count / senders`
+/// messages of `body` (>= 16) bytes with `service` (AGREED: one total
+/// order) to the group, and every session receives every message, its own
+/// included. A sender keeps at most `window` of its messages in flight (sent
+/// but not yet received by every session), so no session's queue in any
+/// daemon grows past `senders * window` messages. Every message is checked:
+/// size, single group, per-sender sequence (no loss, no duplicate, FIFO); at
+/// the end every session must have seen the same order. Times from the
+/// first byte written to the last message received by the last session.
+#[allow(clippy::too_many_arguments)]
+pub fn ring_flood(
+    eps: &[Endpoint],
+    tag: &str,
+    senders: usize,
+    service: u32,
+    body: usize,
+    count: u64,
+    window: u64,
+    limit: Duration,
+) -> io::Result<FloodResult> {
+    let n = eps.len();
+    if senders == 0 || senders > n || body < 16 {
+        return Err(err("ring flood: 1..=daemons senders and bodies of at least 16 bytes"));
+    }
+    let per_sender = (count / senders as u64).max(1);
+    let total = per_sender * senders as u64;
+    let group = format!("{GROUP_RING}{tag}");
+    let deadline = Instant::now() + limit;
+    let mut ss: Vec<RingSess> = Vec::with_capacity(n);
+    for (i, ep) in eps.iter().enumerate() {
+        let mut c = Conn::connect(ep, &format!("f{tag}{i}"), true, CONNECT_TIMEOUT)?;
+        c.join(&group)?;
+        ss.push(RingSess {
+            conn: c,
+            reader: FrameReader::new((4 * (body + 200)).max(1 << 20)),
+            queued: 0,
+            out: Vec::new(),
+            out_pos: 0,
+            next: vec![0; senders],
+            received: 0,
+            order_hash: 0xcbf2_9ce4_8422_2325,
+        });
+    }
+    for s in ss.iter_mut() {
+        s.conn.wait_members_until(&group, n, deadline)?;
+    }
+    let dest = [name32(group.as_bytes())];
+    let payload = vec![0x5au8; body];
+    let body_off = spread_wire::HEADER_LEN + spread_wire::MAX_GROUP_NAME;
+    let ones: Vec<Vec<u8>> = ss
+        .iter()
+        .take(senders)
+        .map(|s| {
+            let mut one = Vec::new();
+            encode_frame(&mut one, service, &s.conn.private_group, &dest, 0, &payload);
+            one
+        })
+        .collect();
+    let frame_len = ones[0].len();
+    for s in &ss {
+        s.conn.stream.set_nonblocking(true)?;
+    }
+    let batch_bytes = 256 * 1024;
+    let start = Instant::now();
+    let mut t_first: Option<Instant> = None;
+    let mut fds: Vec<libc::pollfd> = Vec::with_capacity(n);
+    // Bounded by `deadline`.
+    while ss.iter().any(|s| s.received < total) {
+        let mut progress = false;
+        for k in 0..n {
+            // The slowest session's progress on sender k's messages.
+            if k < senders {
+                let acked = ss.iter().map(|s| s.next[k]).min().unwrap_or(0);
+                let s = &mut ss[k];
+                if s.out_pos == s.out.len() {
+                    s.out.clear();
+                    s.out_pos = 0;
+                    while s.queued < per_sender
+                        && s.queued - acked < window
+                        && (s.out.is_empty() || s.out.len() + frame_len <= batch_bytes)
+                    {
+                        let at = s.out.len() + body_off;
+                        s.out.extend_from_slice(&ones[k]);
+                        s.out[at..at + 8].copy_from_slice(&s.queued.to_le_bytes());
+                        s.out[at + 8] = k as u8;
+                        s.queued += 1;
+                    }
+                }
+                if s.out_pos < s.out.len() {
+                    match s.conn.stream.write(&s.out[s.out_pos..]) {
+                        Ok(w) => {
+                            t_first.get_or_insert_with(Instant::now);
+                            s.out_pos += w;
+                            progress |= w > 0;
+                        }
+                        Err(e) if e.kind() == io::ErrorKind::WouldBlock || e.kind() == io::ErrorKind::Interrupted => {}
+                        Err(e) => return Err(e),
+                    }
+                }
+            }
+            let s = &mut ss[k];
+            if !s.reader.fill(&mut s.conn.stream)? {
+                return Err(err(format!("daemon {k} closed its session after {} messages", s.received)));
+            }
+            while let Some((h, f)) = s.reader.next_frame()? {
+                let svc = clear_endian(h.type_);
+                if svc & REJECT_MESS != 0 {
+                    return Err(err("message rejected"));
+                }
+                if svc & REGULAR_MESS == 0 {
+                    continue;
+                }
+                if h.data_len as usize != body || h.num_groups != 1 || f.len() != frame_len {
+                    return Err(err(format!(
+                        "session {k}, message {}: wrong shape (data_len {}, groups {})",
+                        s.received, h.data_len, h.num_groups
+                    )));
+                }
+                let mut seq = [0u8; 8];
+                seq.copy_from_slice(&f[body_off..body_off + 8]);
+                let seq = u64::from_le_bytes(seq);
+                let from = f[body_off + 8] as usize;
+                if from >= senders || seq != s.next[from] {
+                    return Err(err(format!(
+                        "session {k}: from sender {from} got #{seq}, expected #{}",
+                        s.next.get(from).copied().unwrap_or(0)
+                    )));
+                }
+                s.next[from] += 1;
+                s.received += 1;
+                s.order_hash = (s.order_hash ^ (seq << 8 | from as u64)).wrapping_mul(0x0100_0000_01b3);
+                progress = true;
+            }
+        }
+        if ss.iter().all(|s| s.received >= total) {
+            break;
+        }
+        if Instant::now() > deadline {
+            let got: Vec<u64> = ss.iter().map(|s| s.received).collect();
+            return Err(err(format!("ring flood timed out: received {got:?} of {total} each")));
+        }
+        if !progress {
+            fds.clear();
+            for s in &ss {
+                let mut ev = libc::POLLIN;
+                if s.out_pos < s.out.len() {
+                    ev |= libc::POLLOUT;
+                }
+                fds.push(libc::pollfd { fd: s.conn.stream.as_raw_fd(), events: ev, revents: 0 });
+            }
+            poll2(&mut fds, 200)?;
+        }
+    }
+    let end = Instant::now();
+    let secs = end.duration_since(t_first.unwrap_or(start)).as_secs_f64().max(1e-9);
+    if service & (AGREED_MESS | spread_wire::SAFE_MESS) != 0 && ss.iter().any(|s| s.order_hash != ss[0].order_hash) {
+        return Err(err("sessions on different daemons saw different message orders"));
+    }
+    for s in ss {
+        let _ = s.conn.stream.set_nonblocking(false);
+        s.conn.disconnect();
+    }
+    Ok(FloodResult { messages: total, body, secs })
 }
 
 fn recv_data(c: &mut Conn) -> io::Result<crate::client::Message> {

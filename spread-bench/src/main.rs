@@ -1,22 +1,28 @@
 //! `spread-bench`: spflooder/spping-style benchmark of our daemon, side by side
-//! with the original 5.0.1 daemon when `SPREAD_REF_PREFIX` is set.
+//! with the original 5.0.1 daemon when `SPREAD_REF_PREFIX` is set: one
+//! daemon, then a ring of three daemons (the RING section).
 //!
 //! ```text
 //! spread-bench [--ours PATH|none] [--ref-prefix DIR|none] [--runs N] [--quick]
 //!              [--ours-port P] [--ref-port P] [--markdown FILE] [--unix]
 //!              [--ours-wrapper 'CMD ARGS --'] [--no-flood] [--no-ping] [--divide N]
+//!              [--no-ring | --ring-only] [--ring-daemons N]
 //! ```
 //! `--ours-port`/`--ref-port` are the bases of 10-port ranges (the first free
-//! pair is used); `--ours-wrapper` prefixes our daemon's command line (perf,
-//! valgrind); `--divide` divides every message count (for slow profilers).
-//! Loopback only; the daemons are our children and are stopped by PID.
+//! pair is used); the rings use the 20 ports above each (`P+10 .. P+29`, the
+//! first free pairs). `--ours-wrapper` prefixes our daemons' command lines
+//! (perf, valgrind); `--divide` divides every message count (for slow
+//! profilers). Loopback only; the daemons are our children and are stopped by
+//! PID.
+
+mod ring_bench;
 
 use std::fmt::Write as _;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use spread_bench::daemon::Daemon;
-use spread_bench::load::{flood, ping_pong, FloodMode};
+use spread_bench::load::{flood, ping_pong, ping_pong_across, ring_flood, FloodMode};
 use spread_bench::median;
 
 struct Opts {
@@ -36,6 +42,11 @@ struct Opts {
     divide: u64,
     /// Clients connect through the Unix socket /tmp/<port> instead of TCP.
     unix: bool,
+    /// Skip the ring section / run only the ring section.
+    no_ring: bool,
+    ring_only: bool,
+    /// Daemons in the benchmark ring.
+    ring_daemons: usize,
 }
 
 fn ep(d: &Daemon, unix: bool) -> spread_bench::client::Endpoint {
@@ -50,7 +61,8 @@ fn usage() -> ! {
     eprintln!(
         "usage: spread-bench [--ours PATH|none] [--ref-prefix DIR] [--runs N] [--quick] \
          [--ours-port P] [--ref-port P] [--markdown FILE] \
-         [--ours-wrapper 'CMD ARGS --'] [--no-flood] [--no-ping] [--divide N] [--unix]\n\
+         [--ours-wrapper 'CMD ARGS --'] [--no-flood] [--no-ping] [--divide N] [--unix] \
+         [--no-ring | --ring-only] [--ring-daemons N]\n\
          SPREAD_REF_PREFIX in the environment is used when --ref-prefix is absent."
     );
     std::process::exit(2)
@@ -70,6 +82,9 @@ fn parse_opts() -> Opts {
         no_ping: false,
         divide: 1,
         unix: false,
+        no_ring: false,
+        ring_only: false,
+        ring_daemons: 3,
     };
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
@@ -93,10 +108,17 @@ fn parse_opts() -> Opts {
             "--no-flood" => o.no_flood = true,
             "--no-ping" => o.no_ping = true,
             "--unix" => o.unix = true,
+            "--no-ring" => o.no_ring = true,
+            "--ring-only" => o.ring_only = true,
+            "--ring-daemons" => o.ring_daemons = val().parse().unwrap_or_else(|_| usage()),
             _ => usage(),
         }
     }
     o.runs = o.runs.clamp(1, 21);
+    o.ring_daemons = o.ring_daemons.clamp(2, 5);
+    if o.no_ring && o.ring_only {
+        usage();
+    }
     o
 }
 
@@ -148,6 +170,28 @@ fn fmt_num(v: f64) -> String {
 fn main() {
     let o = parse_opts();
     spread_bench::daemon::install_signal_handlers();
+    let started = Instant::now();
+    let mut md = String::new();
+    if !o.ring_only {
+        md.push_str(&single_section(&o));
+    }
+    if !o.no_ring {
+        if !md.is_empty() {
+            md.push('\n');
+        }
+        md.push_str(&ring_bench::section(&o));
+    }
+    let _ = writeln!(md, "\n(wall time of the whole benchmark: {:.0} s)", started.elapsed().as_secs_f64());
+    println!("\n{md}");
+    if let Some(p) = &o.markdown {
+        if let Err(e) = std::fs::write(p, &md) {
+            eprintln!("spread-bench: cannot write {}: {e}", p.display());
+        }
+    }
+}
+
+/// The single-daemon floods and ping-pongs; returns their markdown.
+fn single_section(o: &Opts) -> String {
     let mut targets: Vec<Target> = Vec::new();
     if let Some(p) = o.ours.clone() {
         if !p.exists() {
@@ -202,7 +246,6 @@ fn main() {
     let (warmup, iters) = if o.quick { (100, 1_000) } else { (300, 5_000) };
     let (warmup, iters) = (warmup / o.divide as usize, (iters / o.divide as usize).max(10));
     let limit = Duration::from_secs(60);
-    let started = Instant::now();
 
     // Flood rows: msgs/s and Mbit/s medians per target.
     let mut flood_rows: Vec<(String, usize, Vec<[f64; 2]>)> = Vec::new();
@@ -304,7 +347,6 @@ fn main() {
             .collect();
         ping_rows.push(Row { label: format!("{size} B"), values: med });
     }
-    let elapsed = started.elapsed();
     let names: Vec<&str> = targets.iter().map(|t| t.name).collect();
     let pair = names.len() == 2;
 
@@ -392,14 +434,8 @@ fn main() {
             let _ = writeln!(md, "* p50 round trip <= 0.7x the original: {}x, {}", fmt_num(x), verdict(x <= 0.7));
         }
     }
-    let _ = writeln!(md, "\n(wall time of the whole benchmark: {:.0} s)", elapsed.as_secs_f64());
-    println!("\n{md}");
-    if let Some(p) = o.markdown {
-        if let Err(e) = std::fs::write(&p, &md) {
-            eprintln!("spread-bench: cannot write {}: {e}", p.display());
-        }
-    }
     for t in &mut targets {
         t.daemon.stop();
     }
+    md
 }

@@ -36,8 +36,8 @@ use bytes::{Bytes, BytesMut};
 use spread_wire::consts::GROUPS_MESS;
 use spread_wire::daemon::{
     order_of, AlivePacket, Form1Token, Form2Token, JoinPacket, MembershipId, PacketHeader, TokenHeader, ALIVE_TYPE,
-    CONTROL_TYPE, FORM1_TYPE, FORM_TYPE, HURRY_TYPE, JOIN_TYPE, MEMBERSHIP_TYPE, PACKET_HEADER_LEN, REGULAR_TYPE,
-    ROUTED_TYPE, TOKEN_HEADER_LEN,
+    CONTROL_TYPE, FORM1_TYPE, FORM_TYPE, HURRY_TYPE, JOIN_TYPE, MAX_PACKET_SIZE, MEMBERSHIP_TYPE, PACKET_HEADER_LEN,
+    REGULAR_TYPE, ROUTED_TYPE, TOKEN_HEADER_LEN,
 };
 use spread_wire::endian::Order;
 use spread_wire::Header;
@@ -46,6 +46,10 @@ use super::ordering::{OrderEvent, OrderedMessage, Ordering, ServiceClass};
 use crate::config::{Config, Timeouts};
 pub use membership::Memb;
 use timers::{Timer, Timers};
+
+/// Most datagram buffers kept for reuse ([`Ring::recycle`]): a few
+/// windows' worth of packets in flight.
+const SPARE_BUFFERS: usize = 1024;
 use token::TokenState;
 pub use topology::{Members, Topology};
 
@@ -204,6 +208,12 @@ pub struct Ring {
     /// ids carry wall-clock seconds).
     pub(crate) epoch: (Instant, i64),
     scratch: Vec<u8>,
+    /// Datagram buffers handed back by the driver after sending
+    /// ([`Ring::recycle`]), reused for the next datagrams: no allocation
+    /// per packet once the pool is warm.
+    spare: Vec<Vec<u8>>,
+    /// Destinations of one broadcast (kept for its memory).
+    dests: Vec<(SocketAddr, bool)>,
 }
 
 impl Ring {
@@ -231,6 +241,8 @@ impl Ring {
             now,
             epoch: (now, wall),
             scratch: Vec::new(),
+            spare: Vec::new(),
+            dests: Vec::new(),
         }
     }
 
@@ -417,7 +429,7 @@ impl Ring {
             } else {
                 hh.type_ &= !ROUTED_TYPE;
             }
-            let mut bytes = Vec::with_capacity(PACKET_HEADER_LEN + body.len());
+            let mut bytes = self.buffer(PACKET_HEADER_LEN + body.len());
             hh.encode(order, &mut bytes);
             bytes.extend_from_slice(body);
             self.sends.push_back(Datagram { to, bytes });
@@ -426,16 +438,20 @@ impl Ring {
 
     /// `Net_bcast` of a packet.
     pub(crate) fn bcast_packet(&mut self, h: &PacketHeader, body: &[u8]) {
-        let mut d = Vec::new();
+        let mut d = std::mem::take(&mut self.dests);
+        d.clear();
         self.topo.bcast(&self.memb.net_members, |a, r| d.push((a, r)));
         self.send_packet(h, body, &d);
+        self.dests = d;
     }
 
     /// `Net_scast(seg)` of a packet.
     pub(crate) fn scast_packet(&mut self, seg: usize, h: &PacketHeader, body: &[u8]) {
-        let mut d = Vec::new();
+        let mut d = std::mem::take(&mut self.dests);
+        d.clear();
         self.topo.scast(&self.memb.net_members, seg, |a, r| d.push((a, r)));
         self.send_packet(h, body, &d);
+        self.dests = d;
     }
 
     /// `Net_ucast(vid)` of a packet.
@@ -455,7 +471,7 @@ impl Ring {
         h.transmiter_id = self.my_vid() as i32;
         h.conf_hash = self.params.hash;
         h.rtr_len = body.len() as u16;
-        let mut bytes = Vec::with_capacity(TOKEN_HEADER_LEN + body.len());
+        let mut bytes = self.buffer(TOKEN_HEADER_LEN + body.len());
         h.encode(self.params.order, &mut bytes);
         bytes.extend_from_slice(body);
         self.sends.push_back(Datagram { to, bytes });
@@ -539,14 +555,16 @@ impl Ring {
     /// Step 10 of §3.4: an exact copy, ROUTED cleared and my transmitter id,
     /// in the original sender's byte order, to my segment's addresses.
     fn rebroadcast_routed(&mut self, order: Order, b: &[u8]) {
-        let mut copy = b.to_vec();
-        let t = order.read_u32(&copy[0..4]) & !ROUTED_TYPE;
-        order.write_u32(&mut copy[0..4], t);
-        order.write_u32(&mut copy[4..8], self.my_vid());
+        let t = order.read_u32(&b[0..4]) & !ROUTED_TYPE;
+        let me = self.my_vid();
         let seg = self.topo.my_seg();
         for i in 0..self.topo.segs[seg].addrs.len() {
             let to = self.topo.segs[seg].addrs[i];
-            self.sends.push_back(Datagram { to, bytes: copy.clone() });
+            let mut copy = self.buffer(b.len());
+            copy.extend_from_slice(b);
+            order.write_u32(&mut copy[0..4], t);
+            order.write_u32(&mut copy[4..8], me);
+            self.sends.push_back(Datagram { to, bytes: copy });
         }
     }
 
@@ -582,6 +600,28 @@ impl Ring {
             self.note_ring_id(h.memb_id);
         }
         self.handle_token(now, order, h, b);
+    }
+
+    /// An empty datagram buffer with room for `cap` bytes, from the pool
+    /// when it has one.
+    pub(crate) fn buffer(&mut self, cap: usize) -> Vec<u8> {
+        match self.spare.pop() {
+            Some(mut v) => {
+                v.clear();
+                v.reserve(cap);
+                v
+            }
+            None => Vec::with_capacity(cap.max(MAX_PACKET_SIZE)),
+        }
+    }
+
+    /// Hand a sent datagram's buffer back for reuse (the pool is bounded;
+    /// buffers beyond it, or grown past a packet, are freed).
+    pub fn recycle(&mut self, mut bytes: Vec<u8>) {
+        if self.spare.len() < SPARE_BUFFERS && bytes.capacity() <= 2 * MAX_PACKET_SIZE {
+            bytes.clear();
+            self.spare.push(bytes);
+        }
     }
 
     /// Encode into the reusable scratch buffer.

@@ -420,25 +420,29 @@ impl<N: SimDaemon> RingSim<N> {
         let src = self.nodes[i].ring().topo.data_addr(i);
         while let Some(d) = self.nodes[i].ring_mut().poll_send() {
             self.datagrams += 1;
-            let Some(dests) = self.routes.get(&d.to) else { continue };
-            for &(to, port) in dests {
-                if self.component[to] != self.component[i] {
-                    continue;
-                }
-                let copies = if self.rng.chance(self.faults.loss) {
-                    0
-                } else if self.rng.chance(self.faults.dup) {
-                    2
-                } else {
-                    1
-                };
-                for _ in 0..copies {
-                    let span = self.faults.max_delay_us.saturating_sub(self.faults.min_delay_us);
-                    let at = self.now_us + self.faults.min_delay_us + self.rng.below(span + 1);
-                    self.seq += 1;
-                    self.net.push(Reverse(InFlight { at, n: self.seq, to, port, src, bytes: d.bytes.clone() }));
+            if let Some(dests) = self.routes.get(&d.to) {
+                for &(to, port) in dests {
+                    if self.component[to] != self.component[i] {
+                        continue;
+                    }
+                    let copies = if self.rng.chance(self.faults.loss) {
+                        0
+                    } else if self.rng.chance(self.faults.dup) {
+                        2
+                    } else {
+                        1
+                    };
+                    for _ in 0..copies {
+                        let span = self.faults.max_delay_us.saturating_sub(self.faults.min_delay_us);
+                        let at = self.now_us + self.faults.min_delay_us + self.rng.below(span + 1);
+                        self.seq += 1;
+                        self.net.push(Reverse(InFlight { at, n: self.seq, to, port, src, bytes: d.bytes.clone() }));
+                    }
                 }
             }
+            // The buffer goes back to the ring, as the driver returns it
+            // after sending: the pool's reuse is exercised here too.
+            self.nodes[i].ring_mut().recycle(d.bytes);
         }
         while let Some(u) = self.nodes[i].poll_up() {
             match u {
