@@ -38,6 +38,23 @@ pub fn rewrite_recorded_conf(conf: &str, recorded_port: u16, port: u16, run_dir:
     conf.replace(&recorded_port.to_string(), &port.to_string()).replace("<RUNTIME_DIR>", &run_dir.display().to_string())
 }
 
+/// Short membership timeouts (all nine: the original wants every one set
+/// when any is), the privilege settings the original insists on as root,
+/// and `RuntimeDir = @RUN@` (which [`Daemon`] replaces).
+pub const FAST_RING: &str = "TokenTimeout = 1000\nHurryTimeout = 200\nAliveTimeout = 100\nJoinTimeout = 100\n\
+RepTimeout = 300\nSegTimeout = 200\nGatherTimeout = 500\nFormTimeout = 500\nLookupTimeout = 2000\n\
+DaemonUser = nobody\nDaemonGroup = nogroup\nRuntimeDir = @RUN@\n";
+
+/// A ring on loopback: [`FAST_RING`], then one one-daemon segment per port,
+/// its daemon named `<prefix><k>` (k from 1) on 127.0.0.1.
+pub fn loopback_ring_conf(ports: &[u16], prefix: &str) -> String {
+    let mut s = String::from(FAST_RING);
+    for (i, p) in ports.iter().enumerate() {
+        s.push_str(&format!("Spread_Segment 127.0.0.255:{p} {{\n\t{prefix}{}\t127.0.0.1\n}}\n", i + 1));
+    }
+    s
+}
+
 /// Waits until TCP `port` and UDP `port`, `port + 1` can be bound on
 /// 127.0.0.1 (bounded).
 pub fn wait_ports_free(port: u16, limit: Duration) -> Result<(), String> {

@@ -126,3 +126,16 @@ pub fn ref_dir() -> PathBuf {
 pub fn transcripts_dir() -> PathBuf {
     ref_dir().join("transcripts")
 }
+
+/// `<SPREAD_REF_PREFIX>/sbin/spread`, the installed original 5.0.1 daemon;
+/// `None` (having printed that `test` is skipped and why) when the variable
+/// is unset or empty. Panics if the prefix has no such file.
+pub fn reference_daemon(test: &str) -> Option<PathBuf> {
+    let Some(prefix) = std::env::var_os("SPREAD_REF_PREFIX").filter(|v| !v.is_empty()) else {
+        eprintln!("{test}: skipped: SPREAD_REF_PREFIX is not set (it must name an installed original Spread 5.0.1)");
+        return None;
+    };
+    let bin = PathBuf::from(prefix).join("sbin/spread");
+    assert!(bin.is_file(), "{} is missing under SPREAD_REF_PREFIX", bin.display());
+    Some(bin)
+}

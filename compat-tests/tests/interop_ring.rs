@@ -11,43 +11,20 @@
 //! Ports 26800–26899 (a ring's daemons 10 apart). Every daemon is ours to
 //! kill, by PID; every wait is bounded.
 
-use std::path::PathBuf;
+use std::path::Path;
 use std::time::Duration;
 
-use compat_tests::daemon::{wait_ports_free, Daemon};
+use compat_tests::daemon::{loopback_ring_conf, wait_ports_free, Daemon};
 use compat_tests::frames;
 use compat_tests::net::Conn;
-
-fn reference_daemon(test: &str) -> Option<PathBuf> {
-    let Some(prefix) = std::env::var_os("SPREAD_REF_PREFIX").filter(|v| !v.is_empty()) else {
-        eprintln!("{test}: skipped: SPREAD_REF_PREFIX is not set (it must name an installed original Spread 5.0.1)");
-        return None;
-    };
-    let bin = PathBuf::from(prefix).join("sbin/spread");
-    assert!(bin.is_file(), "{} is missing under SPREAD_REF_PREFIX", bin.display());
-    Some(bin)
-}
-
-/// Short membership timeouts (all nine), the privilege settings the
-/// original insists on as root, one singleton segment per daemon.
-fn ring_conf(ports: &[u16]) -> String {
-    let mut s = String::from(
-        "TokenTimeout = 1000\nHurryTimeout = 200\nAliveTimeout = 100\nJoinTimeout = 100\nRepTimeout = 300\n\
-         SegTimeout = 200\nGatherTimeout = 500\nFormTimeout = 500\nLookupTimeout = 2000\n\
-         DaemonUser = nobody\nDaemonGroup = nogroup\nRuntimeDir = @RUN@\n",
-    );
-    for (i, p) in ports.iter().enumerate() {
-        s.push_str(&format!("Spread_Segment 127.0.0.255:{p} {{\n\tx{}\t127.0.0.1\n}}\n", i + 1));
-    }
-    s
-}
+use compat_tests::paths::reference_daemon;
 
 /// Start daemon i of `ports` with the original binary when `original[i]`.
-fn start_ring(ports: &[u16], original: &[bool], reference: &PathBuf) -> Vec<Daemon> {
+fn start_ring(ports: &[u16], original: &[bool], reference: &Path) -> Vec<Daemon> {
     for &p in ports {
         wait_ports_free(p, Duration::from_secs(65)).expect("ports free");
     }
-    let conf = ring_conf(ports);
+    let conf = loopback_ring_conf(ports, "x");
     let ours = compat_tests::paths::spread_binary();
     (0..ports.len())
         .map(|i| {

@@ -26,9 +26,11 @@ use std::path::PathBuf;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+use compat_tests::daemon::FAST_RING;
 use compat_tests::frames;
 use compat_tests::net::ReadEnd;
 use compat_tests::netns::{self, Lan, NsDaemon};
+use compat_tests::paths::reference_daemon;
 
 /// One test at a time: each runs three daemons, and the membership timeouts
 /// are short.
@@ -38,22 +40,6 @@ const LIMIT: Duration = Duration::from_secs(30);
 
 /// Messages each client sends just before a daemon is killed.
 const BURST: usize = 40;
-
-/// Short membership timeouts (all nine must be set), the privilege settings
-/// the original insists on as root.
-const FAST: &str = "TokenTimeout = 1000\nHurryTimeout = 200\nAliveTimeout = 100\nJoinTimeout = 100\n\
-RepTimeout = 300\nSegTimeout = 200\nGatherTimeout = 500\nFormTimeout = 500\nLookupTimeout = 2000\n\
-DaemonUser = nobody\nDaemonGroup = nogroup\nRuntimeDir = @RUN@\n";
-
-fn reference_daemon(test: &str) -> Option<PathBuf> {
-    let Some(prefix) = std::env::var_os("SPREAD_REF_PREFIX").filter(|v| !v.is_empty()) else {
-        eprintln!("{test}: skipped: SPREAD_REF_PREFIX is not set (it must name an installed original Spread 5.0.1)");
-        return None;
-    };
-    let bin = PathBuf::from(prefix).join("sbin/spread");
-    assert!(bin.is_file(), "{} is missing under SPREAD_REF_PREFIX", bin.display());
-    Some(bin)
-}
 
 /// The three-host LAN, or `None` (having said why) when namespaces cannot be
 /// made here.
@@ -84,7 +70,7 @@ fn lan_or_skip(test: &str) -> Option<Lan> {
 /// C interface (then it receives the segment's broadcasts on an extra
 /// socket bound to the segment address, §2.1).
 fn lan_conf(lan: &Lan, port: u16, interfaces: bool) -> String {
-    let mut s = String::from(FAST);
+    let mut s = String::from(FAST_RING);
     s.push_str(&format!("Spread_Segment {}:{port} {{\n", lan.broadcast()));
     for i in 0..3 {
         let a = lan.addr(i);

@@ -34,11 +34,11 @@
 //! daemons 10 apart). Every daemon is started and killed by this test, by
 //! PID; every wait is bounded.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use compat_tests::daemon::{wait_ports_free, Daemon};
+use compat_tests::daemon::{loopback_ring_conf, wait_ports_free, Daemon};
 use compat_tests::frames;
 use compat_tests::net::{CloseSeen, Conn};
 use compat_tests::pcap_logs::{self, Receipt, RECORDED_RING_PROC, RECORDED_RING_TIME};
@@ -50,20 +50,6 @@ const LIMIT: Duration = Duration::from_secs(30);
 
 /// VID of the daemon named d1 (hash of the name): the gid's proc_id.
 const VID_D1: u32 = 0x5c8d_7aef;
-
-/// Short membership timeouts (all nine), the privilege settings the original
-/// insists on as root, one one-daemon segment per daemon, names d1..d3.
-fn ring_conf(ports: &[u16]) -> String {
-    let mut s = String::from(
-        "TokenTimeout = 1000\nHurryTimeout = 200\nAliveTimeout = 100\nJoinTimeout = 100\nRepTimeout = 300\n\
-         SegTimeout = 200\nGatherTimeout = 500\nFormTimeout = 500\nLookupTimeout = 2000\n\
-         DaemonUser = nobody\nDaemonGroup = nogroup\nRuntimeDir = @RUN@\n",
-    );
-    for (i, p) in ports.iter().enumerate() {
-        s.push_str(&format!("Spread_Segment 127.0.0.255:{p} {{\n\td{}\t127.0.0.1\n}}\n", i + 1));
-    }
-    s
-}
 
 /// A raw client speaking the 5.0.1 client protocol.
 struct Client {
@@ -166,7 +152,7 @@ fn scenario(bin: &Path, base: u16) {
     for &p in &ports {
         wait_ports_free(p, Duration::from_secs(65)).expect("ports free");
     }
-    let conf = ring_conf(&ports);
+    let conf = loopback_ring_conf(&ports, "d");
     let start = |i: usize| {
         Daemon::start_bin(bin, &format!("d{}", i + 1), ports[i], &conf)
             .unwrap_or_else(|e| panic!("d{} starts: {e}", i + 1))
@@ -301,14 +287,8 @@ fn pcap_client_views_on_three_of_our_daemons() {
 #[test]
 fn pcap_client_views_on_three_original_daemons() {
     let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-    let Some(prefix) = std::env::var_os("SPREAD_REF_PREFIX").filter(|v| !v.is_empty()) else {
-        eprintln!(
-            "pcap_client_views_on_three_original_daemons: skipped: SPREAD_REF_PREFIX is not set \
-             (it must name an installed original Spread 5.0.1)"
-        );
+    let Some(bin) = compat_tests::paths::reference_daemon("pcap_client_views_on_three_original_daemons") else {
         return;
     };
-    let bin = PathBuf::from(prefix).join("sbin/spread");
-    assert!(bin.is_file(), "{} is missing under SPREAD_REF_PREFIX", bin.display());
     scenario(&bin, 26450);
 }

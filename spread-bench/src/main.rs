@@ -167,6 +167,68 @@ fn fmt_num(v: f64) -> String {
     }
 }
 
+/// A throughput table, ours against the original when `names` has both:
+/// per row its load, its body and per target `[msg/s, Mbit/s]`.
+fn write_flood_table(md: &mut String, names: &[&str], rows: &[(String, String, &[[f64; 2]])]) {
+    let pair = names.len() == 2;
+    if pair {
+        let _ = writeln!(
+            md,
+            "| load | body | ours msg/s | ours Mbit/s | original msg/s | original Mbit/s | ours / original |"
+        );
+        let _ = writeln!(md, "|---|---:|---:|---:|---:|---:|---:|");
+    } else {
+        let _ = writeln!(md, "| load | body | {} msg/s | {} Mbit/s |", names[0], names[0]);
+        let _ = writeln!(md, "|---|---:|---:|---:|");
+    }
+    for (label, body, v) in rows {
+        if pair {
+            let _ = writeln!(
+                md,
+                "| {label} | {body} | {} | {} | {} | {} | {}x |",
+                fmt_num(v[0][0]),
+                fmt_num(v[0][1]),
+                fmt_num(v[1][0]),
+                fmt_num(v[1][1]),
+                fmt_num(v[0][0] / v[1][0])
+            );
+        } else {
+            let _ = writeln!(md, "| {label} | {body} | {} | {} |", fmt_num(v[0][0]), fmt_num(v[0][1]));
+        }
+    }
+}
+
+/// A round-trip table: per row its body and per target `[p50, p99]` in us.
+fn write_ping_table(md: &mut String, names: &[&str], rows: &[(String, &[[f64; 2]])]) {
+    let pair = names.len() == 2;
+    if pair {
+        let _ = writeln!(
+            md,
+            "| body | ours p50 us | ours p99 us | original p50 us | original p99 us | p50 ours / original | p99 ours / original |"
+        );
+        let _ = writeln!(md, "|---:|---:|---:|---:|---:|---:|---:|");
+    } else {
+        let _ = writeln!(md, "| body | {} p50 us | {} p99 us |", names[0], names[0]);
+        let _ = writeln!(md, "|---:|---:|---:|");
+    }
+    for (label, v) in rows {
+        if pair {
+            let _ = writeln!(
+                md,
+                "| {label} | {} | {} | {} | {} | {}x | {}x |",
+                fmt_num(v[0][0]),
+                fmt_num(v[0][1]),
+                fmt_num(v[1][0]),
+                fmt_num(v[1][1]),
+                fmt_num(v[0][0] / v[1][0]),
+                fmt_num(v[0][1] / v[1][1])
+            );
+        } else {
+            let _ = writeln!(md, "| {label} | {} | {} |", fmt_num(v[0][0]), fmt_num(v[0][1]));
+        }
+    }
+}
+
 fn main() {
     let o = parse_opts();
     spread_bench::daemon::install_signal_handlers();
@@ -358,62 +420,21 @@ fn single_section(o: &Opts) -> String {
         if o.unix { "the Unix socket" } else { "TCP" },
         o.runs
     );
-    if pair {
-        let _ = writeln!(
-            md,
-            "| load | body | ours msg/s | ours Mbit/s | original msg/s | original Mbit/s | ours / original |"
-        );
-        let _ = writeln!(md, "|---|---:|---:|---:|---:|---:|---:|");
-    } else {
-        let _ = writeln!(md, "| load | body | {} msg/s | {} Mbit/s |", names[0], names[0]);
-        let _ = writeln!(md, "|---|---:|---:|---:|");
-    }
-    for (label, size, v) in &flood_rows {
-        let body = if *size >= 1000 { format!("{} KB", size / 1000) } else { format!("{size} B") };
-        if pair {
-            let _ = writeln!(
-                md,
-                "| {label} | {body} | {} | {} | {} | {} | {}x |",
-                fmt_num(v[0][0]),
-                fmt_num(v[0][1]),
-                fmt_num(v[1][0]),
-                fmt_num(v[1][1]),
-                fmt_num(v[0][0] / v[1][0])
-            );
-        } else {
-            let _ = writeln!(md, "| {label} | {body} | {} | {} |", fmt_num(v[0][0]), fmt_num(v[0][1]));
-        }
-    }
+    let rows: Vec<(String, String, &[[f64; 2]])> = flood_rows
+        .iter()
+        .map(|(label, size, v)| {
+            let body = if *size >= 1000 { format!("{} KB", size / 1000) } else { format!("{size} B") };
+            (label.clone(), body, &v[..])
+        })
+        .collect();
+    write_flood_table(&mut md, &names, &rows);
     let _ = writeln!(
         md,
         "\nRound trip (spping-style: RELIABLE|SELF_DISCARD to a group, unicast reply; {iters} round trips after {warmup} warm-up; median of {} runs):\n",
         o.runs
     );
-    if pair {
-        let _ = writeln!(md, "| body | ours p50 us | ours p99 us | original p50 us | original p99 us | p50 ours / original | p99 ours / original |");
-        let _ = writeln!(md, "|---:|---:|---:|---:|---:|---:|---:|");
-    } else {
-        let _ = writeln!(md, "| body | {} p50 us | {} p99 us |", names[0], names[0]);
-        let _ = writeln!(md, "|---:|---:|---:|");
-    }
-    for r in &ping_rows {
-        let v = &r.values;
-        if pair {
-            let _ = writeln!(
-                md,
-                "| {} | {} | {} | {} | {} | {}x | {}x |",
-                r.label,
-                fmt_num(v[0][0]),
-                fmt_num(v[0][1]),
-                fmt_num(v[1][0]),
-                fmt_num(v[1][1]),
-                fmt_num(v[0][0] / v[1][0]),
-                fmt_num(v[0][1] / v[1][1])
-            );
-        } else {
-            let _ = writeln!(md, "| {} | {} | {} |", r.label, fmt_num(v[0][0]), fmt_num(v[0][1]));
-        }
-    }
+    let rows: Vec<(String, &[[f64; 2]])> = ping_rows.iter().map(|r| (r.label.clone(), &r.values[..])).collect();
+    write_ping_table(&mut md, &names, &rows);
     if pair && names[0] == "ours" {
         let r100 =
             flood_rows.iter().find(|r| r.0 == FloodMode::OneToOne.label() && r.1 == 100).map(|r| r.2[0][0] / r.2[1][0]);

@@ -19,7 +19,7 @@ use std::time::Duration;
 use spread_bench::daemon::RingDaemons;
 use spread_wire::AGREED_MESS;
 
-use super::{fmt_num, median, ping_pong_across, ring_flood, Opts};
+use super::{fmt_num, median, ping_pong_across, ring_flood, write_flood_table, write_ping_table, Opts};
 
 /// A ring under test.
 struct RingTarget {
@@ -250,65 +250,17 @@ pub(crate) fn section(o: &Opts) -> String {
          Mbit/s its body bytes; median of {} runs):\n",
         o.runs
     );
-    if pair {
-        let _ = writeln!(
-            md,
-            "| load | body | ours msg/s | ours Mbit/s | original msg/s | original Mbit/s | ours / original |"
-        );
-        let _ = writeln!(md, "|---|---:|---:|---:|---:|---:|---:|");
-    } else {
-        let _ = writeln!(md, "| load | body | {} msg/s | {} Mbit/s |", names[0], names[0]);
-        let _ = writeln!(md, "|---|---:|---:|---:|");
-    }
-    for (load, v) in &flood_rows {
-        let (label, body) = (load.label(n), body_label(load.body));
-        if pair {
-            let _ = writeln!(
-                md,
-                "| {label} | {body} | {} | {} | {} | {} | {}x |",
-                fmt_num(v[0][0]),
-                fmt_num(v[0][1]),
-                fmt_num(v[1][0]),
-                fmt_num(v[1][1]),
-                fmt_num(v[0][0] / v[1][0])
-            );
-        } else {
-            let _ = writeln!(md, "| {label} | {body} | {} | {} |", fmt_num(v[0][0]), fmt_num(v[0][1]));
-        }
-    }
+    let rows: Vec<(String, String, &[[f64; 2]])> =
+        flood_rows.iter().map(|(load, v)| (load.label(n), body_label(load.body), &v[..])).collect();
+    write_flood_table(&mut md, &names, &rows);
     let _ = writeln!(
         md,
         "\nRing round trip (A on daemon 1 multicasts AGREED|SELF_DISCARD to a group, B on daemon {n} answers AGREED \
          to A; {iters} round trips after {warmup} warm-up; median of {} runs):\n",
         o.runs
     );
-    if pair {
-        let _ = writeln!(
-            md,
-            "| body | ours p50 us | ours p99 us | original p50 us | original p99 us | p50 ours / original | p99 ours / original |"
-        );
-        let _ = writeln!(md, "|---:|---:|---:|---:|---:|---:|---:|");
-    } else {
-        let _ = writeln!(md, "| body | {} p50 us | {} p99 us |", names[0], names[0]);
-        let _ = writeln!(md, "|---:|---:|---:|");
-    }
-    for (size, v) in &ping_rows {
-        if pair {
-            let _ = writeln!(
-                md,
-                "| {} | {} | {} | {} | {} | {}x | {}x |",
-                body_label(*size),
-                fmt_num(v[0][0]),
-                fmt_num(v[0][1]),
-                fmt_num(v[1][0]),
-                fmt_num(v[1][1]),
-                fmt_num(v[0][0] / v[1][0]),
-                fmt_num(v[0][1] / v[1][1])
-            );
-        } else {
-            let _ = writeln!(md, "| {} | {} | {} |", body_label(*size), fmt_num(v[0][0]), fmt_num(v[0][1]));
-        }
-    }
+    let rows: Vec<(String, &[[f64; 2]])> = ping_rows.iter().map(|(size, v)| (body_label(*size), &v[..])).collect();
+    write_ping_table(&mut md, &names, &rows);
     if names[0] == "ours" {
         let verdict = |ok: bool| if ok { "met" } else { "NOT met" };
         let _ = writeln!(md, "\nRing targets (1 KB):\n");
