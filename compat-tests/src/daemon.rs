@@ -55,18 +55,55 @@ pub fn loopback_ring_conf(ports: &[u16], prefix: &str) -> String {
     s
 }
 
+/// Can a TCP socket with SO_REUSEADDR (as the daemons set it) bind
+/// 127.0.0.1:`port`? The probe never listens: a test process forks children
+/// from other threads, and a child holds copies of the parent's descriptors
+/// until it execs; a probe *listener* caught in such a copy would accept
+/// the next test's first connection in place of its daemon, then reset it.
+fn tcp_bindable(port: u16) -> bool {
+    // SAFETY: socket(2), setsockopt(2) with a live int, bind(2) with a
+    // fully initialised sockaddr_in, close(2) of the descriptor made here.
+    unsafe {
+        let fd = libc::socket(libc::AF_INET, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0);
+        if fd < 0 {
+            return false;
+        }
+        let one: libc::c_int = 1;
+        libc::setsockopt(
+            fd,
+            libc::SOL_SOCKET,
+            libc::SO_REUSEADDR,
+            &one as *const libc::c_int as *const libc::c_void,
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        );
+        let sin = libc::sockaddr_in {
+            sin_family: libc::AF_INET as libc::sa_family_t,
+            sin_port: port.to_be(),
+            sin_addr: libc::in_addr { s_addr: u32::from_ne_bytes([127, 0, 0, 1]) },
+            sin_zero: [0; 8],
+        };
+        let r = libc::bind(
+            fd,
+            &sin as *const libc::sockaddr_in as *const libc::sockaddr,
+            std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t,
+        );
+        libc::close(fd);
+        r == 0
+    }
+}
+
 /// Waits until TCP `port` and UDP `port`, `port + 1` can be bound on
 /// 127.0.0.1 (bounded).
 pub fn wait_ports_free(port: u16, limit: Duration) -> Result<(), String> {
     let deadline = Instant::now() + limit;
     loop {
-        let tcp = std::net::TcpListener::bind(("127.0.0.1", port));
+        let tcp = tcp_bindable(port);
         let u1 = std::net::UdpSocket::bind(("127.0.0.1", port));
         let u2 = std::net::UdpSocket::bind(("127.0.0.1", port.wrapping_add(1)));
-        if tcp.is_ok() && u1.is_ok() && u2.is_ok() {
+        if tcp && u1.is_ok() && u2.is_ok() {
             return Ok(());
         }
-        drop((tcp, u1, u2));
+        drop((u1, u2));
         if Instant::now() >= deadline {
             return Err(format!("port {port} (or {}) stayed in use for {limit:?}", port.wrapping_add(1)));
         }
@@ -143,8 +180,10 @@ impl Daemon {
     /// As [`Daemon::start_single`] on exactly `port`.
     pub fn start_single_exact(name: &str, port: u16, extra: &str) -> Result<Daemon, String> {
         let conf = single_conf(name, port, Path::new("@RUN@"), extra);
-        let d = Daemon::start(name, port, &conf)?;
-        d.wait_operational(Duration::from_secs(20))?;
+        let mut d = Daemon::start(name, port, &conf)?;
+        if let Err(e) = d.wait_operational(Duration::from_secs(20)) {
+            return Err(d.exited().unwrap_or(e));
+        }
         Ok(d)
     }
 
@@ -211,8 +250,10 @@ impl Daemon {
     /// disconnects. Ensures the ring is formed before a test starts.
     pub fn wait_operational(&self, limit: Duration) -> Result<(), String> {
         let deadline = Instant::now() + limit;
-        let mut c = Conn::tcp(self.port, Duration::from_secs(2)).map_err(|e| format!("probe connect: {e}"))?;
-        let pg = frames::raw_handshake(&mut c, b"zzprobe", true, deadline)?;
+        let mut c = Conn::tcp(self.port, Duration::from_secs(2))
+            .map_err(|e| format!("probe connect to port {}: {e}; log:\n{}", self.port, self.log()))?;
+        let pg = frames::raw_handshake(&mut c, b"zzprobe", true, deadline)
+            .map_err(|e| format!("probe handshake on port {}: {e}; log:\n{}", self.port, self.log()))?;
         c.write_all(&frames::message(frames::JOIN_MESS, pg.as_bytes(), &[b"zz-probe-group"], 0, b""))
             .map_err(|e| format!("probe join: {e}"))?;
         let m = frames::read_msg(&mut c, deadline)
