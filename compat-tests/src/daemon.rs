@@ -55,49 +55,12 @@ pub fn loopback_ring_conf(ports: &[u16], prefix: &str) -> String {
     s
 }
 
-/// Can a TCP socket with SO_REUSEADDR (as the daemons set it) bind
-/// 127.0.0.1:`port`? The probe never listens: a test process forks children
-/// from other threads, and a child holds copies of the parent's descriptors
-/// until it execs; a probe *listener* caught in such a copy would accept
-/// the next test's first connection in place of its daemon, then reset it.
-fn tcp_bindable(port: u16) -> bool {
-    // SAFETY: socket(2), setsockopt(2) with a live int, bind(2) with a
-    // fully initialised sockaddr_in, close(2) of the descriptor made here.
-    unsafe {
-        let fd = libc::socket(libc::AF_INET, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0);
-        if fd < 0 {
-            return false;
-        }
-        let one: libc::c_int = 1;
-        libc::setsockopt(
-            fd,
-            libc::SOL_SOCKET,
-            libc::SO_REUSEADDR,
-            &one as *const libc::c_int as *const libc::c_void,
-            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-        );
-        let sin = libc::sockaddr_in {
-            sin_family: libc::AF_INET as libc::sa_family_t,
-            sin_port: port.to_be(),
-            sin_addr: libc::in_addr { s_addr: u32::from_ne_bytes([127, 0, 0, 1]) },
-            sin_zero: [0; 8],
-        };
-        let r = libc::bind(
-            fd,
-            &sin as *const libc::sockaddr_in as *const libc::sockaddr,
-            std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t,
-        );
-        libc::close(fd);
-        r == 0
-    }
-}
-
 /// Waits until TCP `port` and UDP `port`, `port + 1` can be bound on
 /// 127.0.0.1 (bounded).
 pub fn wait_ports_free(port: u16, limit: Duration) -> Result<(), String> {
     let deadline = Instant::now() + limit;
     loop {
-        let tcp = tcp_bindable(port);
+        let tcp = crate::net::tcp_bindable([127, 0, 0, 1], port, true);
         let u1 = std::net::UdpSocket::bind(("127.0.0.1", port));
         let u2 = std::net::UdpSocket::bind(("127.0.0.1", port.wrapping_add(1)));
         if tcp && u1.is_ok() && u2.is_ok() {

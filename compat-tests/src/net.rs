@@ -284,3 +284,44 @@ impl Drop for Listener {
         }
     }
 }
+
+/// Can a fresh TCP socket bind `ip:port` (with `SO_REUSEADDR` when `reuse`,
+/// as our daemon binds; without, as the original does when it binds the
+/// any-address, so TIME_WAIT counts as busy)? The probe never listens: a
+/// test process forks children from other threads, and a child holds copies
+/// of the parent's descriptors until it execs; a probe *listener* caught in
+/// such a copy would accept the next test's first connection in place of
+/// its daemon, then reset it.
+pub fn tcp_bindable(ip: [u8; 4], port: u16, reuse: bool) -> bool {
+    // SAFETY: socket(2), setsockopt(2) with a live int, bind(2) with a fully
+    // initialised sockaddr_in and its size, close(2) of the descriptor made here.
+    unsafe {
+        let fd = libc::socket(libc::AF_INET, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0);
+        if fd < 0 {
+            return false;
+        }
+        if reuse {
+            let one: libc::c_int = 1;
+            libc::setsockopt(
+                fd,
+                libc::SOL_SOCKET,
+                libc::SO_REUSEADDR,
+                &one as *const libc::c_int as *const libc::c_void,
+                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+            );
+        }
+        let sin = libc::sockaddr_in {
+            sin_family: libc::AF_INET as libc::sa_family_t,
+            sin_port: port.to_be(),
+            sin_addr: libc::in_addr { s_addr: u32::from_ne_bytes(ip) },
+            sin_zero: [0; 8],
+        };
+        let r = libc::bind(
+            fd,
+            &sin as *const libc::sockaddr_in as *const libc::sockaddr,
+            std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t,
+        );
+        libc::close(fd);
+        r == 0
+    }
+}

@@ -275,7 +275,7 @@ impl Lan {
             }
             let deadline = Instant::now() + limit;
             loop {
-                if bindable_without_reuse(port) {
+                if crate::net::tcp_bindable([0, 0, 0, 0], port, false) {
                     return Ok(());
                 }
                 if Instant::now() >= deadline {
@@ -305,27 +305,6 @@ impl Lan {
             });
         }
         Ok(f)
-    }
-}
-
-/// Can a fresh TCP socket without `SO_REUSEADDR` bind `0.0.0.0:port`?
-fn bindable_without_reuse(port: u16) -> bool {
-    // SAFETY: a plain socket/bind/close on a descriptor owned here.
-    unsafe {
-        let fd = libc::socket(libc::AF_INET, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0);
-        if fd < 0 {
-            return false;
-        }
-        let mut sa: libc::sockaddr_in = std::mem::zeroed();
-        sa.sin_family = libc::AF_INET as libc::sa_family_t;
-        sa.sin_port = port.to_be();
-        let r = libc::bind(
-            fd,
-            &sa as *const libc::sockaddr_in as *const libc::sockaddr,
-            std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t,
-        );
-        libc::close(fd);
-        r == 0
     }
 }
 

@@ -173,24 +173,7 @@ fn probe_session(port: u16, n: u32) -> std::io::Result<()> {
 /// True when nothing holds TCP `port` (bound without SO_REUSEADDR, so
 /// TIME_WAIT counts) nor UDP `port`/`port + 1`.
 fn ports_free(port: u16) -> bool {
-    // SAFETY: socket/bind/close on a descriptor we own; the address struct is
-    // fully initialised and its size is passed.
-    let tcp = unsafe {
-        let fd = libc::socket(libc::AF_INET, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0);
-        if fd < 0 {
-            return false;
-        }
-        let mut sa: libc::sockaddr_in = std::mem::zeroed();
-        sa.sin_family = libc::AF_INET as libc::sa_family_t;
-        sa.sin_port = port.to_be();
-        let r = libc::bind(
-            fd,
-            &sa as *const libc::sockaddr_in as *const libc::sockaddr,
-            std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t,
-        );
-        libc::close(fd);
-        r == 0
-    };
+    let tcp = compat_tests::net::tcp_bindable([0, 0, 0, 0], port, false);
     tcp && std::net::UdpSocket::bind(("0.0.0.0", port)).is_ok()
         && std::net::UdpSocket::bind(("0.0.0.0", port + 1)).is_ok()
 }

@@ -130,10 +130,16 @@ struct Target {
     runs_done: u32,
 }
 
+/// A fresh tag for the next run against target `name` (its first letter and
+/// the run's number): group names of one run never meet another run's.
+fn run_tag(name: &str, runs_done: &mut u32) -> String {
+    *runs_done += 1;
+    format!("{}{}", &name[..1], runs_done)
+}
+
 impl Target {
     fn tag(&mut self) -> String {
-        self.runs_done += 1;
-        format!("{}{}", &self.name[..1], self.runs_done)
+        run_tag(self.name, &mut self.runs_done)
     }
     /// Restart the daemon if a failed run took it down.
     fn ensure_alive(&mut self) {

@@ -30,8 +30,7 @@ struct RingTarget {
 
 impl RingTarget {
     fn tag(&mut self) -> String {
-        self.runs_done += 1;
-        format!("{}{}", &self.name[..1], self.runs_done)
+        super::run_tag(self.name, &mut self.runs_done)
     }
 
     /// Restart the whole ring if a failed run took one of its daemons down.
