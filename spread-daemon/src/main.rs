@@ -195,9 +195,20 @@ fn main() -> ExitCode {
         let mut dcfg = dcfg;
         dcfg.udp = udp_config(&conf, &me);
         let mut ring = Ring::new(&conf, me.index);
+        if let Some(probe) = merge_probe_override() {
+            ring.set_merge_probe(probe);
+        }
         ring.start(std::time::Instant::now());
         serve(Engine::with_ordering(ecfg, ring), dcfg, &conf, &me, &opts, memb_time)
     }
+}
+
+/// `SPREAD_MERGE_PROBE_MS`: the merge probe's interval in ms, 0 to turn
+/// it off (merge only at the lookup, as the original); unset or not a
+/// number: the default (docs/ring.md, "Fast merge").
+fn merge_probe_override() -> Option<Option<std::time::Duration>> {
+    let v: u64 = std::env::var("SPREAD_MERGE_PROBE_MS").ok()?.trim().parse().ok()?;
+    Some((v > 0).then(|| std::time::Duration::from_millis(v.min(600_000))))
 }
 
 /// The daemon-to-daemon sockets of §2.1: receive on `P` and `P+1` (on each

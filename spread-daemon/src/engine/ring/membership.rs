@@ -315,14 +315,16 @@ impl Ring {
     }
 
     fn join_body(&self) -> Vec<u8> {
+        self.encode_join(self.memb.f_members.clone(), self.memb.f_reps_index, self.memb.f_reps.clone())
+    }
+
+    /// A JOIN body (no header) with these members and representatives.
+    fn encode_join(&self, members: Vec<i32>, rep_index: i16, reps: Vec<Rep>) -> Vec<u8> {
         let p = JoinPacket {
             header: PacketHeader::default(),
-            members: self.memb.f_members.clone(),
+            members,
             num_pending: 0,
-            reps: RepList {
-                rep_index: self.memb.f_reps_index,
-                reps: self.memb.f_reps.iter().map(|r| r.wire()).collect(),
-            },
+            reps: RepList { rep_index, reps: reps.iter().map(|r| r.wire()).collect() },
         };
         let mut out = Vec::new();
         if p.encode(self.params.order, &mut out).is_err() {
@@ -416,7 +418,8 @@ impl Ring {
         self.memb.token_alive = false;
         self.set_threshold(BLOCK_REGULAR_DELIVERY);
         self.memb.just_installed = false;
-        for t in [Timer::TokenLoss, Timer::SendJoin, Timer::FormOrFail, Timer::Hurry, Timer::Lookup] {
+        for t in [Timer::TokenLoss, Timer::SendJoin, Timer::FormOrFail, Timer::Hurry, Timer::Lookup, Timer::MergeProbe]
+        {
             self.timers.cancel(t);
         }
         self.tok.last_token.type_ = 0;
@@ -452,6 +455,7 @@ impl Ring {
         self.memb.f_reps = vec![Rep { vid: self.my_vid() as i32, ty, seg: self.topo.my_seg() as i16 }];
         self.timers.cancel(Timer::Alive);
         self.timers.cancel(Timer::Lookup);
+        self.timers.cancel(Timer::MergeProbe);
         self.timers.arm(Timer::SendJoin, now);
         self.timers.arm(Timer::FormOrFail, now + self.params.timeouts.gather);
     }
@@ -469,15 +473,15 @@ impl Ring {
         if smallest == Some(me) {
             if self.memb.token_alive && self.memb.f_reps.len() == 1 {
                 self.timers.cancel(Timer::SendJoin);
-                self.timers.arm(Timer::Lookup, now + self.params.timeouts.lookup);
                 self.shift_to_op();
+                self.arm_lookup(now);
             } else {
                 self.create_form1(now);
             }
         } else if self.memb.token_alive {
             self.timers.cancel(Timer::SendJoin);
-            self.timers.arm(Timer::Lookup, now + self.params.timeouts.lookup);
             self.shift_to_op();
+            self.arm_lookup(now);
         } else {
             self.memb.f_members = vec![me];
             let mut pot = Vec::new();
@@ -487,6 +491,45 @@ impl Ring {
             self.memb.potential_reps = pot;
             self.shift_to_gather(now);
         }
+    }
+
+    /// The lookup timer (`Lookup_timeout`), and our merge probe when on
+    /// (which only a leader in OP sends).
+    fn arm_lookup(&mut self, now: Instant) {
+        self.timers.arm(Timer::Lookup, now + self.params.timeouts.lookup);
+        if let Some(p) = self.params.merge_probe {
+            self.timers.arm(Timer::MergeProbe, now + p);
+        }
+    }
+
+    /// Ours only ([`Params::merge_probe`]): the leader in OP unicasts a JOIN
+    /// naming itself as its ring's representative to every configured
+    /// daemon outside the ring, and stays in OP. A daemon that gets it does
+    /// what it does with any JOIN from outside: a ring leader in OP gathers
+    /// and JOINs back, which brings this leader into GATHER too; a
+    /// gathering one counts this ring in; others REFER, which OP ignores.
+    /// So nothing changes
+    /// unless someone outside can be reached, and then the rings merge as
+    /// after a lookup.
+    fn merge_probe(&mut self, now: Instant) {
+        let Some(interval) = self.params.merge_probe else { return };
+        if self.memb.state != State::Op || self.memb.members.leader() != Some(self.topo.me) {
+            return;
+        }
+        let missing: Vec<u32> = (0..self.topo.procs.len())
+            .filter(|&p| !self.memb.reg_members.contains(p))
+            .map(|p| self.topo.procs[p].vid)
+            .collect();
+        if missing.is_empty() {
+            return;
+        }
+        let me = Rep { vid: self.my_vid() as i32, ty: RepType::Ring, seg: self.topo.my_seg() as i16 };
+        let body = self.encode_join(Vec::new(), self.memb.f_reps_index, vec![me]);
+        let h = self.memb_header(JOIN_TYPE);
+        for v in missing {
+            self.ucast_packet(v, &h, &body);
+        }
+        self.timers.arm(Timer::MergeProbe, now + interval);
     }
 
     /// `Memb_lookup_new_members` (OP, leader): JOIN probes to daemons not in
@@ -532,6 +575,7 @@ impl Ring {
             Timer::SendJoin => self.send_join(now),
             Timer::FormOrFail => self.form_or_fail(now),
             Timer::Lookup => self.lookup_new_members(now),
+            Timer::MergeProbe => self.merge_probe(now),
             Timer::TokenLoss => self.token_loss(now),
             Timer::Hurry | Timer::DeliverReliable | Timer::DeliverAgreed => {}
         }
@@ -1041,7 +1085,7 @@ impl Ring {
         self.memb.commit_set = vec![self.my_vid() as i32];
         self.memb.foreign_found = false;
         if self.memb.members.leader() == Some(self.topo.me) {
-            self.timers.arm(Timer::Lookup, now + self.params.timeouts.lookup);
+            self.arm_lookup(now);
         }
         self.stats.membership_changes += 1;
         let names: Vec<String> =

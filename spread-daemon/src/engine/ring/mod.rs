@@ -104,6 +104,10 @@ pub enum State {
     Evs = 6,
 }
 
+/// How often a ring's leader probes configured daemons outside the ring
+/// ([`Params::merge_probe`]).
+pub const DEFAULT_MERGE_PROBE: Duration = Duration::from_millis(200);
+
 /// Ring parameters taken from spread.conf (§1.4, §1.8).
 #[derive(Clone, Debug)]
 pub struct Params {
@@ -118,6 +122,11 @@ pub struct Params {
     pub hurry_timeout: Duration,
     /// The other membership timeouts (§1.8).
     pub timeouts: MembTimeouts,
+    /// Ours only (docs/ring.md, "Fast merge"): while configured daemons are
+    /// outside the ring, its leader sends them a JOIN this often without
+    /// leaving OP, so a healed partition merges at once instead of at the
+    /// next `Lookup_timeout`. `None`: as the original.
+    pub merge_probe: Option<Duration>,
     /// Byte order this daemon writes (the host's; the simulator can pick
     /// the other one to test mixed rings).
     pub order: Order,
@@ -136,6 +145,7 @@ impl Params {
             token_timeout: Duration::from_millis(t.token as u64),
             hurry_timeout: Duration::from_millis(t.hurry as u64),
             timeouts: MembTimeouts::from(t),
+            merge_probe: Some(DEFAULT_MERGE_PROBE.min(Duration::from_millis(t.lookup as u64))),
             order: Order::NATIVE,
         }
     }
@@ -249,6 +259,15 @@ impl Ring {
     pub fn topology(&self) -> &Topology {
         &self.topo
     }
+    /// Turn our merge probe off (`None`: merge as the original does, at the
+    /// next lookup) or set its interval ([`Params::merge_probe`]).
+    pub fn set_merge_probe(&mut self, probe: Option<Duration>) {
+        self.params.merge_probe = probe;
+        if probe.is_none() {
+            self.timers.cancel(Timer::MergeProbe);
+        }
+    }
+
     pub fn params(&self) -> &Params {
         &self.params
     }

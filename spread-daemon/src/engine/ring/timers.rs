@@ -22,12 +22,17 @@ pub enum Timer {
     FormOrFail,
     /// The leader's probe for daemons outside the ring (`Lookup_timeout`).
     Lookup,
+    /// Ours only: the leader's light probe of configured daemons outside
+    /// the ring, which does not leave OP ([`Params::merge_probe`]).
+    ///
+    /// [`Params::merge_probe`]: super::Params::merge_probe
+    MergeProbe,
     /// Zero-delay delivery passes after the delivery threshold is lowered.
     DeliverReliable,
     DeliverAgreed,
 }
 
-const ALL: [Timer; 10] = [
+const ALL: [Timer; 11] = [
     Timer::TokenLoss,
     Timer::Hurry,
     Timer::Alive,
@@ -36,6 +41,7 @@ const ALL: [Timer; 10] = [
     Timer::SendJoin,
     Timer::FormOrFail,
     Timer::Lookup,
+    Timer::MergeProbe,
     Timer::DeliverReliable,
     Timer::DeliverAgreed,
 ];
