@@ -6,7 +6,7 @@
 //!
 //! `RSPREAD_SIM_SEEDS=N` / `RSPREAD_SIM_SEED=S` as in `ring_sim.rs`.
 
-use spread_daemon::engine::ring::sim::{conf_for, Faults, RingSim};
+use spread_daemon::engine::ring::sim::{conf_for, seeds, Faults, RingSim, TWO_SEGMENTS};
 use spread_daemon::engine::ring::State;
 use spread_wire::daemon::{AGREED_TYPE, FIFO_TYPE, RELIABLE_TYPE, SAFE_TYPE};
 
@@ -24,18 +24,6 @@ Spread_Segment 10.0.3.255:4803 {
 }
 ";
 
-const TWO_SEGMENTS: &str = "
-Spread_Segment 10.0.0.255:4803 {
-    a 10.0.0.1
-    b 10.0.0.2
-    c 10.0.0.3
-}
-Spread_Segment 10.0.9.255:4803 {
-    x 10.0.9.1
-    y 10.0.9.2
-}
-";
-
 const ONE_SEGMENT: &str = "
 Spread_Segment 10.0.0.255:4803 {
     a 10.0.0.1
@@ -44,14 +32,6 @@ Spread_Segment 10.0.0.255:4803 {
     d 10.0.0.4
 }
 ";
-
-fn seeds() -> Vec<u64> {
-    if let Ok(s) = std::env::var("RSPREAD_SIM_SEED") {
-        return vec![s.parse().expect("RSPREAD_SIM_SEED is a number")];
-    }
-    let n: u64 = std::env::var("RSPREAD_SIM_SEEDS").ok().and_then(|s| s.parse().ok()).unwrap_or(50);
-    (1..=n).collect()
-}
 
 const SERVICES: [u32; 4] = [RELIABLE_TYPE, FIFO_TYPE, AGREED_TYPE, SAFE_TYPE];
 
@@ -79,7 +59,7 @@ fn load(sim: &mut RingSim, nodes: &[usize], count: usize) {
 
 #[test]
 fn three_daemons_started_together_form_one_ring() {
-    for seed in seeds() {
+    for seed in seeds(50) {
         let mut sim = RingSim::start(THREE, seed, Faults::NONE, &[]);
         assert!(sim.run_until_settled(30 * SEC, 10_000_000), "seed {seed}: no ring of three formed");
         let id = sim.nodes[0].ring_id();
@@ -100,7 +80,7 @@ fn three_daemons_started_together_form_one_ring() {
 
 #[test]
 fn shared_segments_and_one_segment_form_rings() {
-    for seed in seeds() {
+    for seed in seeds(50) {
         for conf in [TWO_SEGMENTS, ONE_SEGMENT] {
             let mut sim = RingSim::start(conf, seed, lossy(), &[]);
             assert!(sim.run_until_settled(60 * SEC, 20_000_000), "seed {seed}: no ring formed\n{conf}");
@@ -128,7 +108,7 @@ fn a_lone_daemon_forms_a_singleton_ring() {
 
 #[test]
 fn partition_then_heal_splits_and_merges_the_ring() {
-    for seed in seeds() {
+    for seed in seeds(50) {
         let mut sim = RingSim::start(TWO_SEGMENTS, seed, lossy(), &[]);
         assert!(sim.run_until_settled(60 * SEC, 20_000_000), "seed {seed}: no ring");
         load(&mut sim, &[0, 1, 2, 3, 4], 100);
@@ -159,7 +139,7 @@ fn partition_then_heal_splits_and_merges_the_ring() {
 
 #[test]
 fn a_crashed_daemon_leaves_and_the_survivors_agree() {
-    for seed in seeds() {
+    for seed in seeds(50) {
         let mut sim = RingSim::start(THREE, seed, lossy(), &[]);
         assert!(sim.run_until_settled(60 * SEC, 20_000_000), "seed {seed}: no ring");
         load(&mut sim, &[0, 1, 2], 150);

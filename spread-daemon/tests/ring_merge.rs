@@ -10,32 +10,10 @@
 //!
 //! `RSPREAD_SIM_SEEDS=N` / `RSPREAD_SIM_SEED=S` as in `ring_sim.rs`.
 
-use spread_daemon::engine::ring::sim::{conf_for, Faults, RingSim};
+use spread_daemon::engine::ring::sim::{conf_for, seeds, Faults, RingSim, TWO_SEGMENTS};
 use spread_wire::daemon::{AGREED_TYPE, SAFE_TYPE};
 
 const SEC: u64 = 1_000_000;
-
-/// Two segments (3 + 2 daemons): daemons of one segment reach each other by
-/// broadcast, the segments by unicast.
-const TWO_SEGMENTS: &str = "
-Spread_Segment 10.0.0.255:4803 {
-    a 10.0.0.1
-    b 10.0.0.2
-    c 10.0.0.3
-}
-Spread_Segment 10.0.9.255:4803 {
-    x 10.0.9.1
-    y 10.0.9.2
-}
-";
-
-fn seeds(default: u64) -> Vec<u64> {
-    if let Ok(s) = std::env::var("RSPREAD_SIM_SEED") {
-        return vec![s.parse().expect("RSPREAD_SIM_SEED is a number")];
-    }
-    let n: u64 = std::env::var("RSPREAD_SIM_SEEDS").ok().and_then(|s| s.parse().ok()).unwrap_or(default);
-    (1..=n).collect()
-}
 
 /// A LAN: no loss, 20 µs – 0.5 ms delay.
 fn lan() -> Faults {

@@ -6,7 +6,7 @@
 //! `RSPREAD_SIM_SEEDS=N` runs the randomised scenarios over N seeds (default
 //! 100 each; `make sim` runs many); `RSPREAD_SIM_SEED=S` replays one seed.
 
-use spread_daemon::engine::ring::sim::{Faults, RingSim};
+use spread_daemon::engine::ring::sim::{seeds, Faults, RingSim, TWO_SEGMENTS};
 use spread_daemon::engine::ring::token::MAX_SEQ_GAP;
 use spread_wire::daemon::{AGREED_TYPE, FIFO_TYPE, RELIABLE_TYPE, SAFE_TYPE};
 use spread_wire::endian::Order;
@@ -26,30 +26,8 @@ Spread_Segment 10.0.3.255:4803 {
 }
 ";
 
-/// Five daemons in two shared segments: broadcasts to segment addresses,
-/// ROUTED packets to the other segment's leader, and its re-broadcast.
-const TWO_SEGMENTS: &str = "
-Spread_Segment 10.0.0.255:4803 {
-    a 10.0.0.1
-    b 10.0.0.2
-    c 10.0.0.3
-}
-Spread_Segment 10.0.9.255:4803 {
-    x 10.0.9.1
-    y 10.0.9.2
-}
-";
-
 fn accelerated(conf: &str, window: u32) -> String {
     format!("AcceleratedRing = true\nAcceleratedWindow = {window}\n{conf}")
-}
-
-fn seeds() -> Vec<u64> {
-    if let Ok(s) = std::env::var("RSPREAD_SIM_SEED") {
-        return vec![s.parse().expect("RSPREAD_SIM_SEED is a number")];
-    }
-    let n: u64 = std::env::var("RSPREAD_SIM_SEEDS").ok().and_then(|s| s.parse().ok()).unwrap_or(100);
-    (1..=n).collect()
 }
 
 const SERVICES: [u32; 4] = [RELIABLE_TYPE, FIFO_TYPE, AGREED_TYPE, SAFE_TYPE];
@@ -161,7 +139,7 @@ fn lossy() -> Faults {
 
 #[test]
 fn lossy_reordering_network_three_daemons() {
-    for seed in seeds() {
+    for seed in seeds(100) {
         let mut sim = RingSim::new(THREE, seed, lossy(), &[]);
         load(&mut sim, 400, &SERVICES);
         assert!(sim.run_until_delivered(600 * SEC, 50_000_000), "seed {seed}: not everything delivered");
@@ -173,7 +151,7 @@ fn lossy_reordering_network_three_daemons() {
 
 #[test]
 fn lossy_network_two_shared_segments_with_routing() {
-    for seed in seeds() {
+    for seed in seeds(100) {
         let mut sim = RingSim::new(TWO_SEGMENTS, seed, lossy(), &[]);
         load(&mut sim, 400, &SERVICES);
         assert!(sim.run_until_delivered(600 * SEC, 50_000_000), "seed {seed}: not everything delivered");
@@ -183,7 +161,7 @@ fn lossy_network_two_shared_segments_with_routing() {
 
 #[test]
 fn mixed_byte_orders_share_one_ring() {
-    for seed in seeds() {
+    for seed in seeds(100) {
         let orders = [Order::Little, Order::Big, Order::Little, Order::Big, Order::Big];
         let mut sim = RingSim::new(TWO_SEGMENTS, seed, lossy(), &orders);
         load(&mut sim, 300, &SERVICES);
@@ -194,7 +172,7 @@ fn mixed_byte_orders_share_one_ring() {
 
 #[test]
 fn accelerated_ring_lossy() {
-    for seed in seeds() {
+    for seed in seeds(100) {
         let mut sim = RingSim::new(&accelerated(THREE, 20), seed, lossy(), &[]);
         assert!(sim.nodes[0].params().accelerated);
         load(&mut sim, 400, &SERVICES);
@@ -217,7 +195,7 @@ fn flood_is_bounded_by_flow_control() {
 
 #[test]
 fn heavy_loss_and_duplication_still_deliver_everything_once() {
-    for seed in seeds().into_iter().take(8) {
+    for seed in seeds(100).into_iter().take(8) {
         let f = Faults { loss: 0.2, dup: 0.1, min_delay_us: 10, max_delay_us: 5_000 };
         let mut sim = RingSim::new(TWO_SEGMENTS, seed, f, &[]);
         load(&mut sim, 150, &SERVICES);

@@ -150,6 +150,31 @@ impl SimDaemon for Ring {
     }
 }
 
+/// Five daemons in two segments, `a b c` and `x y` (broadcast inside a
+/// segment, unicast between them): the layout of the ring tests that split
+/// a ring along and across segments.
+pub const TWO_SEGMENTS: &str = "
+Spread_Segment 10.0.0.255:4803 {
+    a 10.0.0.1
+    b 10.0.0.2
+    c 10.0.0.3
+}
+Spread_Segment 10.0.9.255:4803 {
+    x 10.0.9.1
+    y 10.0.9.2
+}
+";
+
+/// The seeds of a simulator test: `RSPREAD_SIM_SEED=S` replays one,
+/// `RSPREAD_SIM_SEEDS=N` runs 1..=N, else 1..=`default`.
+pub fn seeds(default: u64) -> Vec<u64> {
+    if let Ok(s) = std::env::var("RSPREAD_SIM_SEED") {
+        return vec![s.parse().expect("RSPREAD_SIM_SEED is a number")];
+    }
+    let n: u64 = std::env::var("RSPREAD_SIM_SEEDS").ok().and_then(|s| s.parse().ok()).unwrap_or(default);
+    (1..=n).collect()
+}
+
 /// A spread.conf text of `k` daemons in segments of up to four (a
 /// broadcast address each): `n<segment>x<index>` at `10.1.<segment>.<index+1>`.
 pub fn conf_for(k: usize) -> String {
