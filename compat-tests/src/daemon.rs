@@ -87,6 +87,25 @@ pub fn free_port_near(base: u16) -> Result<u16, String> {
     wait_ports_free(base, Duration::from_secs(65)).map(|_| base)
 }
 
+/// Ports for a ring of `n` daemons, `gap` apart, as in [`free_port_near`]:
+/// the first of `base`, `base + 2`, …, `base + 8` at which all `n` are free
+/// (another program may hold one), else `base` after waiting for each
+/// (up to 65 s).
+pub fn free_ring_ports(base: u16, n: usize, gap: u16) -> Result<Vec<u16>, String> {
+    let at = |b: u16| (0..n as u16).map(|i| b + gap * i).collect::<Vec<u16>>();
+    for k in 0..5u16 {
+        let ports = at(base + 2 * k);
+        if ports.iter().all(|&p| wait_ports_free(p, Duration::from_millis(0)).is_ok()) {
+            return Ok(ports);
+        }
+    }
+    let ports = at(base);
+    for &p in &ports {
+        wait_ports_free(p, Duration::from_secs(65))?;
+    }
+    Ok(ports)
+}
+
 impl Daemon {
     /// Writes `conf` (use [`Daemon::run_dir_for`]-style paths: the text may
     /// contain `@RUN@`, replaced by the private run directory), starts

@@ -14,16 +14,13 @@
 use std::path::Path;
 use std::time::Duration;
 
-use compat_tests::daemon::{loopback_ring_conf, wait_ports_free, Daemon};
+use compat_tests::daemon::{free_ring_ports, loopback_ring_conf, Daemon};
 use compat_tests::frames;
 use compat_tests::net::Conn;
 use compat_tests::paths::reference_daemon;
 
 /// Start daemon i of `ports` with the original binary when `original[i]`.
 fn start_ring(ports: &[u16], original: &[bool], reference: &Path) -> Vec<Daemon> {
-    for &p in ports {
-        wait_ports_free(p, Duration::from_secs(65)).expect("ports free");
-    }
     let conf = loopback_ring_conf(ports, "x");
     let ours = compat_tests::paths::spread_binary();
     (0..ports.len())
@@ -108,7 +105,7 @@ fn exercise(clients: &mut [Client], g: &str) {
 
 fn mixed_ring(test: &str, base: u16, original: [bool; 3], kill: usize) {
     let Some(reference) = reference_daemon(test) else { return };
-    let ports = [base, base + 10, base + 20];
+    let ports = free_ring_ports(base, 3, 10).expect("ports free");
     let mut ds = start_ring(&ports, &original, &reference);
     for d in &ds {
         d.wait_operational(LIMIT).expect("operational");

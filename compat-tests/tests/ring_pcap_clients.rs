@@ -30,15 +30,15 @@
 //! also runs on three original daemons, with the same expectations; without
 //! it that test prints why and passes.
 //!
-//! Ports 26400–26479 (ours from 26400, the original's from 26450; a ring's
-//! daemons 10 apart). Every daemon is started and killed by this test, by
+//! Ports 26400–26479 (ours from 26400, the original's from 26450, moved by
+//! up to 8 when another program holds one; a ring's daemons 10 apart). Every daemon is started and killed by this test, by
 //! PID; every wait is bounded.
 
 use std::path::Path;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use compat_tests::daemon::{loopback_ring_conf, wait_ports_free, Daemon};
+use compat_tests::daemon::{free_ring_ports, loopback_ring_conf, wait_ports_free, Daemon};
 use compat_tests::frames;
 use compat_tests::net::{CloseSeen, Conn};
 use compat_tests::pcap_logs::{self, Receipt, RECORDED_RING_PROC, RECORDED_RING_TIME};
@@ -148,10 +148,7 @@ fn scenario(bin: &Path, base: u16) {
     let sends = pcap_logs::multicasts(&tx_log, "tx");
     assert_eq!(sends.len(), 120, "the recorded sender's multicasts");
 
-    let ports = [base, base + 10, base + 20];
-    for &p in &ports {
-        wait_ports_free(p, Duration::from_secs(65)).expect("ports free");
-    }
+    let ports = free_ring_ports(base, 3, 10).expect("ports free");
     let conf = loopback_ring_conf(&ports, "d");
     let start = |i: usize| {
         Daemon::start_bin(bin, &format!("d{}", i + 1), ports[i], &conf)

@@ -508,9 +508,8 @@ impl Ring {
     /// what it does with any JOIN from outside: a ring leader in OP gathers
     /// and JOINs back, which brings this leader into GATHER too; a
     /// gathering one counts this ring in; others REFER, which OP ignores.
-    /// So nothing changes
-    /// unless someone outside can be reached, and then the rings merge as
-    /// after a lookup.
+    /// So nothing changes unless someone outside can be reached, and then
+    /// the rings merge as after a lookup.
     fn merge_probe(&mut self, now: Instant) {
         let Some(interval) = self.params.merge_probe else { return };
         if self.memb.state != State::Op || self.memb.members.leader() != Some(self.topo.me) {

@@ -46,12 +46,12 @@ use super::ordering::{OrderEvent, OrderedMessage, Ordering, ServiceClass};
 use crate::config::{Config, Timeouts};
 pub use membership::Memb;
 use timers::{Timer, Timers};
+use token::TokenState;
+pub use topology::{Members, Topology};
 
 /// Most datagram buffers kept for reuse ([`Ring::recycle`]): a few
 /// windows' worth of packets in flight.
 const SPARE_BUFFERS: usize = 1024;
-use token::TokenState;
-pub use topology::{Members, Topology};
 
 /// Which socket a datagram arrived on.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
