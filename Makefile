@@ -97,7 +97,7 @@ $(LIBOUT)/%.a: $(RUSTLIB) $(OBJDIR)/%.list
 examples: libs
 	@if [ -f c-examples/Makefile ]; then \
 	    $(MAKE) --no-print-directory -C c-examples INCDIR=$(CURDIR)/include \
-	        LIBDIR=$(CURDIR)/$(LIBOUT) BINDIR=$(CURDIR)/$(BINOUT); \
+	        LIBDIR=$(CURDIR)/$(LIBOUT) BINDIR=$(CURDIR)/$(BINOUT) all bench-tools; \
 	else echo "c-examples/Makefile not present; no C examples built"; fi
 
 install: build

@@ -625,15 +625,29 @@ fn ready_for(fd_type: c_int, revents: libc::c_short) -> bool {
     revents & bits != 0
 }
 
+/// What one round of the loop polls and finds ready, kept across rounds so
+/// that a busy loop allocates nothing (cleared, capacity kept).
+#[derive(Default)]
+struct PollScratch {
+    pfds: Vec<libc::pollfd>,
+    wanted: Vec<(c_int, c_int)>,
+    index: HashMap<c_int, usize>,
+    revents: HashMap<c_int, libc::c_short>,
+    ready: HashSet<(c_int, c_int)>,
+}
+
 /// Polls the active descriptors (first without waiting; if none is ready and
-/// no exit is pending, again for up to `timeout`) and returns the ready
-/// (fd, fd_type) pairs.
-fn wait_ready(timeout: sp_time, wake_fd: c_int) -> HashSet<(c_int, c_int)> {
-    let mut pfds: Vec<libc::pollfd> = Vec::new();
-    let mut wanted: Vec<(c_int, c_int)> = Vec::new();
+/// no exit is pending, again for up to `timeout`) and leaves the ready
+/// (fd, fd_type) pairs in `sc.ready`.
+fn wait_ready(timeout: sp_time, wake_fd: c_int, sc: &mut PollScratch) {
+    let PollScratch { pfds, wanted, index, revents, ready } = sc;
+    pfds.clear();
+    wanted.clear();
+    index.clear();
+    revents.clear();
+    ready.clear();
     {
         let st = state();
-        let mut index: HashMap<c_int, usize> = HashMap::new();
         for p in st.active_priority.max(0) as usize..NUM_PRIORITY as usize {
             for e in st.fdq[p].iter().filter(|e| e.active) {
                 let i = *index.entry(e.fd).or_insert_with(|| {
@@ -651,29 +665,26 @@ fn wait_ready(timeout: sp_time, wake_fd: c_int) -> HashSet<(c_int, c_int)> {
     }
 
     let zero = libc::timespec { tv_sec: 0, tv_nsec: 0 };
-    let mut n = do_poll(&mut pfds, &zero);
+    let mut n = do_poll(pfds, &zero);
     if n == 0 && !exiting() {
         let ts = libc::timespec {
             tv_sec: timeout.sec.max(0) as libc::time_t,
             tv_nsec: (timeout.usec.clamp(0, USEC_PER_SEC - 1) * 1000) as _,
         };
-        n = do_poll(&mut pfds, &ts);
+        n = do_poll(pfds, &ts);
     }
-    let mut ready = HashSet::new();
     if n <= 0 {
-        return ready;
+        return;
     }
     if wake_fd >= 0 && pfds[wake_index].revents != 0 {
         drain(wake_fd);
     }
-    let revents: HashMap<c_int, libc::c_short> =
-        pfds[..wake_index].iter().filter(|p| p.revents != 0).map(|p| (p.fd, p.revents)).collect();
-    for (fd, fd_type) in wanted {
+    revents.extend(pfds[..wake_index].iter().filter(|p| p.revents != 0).map(|p| (p.fd, p.revents)));
+    for &(fd, fd_type) in wanted.iter() {
         if revents.get(&fd).is_some_and(|&r| ready_for(fd_type, r)) {
             ready.insert((fd, fd_type));
         }
     }
-    ready
 }
 
 fn do_poll(pfds: &mut [libc::pollfd], ts: &libc::timespec) -> c_int {
@@ -702,6 +713,7 @@ pub unsafe extern "C" fn E_handle_events() {
         // Timers stay pending until one round passes without a HIGH or
         // MEDIUM handler having run (the original's start-up rule).
         let mut first = true;
+        let mut scratch = PollScratch::default();
         while !exiting() {
             // 1. Due timers.
             let mut timeout = LONG_TIMEOUT;
@@ -744,7 +756,8 @@ pub unsafe extern "C" fn E_handle_events() {
             }
 
             // 2. Readiness.
-            let ready = wait_ready(timeout, wake_fd);
+            wait_ready(timeout, wake_fd, &mut scratch);
+            let ready = &scratch.ready;
             let mut num_set = ready.len();
 
             // 3. HIGH, then MEDIUM: every ready handler of the first level

@@ -88,10 +88,14 @@ unsafe fn scat_elems<'a>(s: *const scatter) -> Option<&'a [scat_element]> {
     Some(&s.elements[..s.num_elements])
 }
 
-/// Send-side slices of a scatter: `Err(ILLEGAL_MESSAGE)` for NULL buffers,
-/// `Err(MESSAGE_TOO_LONG)` when the total exceeds the library limit (checked
-/// before any slice is formed).
-unsafe fn send_pieces(elems: &[scat_element], num_groups: usize) -> Result<Vec<&[u8]>, Code> {
+/// Send-side slices of a scatter, written into `out` (no allocation):
+/// `Err(ILLEGAL_MESSAGE)` for NULL buffers, `Err(MESSAGE_TOO_LONG)` when the
+/// total exceeds the library limit (checked before any slice is formed).
+unsafe fn send_pieces<'a>(
+    elems: &[scat_element],
+    num_groups: usize,
+    out: &mut [&'a [u8]; MAX_CLIENT_SCATTER_ELEMENTS],
+) -> Result<usize, Code> {
     let mut total: u128 = (num_groups as u128) * MAX_GROUP_NAME as u128;
     for e in elems {
         if e.buf.is_null() && e.len > 0 {
@@ -102,10 +106,10 @@ unsafe fn send_pieces(elems: &[scat_element], num_groups: usize) -> Result<Vec<&
     if total > MAX_MESSAGE_BODY_LEN as u128 {
         return Err(MESSAGE_TOO_LONG);
     }
-    Ok(elems
-        .iter()
-        .map(|e| if e.len == 0 { &[][..] } else { std::slice::from_raw_parts(e.buf as *const u8, e.len) })
-        .collect())
+    for (o, e) in out.iter_mut().zip(elems) {
+        *o = if e.len == 0 { &[][..] } else { std::slice::from_raw_parts(e.buf as *const u8, e.len) };
+    }
+    Ok(elems.len())
 }
 
 type Code = c_int;
@@ -263,11 +267,27 @@ pub unsafe extern "C" fn SP_leave(mbox: mailbox, group: *const c_char) -> c_int 
     })
 }
 
+/// The group names of a multicast: one copied (`strncpy` to 31 bytes) or
+/// the caller's array of 32-byte entries, read in place.
+enum Groups<'a> {
+    One(Name32),
+    Many(&'a [Name32]),
+}
+
+impl Groups<'_> {
+    fn as_slice(&self) -> &[Name32] {
+        match self {
+            Groups::One(g) => std::slice::from_ref(g),
+            Groups::Many(g) => g,
+        }
+    }
+}
+
 /// The common shell of the four multicast forms.
 unsafe fn multicast_common(
     mbox: mailbox,
     service_type: service,
-    groups: Result<Vec<Name32>, (Code, usize)>,
+    groups: Result<Groups<'_>, Code>,
     mess_type: int16,
     elems: Option<&[scat_element]>,
 ) -> c_int {
@@ -277,51 +297,49 @@ unsafe fn multicast_common(
     }
     let groups = match groups {
         Ok(g) => g,
-        Err((MESSAGE_TOO_LONG, _)) => return too_long(mbox),
-        Err((e, _)) => return e,
-    };
-    let Some(elems) = elems else { return ILLEGAL_MESSAGE };
-    let pieces = match send_pieces(elems, groups.len()) {
-        Ok(p) => p,
         Err(MESSAGE_TOO_LONG) => return too_long(mbox),
         Err(e) => return e,
     };
-    match spread_client::multicast(mbox, service, &groups, mess_type, &SendBody::Scatter(&pieces)) {
+    let groups = groups.as_slice();
+    let Some(elems) = elems else { return ILLEGAL_MESSAGE };
+    let mut pieces: [&[u8]; MAX_CLIENT_SCATTER_ELEMENTS] = [&[]; MAX_CLIENT_SCATTER_ELEMENTS];
+    let n = match send_pieces(elems, groups.len(), &mut pieces) {
+        Ok(n) => n,
+        Err(MESSAGE_TOO_LONG) => return too_long(mbox),
+        Err(e) => return e,
+    };
+    match spread_client::multicast(mbox, service, groups, mess_type, &SendBody::Scatter(&pieces[..n])) {
         Ok(n) => n,
         Err(e) => e,
     }
 }
 
 /// One group name from a C string (NULL → `ILLEGAL_GROUP`).
-unsafe fn one_group(group: *const c_char) -> Result<Vec<Name32>, (Code, usize)> {
+unsafe fn one_group<'a>(group: *const c_char) -> Result<Groups<'a>, Code> {
     if group.is_null() {
-        return Err((ILLEGAL_GROUP, 0));
+        return Err(ILLEGAL_GROUP);
     }
-    Ok(vec![group31(group)])
+    Ok(Groups::One(group31(group)))
 }
 
 /// `num_groups` verbatim 32-byte entries.
-unsafe fn many_groups(num_groups: c_int, groups: *const [c_char; 32]) -> Result<Vec<Name32>, (Code, usize)> {
+unsafe fn many_groups<'a>(num_groups: c_int, groups: *const [c_char; 32]) -> Result<Groups<'a>, Code> {
     if num_groups < 0 {
-        return Err((ILLEGAL_GROUP, 0));
+        return Err(ILLEGAL_GROUP);
     }
     let n = num_groups as usize;
     if n * MAX_GROUP_NAME > MAX_MESSAGE_BODY_LEN {
-        return Err((MESSAGE_TOO_LONG, n));
+        return Err(MESSAGE_TOO_LONG);
     }
-    if n > 0 && groups.is_null() {
-        return Err((ILLEGAL_GROUP, 0));
+    if n == 0 {
+        return Ok(Groups::Many(&[]));
     }
-    let mut v = Vec::with_capacity(n);
-    for i in 0..n {
-        let g = &*groups.add(i);
-        let mut out = [0u8; 32];
-        for (o, &c) in out.iter_mut().zip(g.iter()) {
-            *o = c as u8;
-        }
-        v.push(out);
+    if groups.is_null() {
+        return Err(ILLEGAL_GROUP);
     }
-    Ok(v)
+    // SAFETY: the caller passes `num_groups` entries of 32 bytes; `[c_char;
+    // 32]` and `[u8; 32]` have the same size and alignment.
+    Ok(Groups::Many(std::slice::from_raw_parts(groups as *const Name32, n)))
 }
 
 /// A one-element scatter over `(mess, mess_len)`.
@@ -409,18 +427,18 @@ unsafe fn receive_common(
     let ng = if groups.is_null() || max_groups <= 0 { 0 } else { max_groups as usize };
     let gslice: &mut [Name32] =
         if ng == 0 { &mut [] } else { std::slice::from_raw_parts_mut(groups as *mut Name32, ng) };
-    let mut pieces: Vec<&mut [u8]> = Vec::with_capacity(elems.len());
-    for e in elems {
+    let mut pieces: [&mut [u8]; MAX_CLIENT_SCATTER_ELEMENTS] = std::array::from_fn(|_| <&mut [u8]>::default());
+    for (p, e) in pieces.iter_mut().zip(elems) {
         if e.len == 0 {
-            pieces.push(&mut []);
+            continue;
         } else if e.buf.is_null() || e.len > isize::MAX as usize {
             return ILLEGAL_MESSAGE;
-        } else {
-            pieces.push(std::slice::from_raw_parts_mut(e.buf as *mut u8, e.len));
         }
+        *p = std::slice::from_raw_parts_mut(e.buf as *mut u8, e.len);
     }
+    let pieces = &mut pieces[..elems.len()];
     let mut out = RecvOutputs::default();
-    let r = spread_client::receive(mbox, drop_recv, gslice, &mut pieces, &mut out);
+    let r = spread_client::receive(mbox, drop_recv, gslice, pieces, &mut out);
     if let (Some(v), false) = (out.service, service_type.is_null()) {
         *service_type = v as service;
     }

@@ -109,24 +109,9 @@ pub(crate) fn recv_exact_nb(fd: RawFd, buf: &mut [u8], deadline: Option<Instant>
 /// the application made the fd non-blocking — wait for data instead of
 /// spinning). `Err(())` on EOF or error.
 pub(crate) fn recv_exact(fd: RawFd, buf: &mut [u8]) -> Result<(), ()> {
-    let mut got = 0;
-    while got < buf.len() {
-        let rest = &mut buf[got..];
-        // SAFETY: rest is a valid mutable slice.
-        let r = unsafe { libc::recv(fd, rest.as_mut_ptr() as *mut libc::c_void, rest.len(), 0) };
-        if r > 0 {
-            got += (r as usize).min(rest.len());
-            continue;
-        }
-        if r < 0 && is_retry(errno()) {
-            if errno() != libc::EINTR && wait(fd, true, None) == Wait::Error {
-                return Err(());
-            }
-            continue;
-        }
-        return Err(());
-    }
-    Ok(())
+    let mut r = ReadList::new(fd);
+    r.push(buf)?;
+    r.finish()
 }
 
 /// Read and throw away `n` bytes (blocking).
@@ -140,51 +125,167 @@ pub(crate) fn discard(fd: RawFd, mut n: usize) -> Result<(), ()> {
     Ok(())
 }
 
-/// Send every byte of `parts` in order with as few `sendmsg` calls as the
-/// kernel allows (one for the whole frame in the common case). Blocking;
-/// retries EINTR, waits on EAGAIN. `Err(())` on any other failure.
-pub(crate) fn send_vectored(fd: RawFd, parts: &[&[u8]]) -> Result<(), ()> {
-    let mut iov: Vec<libc::iovec> = parts
-        .iter()
-        .filter(|p| !p.is_empty())
-        .map(|p| libc::iovec { iov_base: p.as_ptr() as *mut libc::c_void, iov_len: p.len() })
-        .collect();
-    let mut first = 0;
-    const MAX_IOV: usize = 1024;
-    while first < iov.len() {
-        let cnt = (iov.len() - first).min(MAX_IOV);
-        // SAFETY: zeroed msghdr is valid; iov points at live slices.
-        let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
-        msg.msg_iov = iov[first..].as_mut_ptr();
-        msg.msg_iovlen = cnt as _;
-        // SAFETY: msg describes valid buffers.
-        let r = unsafe { libc::sendmsg(fd, &msg, libc::MSG_NOSIGNAL) };
-        if r < 0 {
-            let e = errno();
-            if is_retry(e) {
-                if e != libc::EINTR && wait(fd, false, None) == Wait::Error {
-                    return Err(());
-                }
-                continue;
-            }
-            return Err(());
-        }
-        if r == 0 {
-            return Err(());
-        }
-        let mut sent = r as usize;
-        while sent > 0 && first < iov.len() {
-            let l = iov[first].iov_len;
-            if sent >= l {
-                sent -= l;
-                first += 1;
-            } else {
-                // SAFETY: advancing within the same live slice.
-                iov[first].iov_base = unsafe { (iov[first].iov_base as *mut u8).add(sent) } as *mut libc::c_void;
-                iov[first].iov_len = l - sent;
-                sent = 0;
-            }
+/// The most buffers one vectored call takes: a header block, the 4-byte
+/// original type of a reject, the group names and a 100-piece scatter.
+pub(crate) const MAX_PARTS: usize = spread_wire::consts::MAX_CLIENT_SCATTER_ELEMENTS + 3;
+
+const NO_IOV: libc::iovec = libc::iovec { iov_base: std::ptr::null_mut(), iov_len: 0 };
+
+/// Advance `iov[*first..]` past `n` transferred bytes.
+fn advance(iov: &mut [libc::iovec], first: &mut usize, mut n: usize) {
+    while n > 0 && *first < iov.len() {
+        let l = iov[*first].iov_len;
+        if n >= l {
+            n -= l;
+            *first += 1;
+        } else {
+            // SAFETY: advancing within the same live buffer.
+            iov[*first].iov_base = unsafe { (iov[*first].iov_base as *mut u8).add(n) } as *mut libc::c_void;
+            iov[*first].iov_len = l - n;
+            n = 0;
         }
     }
+}
+
+/// Frames (or the part of a frame after its header) up to this many bytes
+/// are gathered into one stack buffer and moved with a plain `send`/`recv`:
+/// cheaper in the kernel than importing an iovec array, and the copy of a
+/// small message costs less than the import it saves.
+const COALESCE: usize = 2048;
+
+/// One `send`/`recv` (single buffer) or `sendmsg`/`recvmsg` over `iov`.
+///
+/// # Safety
+/// `iov` must describe live buffers, writable ones when `write` is false.
+unsafe fn io_once(fd: RawFd, iov: &mut [libc::iovec], write: bool) -> isize {
+    if let [one] = iov {
+        return if write {
+            libc::send(fd, one.iov_base, one.iov_len, libc::MSG_NOSIGNAL)
+        } else {
+            libc::recv(fd, one.iov_base, one.iov_len, 0)
+        };
+    }
+    let mut msg: libc::msghdr = std::mem::zeroed();
+    msg.msg_iov = iov.as_mut_ptr();
+    msg.msg_iovlen = iov.len() as _;
+    if write {
+        libc::sendmsg(fd, &msg, libc::MSG_NOSIGNAL)
+    } else {
+        libc::recvmsg(fd, &mut msg, 0)
+    }
+}
+
+/// Move every byte of `iov` (blocking: EINTR retried, EAGAIN waited on).
+/// `Err(())` on EOF, a zero-byte send, or any other failure.
+///
+/// # Safety
+/// As [`io_once`].
+unsafe fn transfer(fd: RawFd, iov: &mut [libc::iovec], write: bool) -> Result<(), ()> {
+    let mut first = 0;
+    while first < iov.len() {
+        let r = io_once(fd, &mut iov[first..], write);
+        if r > 0 {
+            advance(iov, &mut first, r as usize);
+            continue;
+        }
+        if r < 0 && is_retry(errno()) {
+            if errno() != libc::EINTR && wait(fd, !write, None) == Wait::Error {
+                return Err(());
+            }
+            continue;
+        }
+        return Err(());
+    }
     Ok(())
+}
+
+fn total_len(iov: &[libc::iovec]) -> usize {
+    iov.iter().map(|v| v.iov_len).sum()
+}
+
+/// Send every byte of `parts` in order with one system call in the common
+/// case, without allocating. At most [`MAX_PARTS`] parts (`Err(())`
+/// beyond). Blocking; retries EINTR, waits on EAGAIN. `Err(())` on any other
+/// failure.
+pub(crate) fn send_vectored(fd: RawFd, parts: &[&[u8]]) -> Result<(), ()> {
+    if parts.len() > MAX_PARTS {
+        return Err(());
+    }
+    let mut iov = [NO_IOV; MAX_PARTS];
+    let mut cnt = 0;
+    for p in parts.iter().filter(|p| !p.is_empty()) {
+        iov[cnt] = libc::iovec { iov_base: p.as_ptr() as *mut libc::c_void, iov_len: p.len() };
+        cnt += 1;
+    }
+    let total = total_len(&iov[..cnt]);
+    if cnt > 1 && total <= COALESCE {
+        let mut flat = std::mem::MaybeUninit::<[u8; COALESCE]>::uninit();
+        let base = flat.as_mut_ptr() as *mut u8;
+        let mut at = 0;
+        for p in parts {
+            // SAFETY: `at + p.len() <= total <= COALESCE`; disjoint buffers.
+            unsafe { std::ptr::copy_nonoverlapping(p.as_ptr(), base.add(at), p.len()) };
+            at += p.len();
+        }
+        let mut one = [libc::iovec { iov_base: base as *mut libc::c_void, iov_len: total }];
+        // SAFETY: `one` describes the live stack buffer.
+        return unsafe { transfer(fd, &mut one, true) };
+    }
+    // SAFETY: iov points at the live slices of `parts`.
+    unsafe { transfer(fd, &mut iov[..cnt], true) }
+}
+
+/// Buffers to fill from the socket in order, exactly, with one system call
+/// when the socket holds them all. Never reads past the last buffer pushed.
+/// Up to [`MAX_PARTS`] buffers are gathered per read; a push beyond that
+/// reads the ones gathered first.
+pub(crate) struct ReadList<'a> {
+    fd: RawFd,
+    iov: [libc::iovec; MAX_PARTS],
+    n: usize,
+    _bufs: std::marker::PhantomData<&'a mut [u8]>,
+}
+
+impl<'a> ReadList<'a> {
+    pub(crate) fn new(fd: RawFd) -> Self {
+        ReadList { fd, iov: [NO_IOV; MAX_PARTS], n: 0, _bufs: std::marker::PhantomData }
+    }
+
+    /// Add `buf` (empty buffers are skipped).
+    pub(crate) fn push(&mut self, buf: &'a mut [u8]) -> Result<(), ()> {
+        if buf.is_empty() {
+            return Ok(());
+        }
+        if self.n == MAX_PARTS {
+            self.finish()?;
+        }
+        self.iov[self.n] = libc::iovec { iov_base: buf.as_mut_ptr() as *mut libc::c_void, iov_len: buf.len() };
+        self.n += 1;
+        Ok(())
+    }
+
+    /// Fill every buffer pushed so far (blocking; EINTR retried, EAGAIN
+    /// waited on). `Err(())` on EOF or error.
+    pub(crate) fn finish(&mut self) -> Result<(), ()> {
+        let iov = &mut self.iov[..std::mem::take(&mut self.n)];
+        let total = total_len(iov);
+        if iov.len() > 1 && total <= COALESCE {
+            let mut flat = std::mem::MaybeUninit::<[u8; COALESCE]>::uninit();
+            let base = flat.as_mut_ptr() as *mut u8;
+            let mut one = [libc::iovec { iov_base: base as *mut libc::c_void, iov_len: total }];
+            // SAFETY: `one` describes the live stack buffer; only its first
+            // `total` bytes are read back, after the kernel wrote them all.
+            unsafe { transfer(self.fd, &mut one, false) }?;
+            let mut at = 0;
+            for v in iov.iter() {
+                // SAFETY: each iovec is a live, writable buffer borrowed for
+                // 'a, disjoint from the stack buffer.
+                unsafe { std::ptr::copy_nonoverlapping(base.add(at), v.iov_base as *mut u8, v.iov_len) };
+                at += v.iov_len;
+            }
+            return Ok(());
+        }
+        // SAFETY: iov points at live, writable buffers borrowed for 'a.
+        unsafe { transfer(self.fd, iov, false) }
+    }
 }

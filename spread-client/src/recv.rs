@@ -128,56 +128,34 @@ pub fn receive(
     }
     out.sender = Some(strncpy32(&h.sender));
 
-    let mut type_ = h.type_;
     let foreign = !same_endian(h.type_);
-    if h.type_ & REJECT_MESS != 0 {
-        let mut raw = [0u8; 4];
-        if io::recv_exact(fd, &mut raw).is_err() {
-            return closed(&s);
-        }
-        let mut old = u32::from_ne_bytes(raw);
-        if foreign {
-            old = flip32(old);
-        }
-        type_ = old | REJECT_MESS;
-    }
+    let is_reject = h.type_ & REJECT_MESS != 0;
+    let mut old_type = [0u8; 4];
 
     // Groups: as many as fit, the rest discarded (drop mode only).
     let take = ng.min(max_groups) as usize;
     let short_groups = ng > max_groups;
-    // Read in bounded chunks straight into the caller's array.
-    let mut chunk = [0u8; 64 * MAX_GROUP_NAME];
-    for gs in groups[..take].chunks_mut(64) {
-        let bytes = &mut chunk[..gs.len() * MAX_GROUP_NAME];
-        if io::recv_exact(fd, bytes).is_err() {
-            return closed(&s);
-        }
-        for (g, c) in gs.iter_mut().zip(bytes.chunks_exact(MAX_GROUP_NAME)) {
-            g.copy_from_slice(c);
-        }
-    }
-    if short_groups {
-        if io::discard(fd, ((ng - take as i64) as u64 * MAX_GROUP_NAME as u64) as usize).is_err() {
-            return closed(&s);
-        }
-        out.num_groups = Some(-h.num_groups);
-    } else {
-        out.num_groups = Some(h.num_groups);
-    }
-
-    // Body: into the scatter pieces in order.
     let body_take = dl.min(max_mess) as usize;
     let short_buffer = dl > max_mess;
-    let mut remain = body_take;
-    for piece in body.iter_mut() {
-        if remain == 0 {
-            break;
+
+    // The rest of the frame is read straight into the caller's buffers: the
+    // original type of a reject, the names, the body pieces, in one
+    // `recvmsg` when they are all there (the original makes one `recv` for
+    // each). Only surplus names are read apart, to be thrown away.
+    let surplus = if short_groups { (ng - take as i64) as usize * MAX_GROUP_NAME } else { 0 };
+    let old = if is_reject { Some(&mut old_type) } else { None };
+    if read_rest(fd, old, groups[..take].as_flattened_mut(), surplus, body, body_take).is_err() {
+        return closed(&s);
+    }
+    out.num_groups = Some(if short_groups { -h.num_groups } else { h.num_groups });
+
+    let mut type_ = h.type_;
+    if is_reject {
+        let mut old = u32::from_ne_bytes(old_type);
+        if foreign {
+            old = flip32(old);
         }
-        let k = remain.min(piece.len());
-        if io::recv_exact(fd, &mut piece[..k]).is_err() {
-            return closed(&s);
-        }
-        remain -= k;
+        type_ = old | REJECT_MESS;
     }
 
     // Both use the header's type, as 5.0.1 does (for a reject that is just
@@ -204,6 +182,38 @@ pub fn receive(
         return BUFFER_TOO_SHORT;
     }
     h.data_len
+}
+
+/// Read what follows the header: `old_type` (a reject's original type),
+/// `names`, then `surplus` bytes of names to throw away, then `body_take`
+/// bytes into the body pieces in order.
+fn read_rest(
+    fd: std::os::fd::RawFd,
+    old_type: Option<&mut [u8; 4]>,
+    names: &mut [u8],
+    surplus: usize,
+    body: &mut [&mut [u8]],
+    body_take: usize,
+) -> Result<(), ()> {
+    let mut reads = io::ReadList::new(fd);
+    if let Some(t) = old_type {
+        reads.push(t)?;
+    }
+    reads.push(names)?;
+    if surplus > 0 {
+        reads.finish()?;
+        io::discard(fd, surplus)?;
+    }
+    let mut remain = body_take;
+    for piece in body.iter_mut() {
+        if remain == 0 {
+            break;
+        }
+        let k = remain.min(piece.len());
+        reads.push(&mut piece[..k])?;
+        remain -= k;
+    }
+    reads.finish()
 }
 
 /// Byte-swap the u32 at `off` of the pieces viewed back to back, if all four

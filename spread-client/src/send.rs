@@ -12,6 +12,10 @@ use spread_wire::names::Name32;
 use crate::session::lookup_active;
 use crate::Code;
 
+/// Group names a frame carries in its stack-built header block; more than
+/// this many are written into one heap buffer.
+const INLINE_GROUPS: usize = 16;
+
 /// The body of an outgoing message.
 #[derive(Debug)]
 pub enum SendBody<'a> {
@@ -66,22 +70,32 @@ pub fn send_frame(mbox: i32, service: u32, groups: &[Name32], mess_type: i16, bo
         hint: encode_hint(mess_type),
         data_len: mess_len,
     };
-    let mut head = Vec::with_capacity(HEADER_LEN + groups.len() * MAX_GROUP_NAME);
-    head.extend_from_slice(&h.encode());
+    // The header and the names in one block: on the stack for the usual few
+    // groups, so a message costs no allocation.
+    let head_len = HEADER_LEN + groups.len() * MAX_GROUP_NAME;
+    let mut inline = [0u8; HEADER_LEN + INLINE_GROUPS * MAX_GROUP_NAME];
+    let mut spilled = Vec::new();
+    let head: &mut [u8] = if groups.len() <= INLINE_GROUPS {
+        &mut inline[..head_len]
+    } else {
+        spilled.resize(head_len, 0);
+        &mut spilled
+    };
+    head[..HEADER_LEN].copy_from_slice(&h.encode());
     // Each name up to its first NUL, then zeros: whatever the caller's buffer
     // holds after the NUL is its own memory and never goes on the wire (the
     // original sends the 32 bytes verbatim). A name with no NUL goes as is.
-    for g in groups {
+    for (g, slot) in groups.iter().zip(head[HEADER_LEN..].chunks_exact_mut(MAX_GROUP_NAME)) {
         let name = spread_wire::names::name_bytes(g);
-        head.extend_from_slice(name);
-        head.resize(head.len() + MAX_GROUP_NAME - name.len(), 0);
+        slot[..name.len()].copy_from_slice(name);
     }
-    let mut parts: Vec<&[u8]> = Vec::with_capacity(1 + body.pieces().len());
-    parts.push(&head);
-    parts.extend_from_slice(body.pieces());
+    let pieces = body.pieces();
+    let mut parts: [&[u8]; 1 + MAX_CLIENT_SCATTER_ELEMENTS] = [&[]; 1 + MAX_CLIENT_SCATTER_ELEMENTS];
+    parts[0] = head;
+    parts[1..=pieces.len()].copy_from_slice(pieces);
 
     let _g = s.send_lock.lock();
-    if crate::io::send_vectored(s.fd(), &parts).is_err() {
+    if crate::io::send_vectored(s.fd(), &parts[..=pieces.len()]).is_err() {
         s.set_error();
         return Err(CONNECTION_CLOSED);
     }

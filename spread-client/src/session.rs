@@ -39,6 +39,10 @@ static FORK_GEN: AtomicU64 = AtomicU64::new(0);
 struct Holder {
     held: bool,
     gen: u64,
+    /// Threads blocked in [`SessLock::lock`]: a release wakes one only if
+    /// there is one, so an uncontended lock makes no system call (std's
+    /// `Mutex` takes no futex when free; `Condvar::notify_one` always does).
+    waiters: u32,
 }
 
 /// A per-session lock (send or receive side) held across blocking I/O.
@@ -53,7 +57,8 @@ pub(crate) struct SessGuard<'a>(&'a SessLock);
 impl SessLock {
     pub(crate) fn lock(&self) -> SessGuard<'_> {
         let mut g = lock(&self.state);
-        // Bounded by the holders releasing; every release notifies.
+        // Bounded by the holders releasing; every release with a waiter
+        // notifies.
         loop {
             let gen = FORK_GEN.load(Ordering::Acquire);
             if !g.held || g.gen != gen {
@@ -61,15 +66,22 @@ impl SessLock {
                 g.gen = gen;
                 return SessGuard(self);
             }
+            g.waiters += 1;
             g = self.cv.wait(g).unwrap_or_else(|e| e.into_inner());
+            g.waiters -= 1;
         }
     }
 }
 
 impl Drop for SessGuard<'_> {
     fn drop(&mut self) {
-        lock(&self.0.state).held = false;
-        self.0.cv.notify_one();
+        let mut g = lock(&self.0.state);
+        g.held = false;
+        let wake = g.waiters > 0;
+        drop(g);
+        if wake {
+            self.0.cv.notify_one();
+        }
     }
 }
 

@@ -17,18 +17,16 @@ fn empty_scatter() -> scatter {
     scatter { num_elements: 0, elements: [scat_element { buf: ptr::null_mut(), len: 0 }; MAX_CLIENT_SCATTER_ELEMENTS] }
 }
 
-/// A scatter over `parts`; `None` if there are more than SP can take.
-fn scatter_of(parts: &[&[u8]]) -> Option<scatter> {
+/// One multicast through the client engine.
+fn send(mbox: i32, service: i32, groups: &[Name], mess_type: i16, parts: &[&[u8]]) -> i32 {
     if parts.len() > MAX_CLIENT_SCATTER_ELEMENTS {
-        return None;
+        return ILLEGAL_MESSAGE;
     }
-    let mut s = empty_scatter();
-    for (e, p) in s.elements.iter_mut().zip(parts) {
-        e.buf = p.as_ptr() as *mut c_char;
-        e.len = p.len();
+    let body = spread_client::SendBody::Scatter(parts);
+    match spread_client::multicast(mbox, service as u32, groups, mess_type, &body) {
+        Ok(n) => n,
+        Err(e) => e,
     }
-    s.num_elements = parts.len();
-    Some(s)
 }
 
 /// A NUL-terminated copy of a name of at most 32 bytes.
@@ -87,27 +85,23 @@ impl SpApi for RealSp {
         unsafe { sp::SP_leave(mbox, g.as_ptr()) }
     }
 
+    // The sends go straight to the client engine with the slices FL holds:
+    // the same checks and results as `SP_scat_multicast` /
+    // `SP_multigroup_scat_multicast` (service, session, then size), without
+    // building a 100-element scatter per message.
     fn multicast(&self, mbox: i32, service: i32, group: &Name, mess_type: i16, parts: &[&[u8]]) -> i32 {
-        let Some(s) = scatter_of(parts) else { return ILLEGAL_MESSAGE };
-        let g = c_name(group);
-        // SAFETY: the scatter points into live slices; `g` is NUL-terminated.
-        unsafe { sp::SP_scat_multicast(mbox, service, g.as_ptr(), mess_type, &s) }
+        // `strncpy(.., 31)` of the name, as SP_scat_multicast takes it.
+        let mut g = [0u8; MAX_GROUP_NAME];
+        let n = group.iter().take(MAX_GROUP_NAME - 1).position(|&c| c == 0).unwrap_or(MAX_GROUP_NAME - 1);
+        g[..n].copy_from_slice(&group[..n]);
+        send(mbox, service, &[g], mess_type, parts)
     }
 
     fn multigroup_multicast(&self, mbox: i32, service: i32, groups: &[Name], mess_type: i16, parts: &[&[u8]]) -> i32 {
-        let Some(s) = scatter_of(parts) else { return ILLEGAL_MESSAGE };
-        let Ok(n) = c_int::try_from(groups.len()) else { return ILLEGAL_MESSAGE };
-        // SAFETY: `groups` holds `n` 32-byte fields; the scatter points into live slices.
-        unsafe {
-            sp::SP_multigroup_scat_multicast(
-                mbox,
-                service,
-                n,
-                groups.as_ptr() as *const [c_char; MAX_GROUP_NAME],
-                mess_type,
-                &s,
-            )
+        if c_int::try_from(groups.len()).is_err() {
+            return ILLEGAL_MESSAGE;
         }
+        send(mbox, service, groups, mess_type, parts)
     }
 
     fn receive(&self, mbox: i32, max_groups: usize, body_cap: usize) -> SpRecv {
