@@ -869,13 +869,18 @@ fn lookup_function_name(addr: usize, out: &mut [c_char]) {
     let mut info: libc::Dl_info = unsafe { std::mem::zeroed() };
     // SAFETY: dladdr only inspects the address value and fills `info`.
     let ok = addr != 0 && unsafe { libc::dladdr(addr as *const c_void, &mut info) } != 0;
-    let name: Vec<u8> = if !ok {
-        format!("LOOKUP_FAIL_0x{addr:x}").into_bytes()
+    // No allocation: this runs inside the event loop when an event was slow.
+    let mut fail = [0u8; 32];
+    let name: &[u8] = if !ok {
+        let mut w = std::io::Cursor::new(&mut fail[..]);
+        let _ = std::io::Write::write_fmt(&mut w, format_args!("LOOKUP_FAIL_0x{addr:x}"));
+        let n = w.position() as usize;
+        &fail[..n]
     } else if info.dli_sname.is_null() {
-        b"NO_NAME".to_vec()
+        b"NO_NAME"
     } else {
         // SAFETY: dladdr returned a NUL-terminated symbol name.
-        unsafe { std::ffi::CStr::from_ptr(info.dli_sname) }.to_bytes().to_vec()
+        unsafe { std::ffi::CStr::from_ptr(info.dli_sname) }.to_bytes()
     };
     let n = name.len().min(out.len() - 1);
     for (o, b) in out.iter_mut().zip(&name[..n]) {
