@@ -6,30 +6,24 @@
 //!   `SP_scat_*` and `FL_multicast` + `FL_receive`: at most 3 per message
 //!   (one send, the header read, one read for the rest of the frame), no
 //!   futex, no memory management calls;
-//! * the same driven by `E_handle_events`: at most 3 plus its poll.
+//! * the same driven by `E_handle_events`: at most 3 plus its poll(s).
 //!
 //! Each count is the difference between a run of 3000 and one of 1000
-//! messages, so connecting and joining do not count. With
-//! `SPREAD_REF_PREFIX`, the same binaries run on the original's libraries
-//! (`LD_LIBRARY_PATH=<prefix>/lib`) and ours must make no more calls per
-//! message than the original in any mode.
+//! messages (`spread_bench::libload`, shared with `make bench`), so
+//! connecting and joining do not count. With `SPREAD_REF_PREFIX`, the same
+//! binaries run on the original's libraries (`LD_LIBRARY_PATH=<prefix>/lib`)
+//! and ours must make no more calls per message than the original's in any
+//! mode.
 //!
 //! Skipped (saying so) when `strace` is not installed; `.ci/run` installs it.
 //! Needs `make build` (build/bin, build/lib). Port near 27400.
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::time::Duration;
 
 use compat_tests::daemon::Daemon;
 use compat_tests::paths;
 use compat_tests::tempdir::TempDir;
-
-fn strace() -> Option<PathBuf> {
-    let path = std::env::var_os("PATH")?;
-    std::env::split_paths(&path).map(|d| d.join("strace")).find(|p| p.is_file())
-}
+use spread_bench::libload::{find_in_path, total, LibLoad};
 
 fn bench_bin(name: &str) -> PathBuf {
     let p = paths::workspace_root().join("build/bin").join(name);
@@ -37,97 +31,11 @@ fn bench_bin(name: &str) -> PathBuf {
     p
 }
 
-/// `strace -c` table → calls per system call name.
-fn parse_strace_c(text: &str) -> BTreeMap<String, u64> {
-    let mut out = BTreeMap::new();
-    for line in text.lines() {
-        let f: Vec<&str> = line.split_whitespace().collect();
-        // "% time  seconds  usecs/call  calls  [errors]  syscall"
-        if f.len() < 5 || f[0].parse::<f64>().is_err() {
-            continue;
-        }
-        let (Some(name), Ok(calls)) = (f.last(), f[3].parse::<u64>()) else { continue };
-        if *name != "total" {
-            out.insert(name.to_string(), calls);
-        }
-    }
-    out
-}
-
-/// Runs `cmd` to completion; `None` (the child killed by its PID) if it
-/// takes longer than `limit`.
-fn run_bounded(mut cmd: Command, limit: Duration) -> Option<std::process::ExitStatus> {
-    let mut child = cmd.spawn().expect("spawn");
-    let pid = child.id() as libc::pid_t;
-    let (tx, rx) = std::sync::mpsc::channel();
-    let waiter = std::thread::spawn(move || {
-        let _ = tx.send(child.wait());
-    });
-    let status = match rx.recv_timeout(limit) {
-        Ok(r) => r.ok(),
-        Err(_) => {
-            // SAFETY: signalling the child we started, still unreaped.
-            unsafe { libc::kill(pid, libc::SIGKILL) };
-            None
-        }
-    };
-    let _ = waiter.join();
-    status
-}
-
-/// Calls per syscall of one run of `bin -x mode` with `n` messages.
-fn count(
-    st: &Path,
-    dir: &Path,
-    bin: &Path,
-    lib_dir: Option<&Path>,
-    spread: &str,
-    mode: &str,
-    n: u32,
-) -> BTreeMap<String, u64> {
-    let out = dir.join(format!("strace-{mode}-{n}.txt"));
-    let mut cmd = Command::new(st);
-    cmd.arg("-f").arg("-c").arg("-o").arg(&out).arg("--").arg(bin);
-    cmd.args(["-s", spread, "-u", &format!("ls{mode}"), "-m", &n.to_string(), "-b", "100", "-w", "50", "-x", mode]);
-    if let Some(l) = lib_dir {
-        cmd.env("LD_LIBRARY_PATH", l);
-    }
-    let printed = dir.join(format!("stdout-{mode}-{n}.txt"));
-    cmd.stdin(Stdio::null()).stdout(std::fs::File::create(&printed).unwrap()).stderr(Stdio::inherit());
-    let status = run_bounded(cmd, Duration::from_secs(120));
-    let stdout = std::fs::read_to_string(&printed).unwrap_or_default();
-    assert!(status.is_some_and(|s| s.success()), "{} -x {mode} failed ({status:?}): {stdout}", bin.display());
-    assert!(stdout.contains("msg/s"), "{} -x {mode} printed: {stdout}", bin.display());
-    parse_strace_c(&std::fs::read_to_string(&out).unwrap())
-}
-
-/// Per message: calls of each syscall in (3000-message run) - (1000-message
-/// run), divided by 2000.
-fn per_message(
-    st: &Path,
-    dir: &Path,
-    bin: &Path,
-    lib_dir: Option<&Path>,
-    spread: &str,
-    mode: &str,
-) -> BTreeMap<String, f64> {
-    let small = count(st, dir, bin, lib_dir, spread, mode, 1000);
-    let big = count(st, dir, bin, lib_dir, spread, mode, 3000);
-    big.iter()
-        .map(|(k, &v)| (k.clone(), (v as f64 - *small.get(k).unwrap_or(&0) as f64) / 2000.0))
-        .filter(|(_, v)| v.abs() >= 0.005)
-        .collect()
-}
-
-fn total(m: &BTreeMap<String, f64>) -> f64 {
-    m.values().sum()
-}
-
 const POLLS: [&str; 4] = ["poll", "ppoll", "select", "pselect6"];
 
 #[test]
 fn per_message_system_calls_are_the_minimum_and_no_more_than_the_originals() {
-    let Some(st) = strace() else {
+    let Some(st) = find_in_path("strace") else {
         eprintln!("lib_syscalls: skipped: strace is not installed (.ci/run installs it)");
         return;
     };
@@ -141,10 +49,16 @@ fn per_message_system_calls_are_the_minimum_and_no_more_than_the_originals() {
     if reference.is_none() {
         eprintln!("lib_syscalls: the comparison with the original library is skipped: SPREAD_REF_PREFIX is not set");
     }
-    let cases: [(&str, &Path, &str, &str); 5] =
-        [("sp unix", &sp, &unix, "sp"), ("sp tcp", &sp, &tcp, "sp"), ("scat", &sp, &unix, "scat"), ("ev", &sp, &unix, "ev"), ("fl", &fl, &unix, "fl")];
+    let cases: [(&str, &Path, &str, &str); 5] = [
+        ("sp unix", &sp, &unix, "sp"),
+        ("sp tcp", &sp, &tcp, "sp"),
+        ("scat", &sp, &unix, "scat"),
+        ("ev", &sp, &unix, "ev"),
+        ("fl", &fl, &unix, "fl"),
+    ];
     for (label, bin, spread, mode) in cases {
-        let ours = per_message(&st, dir.path(), bin, None, spread, mode);
+        let load = LibLoad { bin, lib_dir: None, spread, user: "ls", mode, body: 100, window: 50, cpu: None };
+        let ours = load.syscalls_per_message(&st, dir.path()).unwrap_or_else(|e| panic!("{label}: {e}"));
         eprintln!("lib_syscalls: {label}: ours {:.2}/message {ours:?}", total(&ours));
         let polls: f64 = ours.iter().filter(|(k, _)| POLLS.contains(&k.as_str())).map(|(_, v)| v).sum();
         let io = total(&ours) - polls;
@@ -156,28 +70,16 @@ fn per_message_system_calls_are_the_minimum_and_no_more_than_the_originals() {
         }
         assert!(!ours.contains_key("futex"), "{label}: futex on the per-message path: {ours:?}");
         if let Some(lib) = &reference {
-            let theirs = per_message(&st, dir.path(), bin, Some(lib), spread, mode);
+            let theirs = LibLoad { lib_dir: Some(lib), ..load }
+                .syscalls_per_message(&st, dir.path())
+                .unwrap_or_else(|e| panic!("{label} (original library): {e}"));
             eprintln!("lib_syscalls: {label}: original {:.2}/message {theirs:?}", total(&theirs));
             assert!(
                 total(&ours) <= total(&theirs) + 0.01,
-                "{label}: ours {:.2} calls per message, the original {:.2}",
+                "{label}: ours {:.2} calls per message, the original's {:.2}",
                 total(&ours),
                 total(&theirs)
             );
         }
     }
-}
-
-#[test]
-fn strace_tables_parse() {
-    let t = "% time     seconds  usecs/call     calls    errors syscall\n\
-             ------ ----------- ----------- --------- --------- ----------------\n \
-             53.48    0.726141          12     60008         1 recvfrom\n \
-             27.38    0.371790           9     40003           futex\n\
-             ------ ----------- ----------- --------- --------- ----------------\n\
-             100.00    1.357822           9    120035        12 total\n";
-    let m = parse_strace_c(t);
-    assert_eq!(m.get("recvfrom"), Some(&60008));
-    assert_eq!(m.get("futex"), Some(&40003));
-    assert_eq!(m.len(), 2);
 }

@@ -91,10 +91,10 @@ unsafe fn scat_elems<'a>(s: *const scatter) -> Option<&'a [scat_element]> {
 /// Send-side slices of a scatter, written into `out` (no allocation):
 /// `Err(ILLEGAL_MESSAGE)` for NULL buffers, `Err(MESSAGE_TOO_LONG)` when the
 /// total exceeds the library limit (checked before any slice is formed).
-unsafe fn send_pieces<'a>(
+unsafe fn send_pieces(
     elems: &[scat_element],
     num_groups: usize,
-    out: &mut [&'a [u8]; MAX_CLIENT_SCATTER_ELEMENTS],
+    out: &mut [&[u8]; MAX_CLIENT_SCATTER_ELEMENTS],
 ) -> Result<usize, Code> {
     let mut total: u128 = (num_groups as u128) * MAX_GROUP_NAME as u128;
     for e in elems {

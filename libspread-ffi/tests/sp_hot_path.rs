@@ -132,7 +132,9 @@ fn multicast_and_receive_allocate_nothing_once_warm() {
     let out = vec![0x41u8; 5000];
     let mut b = Bufs::new();
     let round = |b: &mut Bufs, len: usize| {
-        let r = unsafe { SP_multicast(mbox, RELIABLE_MESS as service, group.as_ptr(), 1, len as c_int, out.as_ptr() as *const c_char) };
+        let r = unsafe {
+            SP_multicast(mbox, RELIABLE_MESS as service, group.as_ptr(), 1, len as c_int, out.as_ptr() as *const c_char)
+        };
         assert_eq!(r, len as i32);
         let (ret, svc, ng) = receive(mbox, b);
         assert_eq!((ret, ng), (len as i32, 1));
@@ -170,7 +172,15 @@ fn multicast_and_receive_allocate_nothing_once_warm() {
         assert!(b.body[..len].iter().all(|&c| c == 0x41));
         // Sixteen groups, still on the stack.
         let r = unsafe {
-            SP_multigroup_multicast(mbox, RELIABLE_MESS as service, 16, many.as_ptr(), 1, len as c_int, out.as_ptr() as *const c_char)
+            SP_multigroup_multicast(
+                mbox,
+                RELIABLE_MESS as service,
+                16,
+                many.as_ptr(),
+                1,
+                len as c_int,
+                out.as_ptr() as *const c_char,
+            )
         };
         assert_eq!(r, len as i32);
         let (ret, _, ng) = receive(mbox, b);
@@ -209,7 +219,8 @@ unsafe extern "C" fn on_read(_fd: c_int, _code: c_int, data: *mut c_void) {
     if left == 0 {
         E_exit_events();
     } else {
-        let r = SP_multicast(l.mbox, RELIABLE_MESS as service, l.group.as_ptr(), 1, 100, l.out.as_ptr() as *const c_char);
+        let r =
+            SP_multicast(l.mbox, RELIABLE_MESS as service, l.group.as_ptr(), 1, 100, l.out.as_ptr() as *const c_char);
         assert_eq!(r, 100);
     }
 }
@@ -217,7 +228,9 @@ unsafe extern "C" fn on_read(_fd: c_int, _code: c_int, data: *mut c_void) {
 fn run_loop(l: &Loop, rounds: u32) -> u64 {
     l.left.set(rounds);
     let before = allocs();
-    let r = unsafe { SP_multicast(l.mbox, RELIABLE_MESS as service, l.group.as_ptr(), 1, 100, l.out.as_ptr() as *const c_char) };
+    let r = unsafe {
+        SP_multicast(l.mbox, RELIABLE_MESS as service, l.group.as_ptr(), 1, 100, l.out.as_ptr() as *const c_char)
+    };
     assert_eq!(r, 100);
     unsafe { E_handle_events() };
     assert_eq!(l.left.get(), 0);
@@ -300,7 +313,8 @@ fn frames_dribbled_byte_by_byte_arrive_whole_and_the_next_stays_unread() {
             assert_eq!(svc as u32 & RELIABLE_MESS, RELIABLE_MESS);
         } else {
             // Into a three-piece scatter.
-            let mut rs = scatter { num_elements: 3, elements: [scat_element { buf: std::ptr::null_mut(), len: 0 }; 100] };
+            let mut rs =
+                scatter { num_elements: 3, elements: [scat_element { buf: std::ptr::null_mut(), len: 0 }; 100] };
             let (a, rest) = b.body.split_at_mut(3);
             let (c, d) = rest.split_at_mut(2040);
             rs.elements[0] = scat_element { buf: a.as_mut_ptr() as *mut c_char, len: a.len() };

@@ -1,11 +1,13 @@
 //! Benchmark support for rspread: a small raw-protocol load client
 //! ([`client`]), the spflooder/spping-style loads ([`load`]) and single-daemon
-//! process management ([`daemon`]). The `spread-bench` binary drives them
+//! process management ([`daemon`]), and the runner of the C library load client
+//! ([`libload`]). The `spread-bench` binary drives them
 //! against our daemon and, optionally, the original 5.0.1 daemon, with the
 //! same client, so the numbers compare daemons and nothing else.
 
 pub mod client;
 pub mod daemon;
+pub mod libload;
 pub mod load;
 
 /// Median of a set of samples (mean of the two middle ones for even counts;

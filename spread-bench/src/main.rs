@@ -1,20 +1,26 @@
 //! `spread-bench`: spflooder/spping-style benchmark of our daemon, side by side
 //! with the original 5.0.1 daemon when `SPREAD_REF_PREFIX` is set: one
-//! daemon, then a ring of three daemons (the RING section).
+//! daemon, then a ring of three daemons (the RING section), then the client
+//! library's hot path on our daemon (the LIBRARY section: our libspread
+//! against the original's when the prefix has it).
 //!
 //! ```text
 //! spread-bench [--ours PATH|none] [--ref-prefix DIR|none] [--runs N] [--quick]
 //!              [--ours-port P] [--ref-port P] [--markdown FILE] [--unix]
 //!              [--ours-wrapper 'CMD ARGS --'] [--no-flood] [--no-ping] [--divide N]
 //!              [--no-ring | --ring-only] [--ring-daemons N]
+//!              [--no-lib | --lib-only] [--build-dir DIR]
 //! ```
 //! `--ours-port`/`--ref-port` are the bases of 10-port ranges (the first free
 //! pair is used); the rings use the 20 ports above each (`P+10 .. P+29`, the
-//! first free pairs). `--ours-wrapper` prefixes our daemons' command lines
+//! first free pairs), the library section `P+30 .. P+39`. `--build-dir` is
+//! where `make build` put `bin/splibbench` and `lib/` (default `build`).
+//! `--ours-wrapper` prefixes our daemons' command lines
 //! (perf, valgrind); `--divide` divides every message count (for slow
 //! profilers). Loopback only; the daemons are our children and are stopped by
 //! PID.
 
+mod lib_bench;
 mod ring_bench;
 
 use std::fmt::Write as _;
@@ -47,6 +53,11 @@ struct Opts {
     ring_only: bool,
     /// Daemons in the benchmark ring.
     ring_daemons: usize,
+    /// Skip the library section / run only the library section.
+    no_lib: bool,
+    lib_only: bool,
+    /// `make build`'s output (bin/splibbench, lib/).
+    build_dir: PathBuf,
 }
 
 fn ep(d: &Daemon, unix: bool) -> spread_bench::client::Endpoint {
@@ -62,7 +73,7 @@ fn usage() -> ! {
         "usage: spread-bench [--ours PATH|none] [--ref-prefix DIR] [--runs N] [--quick] \
          [--ours-port P] [--ref-port P] [--markdown FILE] \
          [--ours-wrapper 'CMD ARGS --'] [--no-flood] [--no-ping] [--divide N] [--unix] \
-         [--no-ring | --ring-only] [--ring-daemons N]\n\
+         [--no-ring | --ring-only] [--ring-daemons N] [--no-lib | --lib-only] [--build-dir DIR]\n\
          SPREAD_REF_PREFIX in the environment is used when --ref-prefix is absent."
     );
     std::process::exit(2)
@@ -85,6 +96,9 @@ fn parse_opts() -> Opts {
         no_ring: false,
         ring_only: false,
         ring_daemons: 3,
+        no_lib: false,
+        lib_only: false,
+        build_dir: PathBuf::from("build"),
     };
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
@@ -111,12 +125,15 @@ fn parse_opts() -> Opts {
             "--no-ring" => o.no_ring = true,
             "--ring-only" => o.ring_only = true,
             "--ring-daemons" => o.ring_daemons = val().parse().unwrap_or_else(|_| usage()),
+            "--no-lib" => o.no_lib = true,
+            "--lib-only" => o.lib_only = true,
+            "--build-dir" => o.build_dir = PathBuf::from(val()),
             _ => usage(),
         }
     }
     o.runs = o.runs.clamp(1, 21);
     o.ring_daemons = o.ring_daemons.clamp(2, 5);
-    if o.no_ring && o.ring_only {
+    if (o.no_ring && o.ring_only) || (o.no_lib && o.lib_only) || (o.ring_only && o.lib_only) {
         usage();
     }
     o
@@ -240,14 +257,20 @@ fn main() {
     spread_bench::daemon::install_signal_handlers();
     let started = Instant::now();
     let mut md = String::new();
-    if !o.ring_only {
-        md.push_str(&single_section(&o));
-    }
-    if !o.no_ring {
-        if !md.is_empty() {
+    let mut add = |part: String| {
+        if !md.is_empty() && !part.is_empty() {
             md.push('\n');
         }
-        md.push_str(&ring_bench::section(&o));
+        md.push_str(&part);
+    };
+    if !o.ring_only && !o.lib_only {
+        add(single_section(&o));
+    }
+    if !o.no_ring && !o.lib_only {
+        add(ring_bench::section(&o));
+    }
+    if !o.no_lib && !o.ring_only {
+        add(lib_bench::section(&o));
     }
     let _ = writeln!(md, "\n(wall time of the whole benchmark: {:.0} s)", started.elapsed().as_secs_f64());
     println!("\n{md}");
