@@ -35,6 +35,37 @@
 //!   actually received (5.0.1 may touch caller memory past `data_len`);
 //! * an application that made the mailbox non-blocking waits in `poll(2)`
 //!   instead of spinning on `EAGAIN`.
+//!
+//! # The per-message path
+//!
+//! A send is one system call and a receive two; 5.0.1 makes two `send`s
+//! (header and names, then the body, one per scatter piece) and three or
+//! more `recv`s (header, names, body, one per scatter piece):
+//!
+//! * **Reads never go past the message being received.** Applications
+//!   `select`/`poll` the mailbox and call `SP_receive` when it is readable,
+//!   and `SP_poll` reports the bytes in the socket: a library that read ahead
+//!   would leave messages in its memory with the descriptor not readable,
+//!   and those applications would hang. So the header (48 bytes) is one
+//!   read, and the rest of the frame — a reject's 4-byte original type, the
+//!   names, the body — one more, exactly as long as the header says, into
+//!   the caller's buffers with one `recvmsg`, or, when it is at most 2 KB,
+//!   with one plain `recv` into a stack buffer and copied out (cheaper in
+//!   the kernel than importing an iovec array; the copy of a small message
+//!   costs less than that). Only names beyond `max_groups` in `DROP_RECV`
+//!   mode are read apart, to be thrown away.
+//! * **A frame goes out whole in one call**: the header and names are built
+//!   in a stack buffer (up to 16 names; more in one heap buffer), and sent
+//!   with the body by one `sendmsg`, or one `send` through a stack buffer
+//!   when the frame is at most 2 KB. The whole frame is written under the
+//!   session's send lock, so concurrent senders never interleave.
+//! * **Nothing is allocated per message** (header block, iovecs and scatter
+//!   views live on the stack) and **an uncontended session lock makes no
+//!   system call**: a release wakes a waiter only if one is waiting.
+//!
+//! `make bench` (LIBRARY section) measures it against the original library;
+//! `libspread-ffi/tests/sp_hot_path.rs` and `compat-tests/tests/lib_syscalls.rs`
+//! hold it to this.
 
 pub mod auth;
 pub mod connect;
