@@ -125,7 +125,11 @@ static int send_one(void)
 	return ++sent;
 }
 
-/* One receive; returns 1 for one of our data messages, 0 for anything else. */
+enum { OTHER = 0, OWN_DATA = 1, JOINED = 2 };
+
+/* One receive: OWN_DATA for one of our data messages, JOINED for a regular
+ * membership of our group, OTHER for anything else (a flush request is
+ * answered). */
 static int recv_one(void)
 {
 	service s = 0;
@@ -153,41 +157,23 @@ static int recv_one(void)
 		int r = FL_flush(mbox, group);
 		if (r < 0)
 			die("FL_flush", r);
-		return 0;
+		return OTHER;
 	}
 	if (Is_regular_mess(s) && strcmp(sender, private_group) == 0) {
 		if (ret != body_len)
 			die("receive (length)", ret);
-		return 1;
+		return OWN_DATA;
 	}
-	return 0;
+	if (Is_reg_memb_mess(s) && strcmp(sender, group) == 0)
+		return JOINED;
+	return OTHER;
 }
 
 /* Until our own join shows as a regular membership of the group. */
 static void wait_joined(void)
 {
-	for (;;) {
-		service s = 0;
-		int ng = 0, endian = 0, more = 0, ret;
-		int16 mtype = 0;
-		char sender[MAX_GROUP_NAME];
-		if (is_fl())
-			ret = FL_receive(mbox, &s, sender, GROUPS_MAX, &ng, in_groups, &mtype, &endian, BODY_MAX,
-					 in_body, &more);
-		else
-			ret = SP_receive(mbox, &s, sender, GROUPS_MAX, &ng, in_groups, &mtype, &endian, BODY_MAX,
-					 in_body);
-		if (ret < 0)
-			die("receive (join)", ret);
-		if (is_fl() && Is_flush_req_mess(s)) {
-			int r = FL_flush(mbox, group);
-			if (r < 0)
-				die("FL_flush", r);
-			continue;
-		}
-		if (Is_reg_memb_mess(s) && strcmp(sender, group) == 0)
-			return;
-	}
+	while (recv_one() != JOINED)
+		;
 }
 
 static void on_readable(int fd, int code, void *data)
@@ -195,7 +181,7 @@ static void on_readable(int fd, int code, void *data)
 	(void) fd;
 	(void) code;
 	(void) data;
-	if (recv_one()) {
+	if (recv_one() == OWN_DATA) {
 		received++;
 		if (sent < total)
 			send_one();
@@ -253,7 +239,7 @@ int main(int argc, char **argv)
 		E_handle_events();
 	} else {
 		while (received < total) {
-			if (recv_one()) {
+			if (recv_one() == OWN_DATA) {
 				received++;
 				if (sent < total)
 					send_one();

@@ -122,6 +122,32 @@ fn receive(mbox: i32, b: &mut Bufs) -> (i32, i32, i32) {
     (ret, svc, ng)
 }
 
+/// One SP_scat_receive into three pieces of `b.body` cut at `cut1` and
+/// `cut1 + cut2`; returns (ret, num_groups, mess_type).
+fn scat_receive(mbox: i32, b: &mut Bufs, cut1: usize, cut2: usize) -> (i32, i32, i16) {
+    let mut rs = scatter { num_elements: 3, elements: [scat_element { buf: std::ptr::null_mut(), len: 0 }; 100] };
+    let (a, rest) = b.body.split_at_mut(cut1);
+    let (c, d) = rest.split_at_mut(cut2);
+    rs.elements[0] = scat_element { buf: a.as_mut_ptr() as *mut c_char, len: a.len() };
+    rs.elements[1] = scat_element { buf: c.as_mut_ptr() as *mut c_char, len: c.len() };
+    rs.elements[2] = scat_element { buf: d.as_mut_ptr() as *mut c_char, len: d.len() };
+    let (mut svc, mut ng, mut mt, mut endian): (service, c_int, int16, c_int) = (0, 0, 0, 0);
+    let ret = unsafe {
+        SP_scat_receive(
+            mbox,
+            &mut svc,
+            b.sender.as_mut_ptr(),
+            20,
+            &mut ng,
+            b.groups.as_mut_ptr(),
+            &mut mt,
+            &mut endian,
+            &mut rs,
+        )
+    };
+    (ret, ng, mt)
+}
+
 #[test]
 fn multicast_and_receive_allocate_nothing_once_warm() {
     watchdog();
@@ -148,26 +174,7 @@ fn multicast_and_receive_allocate_nothing_once_warm() {
         sc.elements[..2].copy_from_slice(&elems);
         let r = unsafe { SP_scat_multicast(mbox, RELIABLE_MESS as service, group.as_ptr(), 1, &sc) };
         assert_eq!(r, len as i32);
-        let mut rs = scatter { num_elements: 3, elements: [scat_element { buf: std::ptr::null_mut(), len: 0 }; 100] };
-        let (a, rest) = b.body.split_at_mut(7);
-        let (c, d) = rest.split_at_mut(1000);
-        rs.elements[0] = scat_element { buf: a.as_mut_ptr() as *mut c_char, len: a.len() };
-        rs.elements[1] = scat_element { buf: c.as_mut_ptr() as *mut c_char, len: c.len() };
-        rs.elements[2] = scat_element { buf: d.as_mut_ptr() as *mut c_char, len: d.len() };
-        let (mut svc, mut ng, mut mt, mut endian): (service, c_int, int16, c_int) = (0, 0, 0, 0);
-        let ret = unsafe {
-            SP_scat_receive(
-                mbox,
-                &mut svc,
-                b.sender.as_mut_ptr(),
-                20,
-                &mut ng,
-                b.groups.as_mut_ptr(),
-                &mut mt,
-                &mut endian,
-                &mut rs,
-            )
-        };
+        let (ret, ng, mt) = scat_receive(mbox, b, 7, 1000);
         assert_eq!((ret, ng, mt), (len as i32, 1, 7));
         assert!(b.body[..len].iter().all(|&c| c == 0x41));
         // Sixteen groups, still on the stack.
@@ -313,27 +320,7 @@ fn frames_dribbled_byte_by_byte_arrive_whole_and_the_next_stays_unread() {
             assert_eq!(svc as u32 & RELIABLE_MESS, RELIABLE_MESS);
         } else {
             // Into a three-piece scatter.
-            let mut rs =
-                scatter { num_elements: 3, elements: [scat_element { buf: std::ptr::null_mut(), len: 0 }; 100] };
-            let (a, rest) = b.body.split_at_mut(3);
-            let (c, d) = rest.split_at_mut(2040);
-            rs.elements[0] = scat_element { buf: a.as_mut_ptr() as *mut c_char, len: a.len() };
-            rs.elements[1] = scat_element { buf: c.as_mut_ptr() as *mut c_char, len: c.len() };
-            rs.elements[2] = scat_element { buf: d.as_mut_ptr() as *mut c_char, len: d.len() };
-            let (mut svc, mut ng, mut mt, mut endian): (service, c_int, int16, c_int) = (0, 0, 0, 0);
-            let ret = unsafe {
-                SP_scat_receive(
-                    mbox,
-                    &mut svc,
-                    b.sender.as_mut_ptr(),
-                    20,
-                    &mut ng,
-                    b.groups.as_mut_ptr(),
-                    &mut mt,
-                    &mut endian,
-                    &mut rs,
-                )
-            };
+            let (ret, ng, mt) = scat_receive(mbox, &mut b, 3, 2040);
             assert_eq!((ret, ng, mt as usize), (n as i32, (k % 3) as i32 + 1, k), "frame {k}");
         }
         assert!(b.body[..n] == want_body[..], "frame {k} body");
