@@ -338,3 +338,34 @@ fn frames_dribbled_byte_by_byte_arrive_whole_and_the_next_stays_unread() {
     unsafe { SP_kill(mbox) };
     h.join().unwrap();
 }
+
+// ---------------------------------------------------------------------------
+// A frame cut short: the outputs are those of separate reads (5.0.1).
+
+/// The daemon writes the first `cut` bytes of a frame with 3 names and a
+/// 100-byte body (or 3000 bytes: past the stack buffer), then closes.
+fn cut_frame(port: u16, cut: usize, body_len: usize) -> Rx {
+    let body = vec![9u8; body_len];
+    let f = frame_le(DATA, "#src#fake", &["a", "b", "c"], 0x8000_0080, &body);
+    let (mbox, h) = open(port, "cut", move |mut s| {
+        s.write_all(&f[..cut]).unwrap();
+    });
+    h.join().unwrap();
+    let rx = recv(mbox, 0, 5, 5000);
+    unsafe { SP_kill(mbox) };
+    rx
+}
+
+#[test]
+fn a_frame_cut_in_its_body_reports_its_groups_and_one_cut_in_its_names_does_not() {
+    watchdog();
+    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    for body_len in [100, 3000] {
+        // Cut inside the body: the names were all read, the count is set.
+        let rx = cut_frame(21063, 48 + 96 + 10, body_len);
+        assert_eq!((rx.ret, rx.num_groups), (CONNECTION_CLOSED, 3), "body {body_len}");
+        // Cut inside the names: the count is left alone.
+        let rx = cut_frame(21064, 48 + 40, body_len);
+        assert_eq!((rx.ret, rx.num_groups), (CONNECTION_CLOSED, SENTINEL), "body {body_len}");
+    }
+}

@@ -176,25 +176,28 @@ unsafe fn io_once(fd: RawFd, iov: &mut [libc::iovec], write: bool) -> isize {
 }
 
 /// Move every byte of `iov` (blocking: EINTR retried, EAGAIN waited on).
-/// `Err(())` on EOF, a zero-byte send, or any other failure.
+/// `Err(n)` on EOF, a zero-byte send, or any other failure, after `n` bytes
+/// were moved.
 ///
 /// # Safety
 /// As [`io_once`].
-unsafe fn transfer(fd: RawFd, iov: &mut [libc::iovec], write: bool) -> Result<(), ()> {
+unsafe fn transfer(fd: RawFd, iov: &mut [libc::iovec], write: bool) -> Result<(), usize> {
     let mut first = 0;
+    let mut moved = 0;
     while first < iov.len() {
         let r = io_once(fd, &mut iov[first..], write);
         if r > 0 {
+            moved += r as usize;
             advance(iov, &mut first, r as usize);
             continue;
         }
         if r < 0 && is_retry(errno()) {
             if errno() != libc::EINTR && wait(fd, !write, None) == Wait::Error {
-                return Err(());
+                return Err(moved);
             }
             continue;
         }
-        return Err(());
+        return Err(moved);
     }
     Ok(())
 }
@@ -229,10 +232,10 @@ pub(crate) fn send_vectored(fd: RawFd, parts: &[&[u8]]) -> Result<(), ()> {
         }
         let mut one = [libc::iovec { iov_base: base as *mut libc::c_void, iov_len: total }];
         // SAFETY: `one` describes the live stack buffer.
-        return unsafe { transfer(fd, &mut one, true) };
+        return unsafe { transfer(fd, &mut one, true) }.map_err(|_| ());
     }
     // SAFETY: iov points at the live slices of `parts`.
-    unsafe { transfer(fd, &mut iov[..cnt], true) }
+    unsafe { transfer(fd, &mut iov[..cnt], true) }.map_err(|_| ())
 }
 
 /// Buffers to fill from the socket in order, exactly, with one system call
@@ -243,12 +246,13 @@ pub(crate) struct ReadList<'a> {
     fd: RawFd,
     iov: [libc::iovec; MAX_PARTS],
     n: usize,
+    done: usize,
     _bufs: std::marker::PhantomData<&'a mut [u8]>,
 }
 
 impl<'a> ReadList<'a> {
     pub(crate) fn new(fd: RawFd) -> Self {
-        ReadList { fd, iov: [NO_IOV; MAX_PARTS], n: 0, _bufs: std::marker::PhantomData }
+        ReadList { fd, iov: [NO_IOV; MAX_PARTS], n: 0, done: 0, _bufs: std::marker::PhantomData }
     }
 
     /// Add `buf` (empty buffers are skipped).
@@ -269,23 +273,48 @@ impl<'a> ReadList<'a> {
     pub(crate) fn finish(&mut self) -> Result<(), ()> {
         let iov = &mut self.iov[..std::mem::take(&mut self.n)];
         let total = total_len(iov);
-        if iov.len() > 1 && total <= COALESCE {
+        let r = if iov.len() > 1 && total <= COALESCE {
             let mut flat = std::mem::MaybeUninit::<[u8; COALESCE]>::uninit();
             let base = flat.as_mut_ptr() as *mut u8;
             let mut one = [libc::iovec { iov_base: base as *mut libc::c_void, iov_len: total }];
-            // SAFETY: `one` describes the live stack buffer; only its first
-            // `total` bytes are read back, after the kernel wrote them all.
-            unsafe { transfer(self.fd, &mut one, false) }?;
+            // SAFETY: `one` describes the live stack buffer.
+            let r = unsafe { transfer(self.fd, &mut one, false) };
+            // What arrived goes out to the caller's buffers, all of it or,
+            // after a failure, the part received (as separate reads would
+            // have left it).
+            let mut left = match r {
+                Ok(()) => total,
+                Err(n) => n,
+            };
             let mut at = 0;
             for v in iov.iter() {
-                // SAFETY: each iovec is a live, writable buffer borrowed for
-                // 'a, disjoint from the stack buffer.
-                unsafe { std::ptr::copy_nonoverlapping(base.add(at), v.iov_base as *mut u8, v.iov_len) };
-                at += v.iov_len;
+                let k = v.iov_len.min(left);
+                // SAFETY: the first `at + k <= left` bytes of the stack
+                // buffer were written by the kernel; each iovec is a live,
+                // writable buffer borrowed for 'a, disjoint from it.
+                unsafe { std::ptr::copy_nonoverlapping(base.add(at), v.iov_base as *mut u8, k) };
+                at += k;
+                left -= k;
             }
-            return Ok(());
+            r
+        } else {
+            // SAFETY: iov points at live, writable buffers borrowed for 'a.
+            unsafe { transfer(self.fd, iov, false) }
+        };
+        match r {
+            Ok(()) => {
+                self.done += total;
+                Ok(())
+            }
+            Err(n) => {
+                self.done += n;
+                Err(())
+            }
         }
-        // SAFETY: iov points at live, writable buffers borrowed for 'a.
-        unsafe { transfer(self.fd, iov, false) }
+    }
+
+    /// Bytes read into the buffers so far (after a failure: up to it).
+    pub(crate) fn done(&self) -> usize {
+        self.done
     }
 }

@@ -144,10 +144,16 @@ pub fn receive(
     // each). Only surplus names are read apart, to be thrown away.
     let surplus = if short_groups { (ng - take as i64) as usize * MAX_GROUP_NAME } else { 0 };
     let old = if is_reject { Some(&mut old_type) } else { None };
-    if read_rest(fd, old, groups[..take].as_flattened_mut(), surplus, body, body_take).is_err() {
+    let read = read_rest(fd, old, groups[..take].as_flattened_mut(), surplus, body, body_take);
+    // As 5.0.1: the group count is reported once the names are consumed,
+    // even if the body then fails.
+    let names_end = if is_reject { 4 } else { 0 } + take * MAX_GROUP_NAME + surplus;
+    if read.is_ok() || read.is_err_and(|n| n >= names_end) {
+        out.num_groups = Some(if short_groups { -h.num_groups } else { h.num_groups });
+    }
+    if read.is_err() {
         return closed(&s);
     }
-    out.num_groups = Some(if short_groups { -h.num_groups } else { h.num_groups });
 
     let mut type_ = h.type_;
     if is_reject {
@@ -186,7 +192,8 @@ pub fn receive(
 
 /// Read what follows the header: `old_type` (a reject's original type),
 /// `names`, then `surplus` bytes of names to throw away, then `body_take`
-/// bytes into the body pieces in order.
+/// bytes into the body pieces in order. `Err(n)`: failed after `n` bytes of
+/// all that were consumed.
 fn read_rest(
     fd: std::os::fd::RawFd,
     old_type: Option<&mut [u8; 4]>,
@@ -194,15 +201,17 @@ fn read_rest(
     surplus: usize,
     body: &mut [&mut [u8]],
     body_take: usize,
-) -> Result<(), ()> {
+) -> Result<(), usize> {
     let mut reads = io::ReadList::new(fd);
+    let mut discarded = 0;
     if let Some(t) = old_type {
-        reads.push(t)?;
+        reads.push(t).map_err(|()| reads.done())?;
     }
-    reads.push(names)?;
+    reads.push(names).map_err(|()| reads.done())?;
     if surplus > 0 {
-        reads.finish()?;
-        io::discard(fd, surplus)?;
+        reads.finish().map_err(|()| reads.done())?;
+        io::discard(fd, surplus).map_err(|()| reads.done())?;
+        discarded = surplus;
     }
     let mut remain = body_take;
     for piece in body.iter_mut() {
@@ -210,10 +219,10 @@ fn read_rest(
             break;
         }
         let k = remain.min(piece.len());
-        reads.push(&mut piece[..k])?;
+        reads.push(&mut piece[..k]).map_err(|()| discarded + reads.done())?;
         remain -= k;
     }
-    reads.finish()
+    reads.finish().map_err(|()| discarded + reads.done())
 }
 
 /// Byte-swap the u32 at `off` of the pieces viewed back to back, if all four
