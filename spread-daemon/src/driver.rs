@@ -864,6 +864,8 @@ pub struct Driver<O: Ordering + RingNet = RingOfOne> {
     pending_reads: Vec<ConnId>,
     /// Connections with unread input while the engine pauses reading.
     paused_reads: Vec<ConnId>,
+    /// Scratch for `resume_paced`.
+    resumed: Vec<ConnId>,
     /// Zero-timeout polling after a turn with work (see the module docs).
     spin: Duration,
     /// The slice list of `writev`, kept empty between flushes so its memory
@@ -941,6 +943,7 @@ impl<O: Ordering + RingNet> Driver<O> {
             signal_fd,
             pending_reads: Vec::new(),
             paused_reads: Vec::new(),
+            resumed: Vec::new(),
             spin: spin_from_env(),
             iov_store: Vec::with_capacity(64),
         })
@@ -985,6 +988,7 @@ impl<O: Ordering + RingNet> Driver<O> {
         // spin ran out).
         let mut last_busy: Option<Instant> = None;
         while !stop {
+            self.resume_paced();
             let now = Instant::now();
             let deadline = match (self.engine.next_timeout(), self.engine.ordering_ref().next_deadline()) {
                 (Some(a), Some(b)) => Some(a.min(b)),
@@ -1034,6 +1038,7 @@ impl<O: Ordering + RingNet> Driver<O> {
             if !self.udp_pending.is_empty() {
                 self.read_udp();
             }
+            self.resume_paced();
             if !self.paused_reads.is_empty() && !self.engine.reading_paused() {
                 let mut p = std::mem::take(&mut self.paused_reads);
                 self.pending_reads.append(&mut p);
@@ -1227,6 +1232,11 @@ impl<O: Ordering + RingNet> Driver<O> {
                 }
                 return;
             }
+            if self.engine.read_paused(id) {
+                // A recipient of its messages is congested; the engine names
+                // it in take_resumed when it may be read again.
+                return;
+            }
             let Some(buf) = self.engine.recv_buf(id) else { return };
             let spare = buf.spare_capacity_mut();
             let cap = spare.len();
@@ -1256,6 +1266,25 @@ impl<O: Ordering + RingNet> Driver<O> {
             }
         }
         self.pending_reads.push(id);
+    }
+
+    /// Senders whose pacing ended: parse the frames they have buffered,
+    /// then read their sockets again (see `engine::pacing`).
+    fn resume_paced(&mut self) {
+        let mut ids = std::mem::take(&mut self.resumed);
+        self.engine.take_resumed(&mut ids);
+        for &id in &ids {
+            if self.engine.read_paused(id) {
+                continue;
+            }
+            self.engine.on_received(Instant::now(), id);
+            self.drain_actions();
+            if !self.pending_reads.contains(&id) {
+                self.pending_reads.push(id);
+            }
+        }
+        ids.clear();
+        self.resumed = ids;
     }
 
     /// Write what the engine has queued for `id`.

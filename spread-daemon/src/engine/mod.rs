@@ -43,6 +43,7 @@ pub mod auth;
 mod fxhash;
 pub mod groups;
 pub mod ordering;
+pub mod pacing;
 pub mod ring;
 pub mod session;
 pub mod sim;
@@ -220,6 +221,14 @@ pub struct Engine<O: Ordering = RingOfOne> {
     targets: Vec<u32>,
     stats: Stats,
     observer: Option<SessionObserver>,
+    /// The latest time an event brought (the engine reads no clock).
+    now: Option<Instant>,
+    /// Sessions at or over the pacing high-water mark ([`pacing`]).
+    congested: Vec<ConnId>,
+    /// When the congested sessions are next checked.
+    pace_check: Option<Instant>,
+    /// Paced senders released since the driver last asked.
+    resumed: Vec<ConnId>,
 }
 
 impl Engine<RingOfOne> {
@@ -257,6 +266,10 @@ impl<O: Ordering> Engine<O> {
             targets: Vec::new(),
             stats: Stats::default(),
             observer: None,
+            now: None,
+            congested: Vec::new(),
+            pace_check: None,
+            resumed: Vec::new(),
         }
     }
 
@@ -427,6 +440,7 @@ impl<O: Ordering> Engine<O> {
     /// (the socket descriptor, as the original uses): it ends invented
     /// private names (`r<n>-<mailbox>`) and is reported to the observer.
     pub fn accept_mailbox(&mut self, now: Instant, kind: ConnKind, peer: Option<SocketAddr>, mailbox: i32) -> Accepted {
+        self.now = Some(now);
         if self.live >= self.cfg.max_sessions {
             return Accepted::Rejected(Bytes::from_static(&[REJECT_QUOTA as i8 as u8]));
         }
@@ -467,6 +481,7 @@ impl<O: Ordering> Engine<O> {
         if self.session(id).is_none() {
             return;
         }
+        self.now = Some(now);
         self.process(now, id.idx);
         self.run_ordering();
     }
@@ -481,7 +496,8 @@ impl<O: Ordering> Engine<O> {
     }
 
     /// The connection hit EOF or an error.
-    pub fn on_closed(&mut self, _now: Instant, id: ConnId) {
+    pub fn on_closed(&mut self, now: Instant, id: ConnId) {
+        self.now = Some(now);
         let Some(s) = self.sess_mut(id) else { return };
         if s.phase == Phase::Dead {
             return;
@@ -496,18 +512,22 @@ impl<O: Ordering> Engine<O> {
 
     /// When the engine next needs [`Engine::on_timeout`].
     pub fn next_timeout(&mut self) -> Option<Instant> {
+        let pace = self.pace_deadline();
         while let Some(&(t, id)) = self.deadlines.front() {
             let live = self.session(id).is_some_and(|s| s.phase.is_handshake());
             if live {
-                return Some(t);
+                return Some(pace.map_or(t, |p| p.min(t)));
             }
             self.deadlines.pop_front();
         }
-        None
+        pace
     }
 
-    /// Time passed: close handshakes that took too long.
+    /// Time passed: close handshakes that took too long, check congested
+    /// readers ([`pacing`]).
     pub fn on_timeout(&mut self, now: Instant) {
+        self.now = Some(now);
+        self.pace_on_timeout(now);
         while let Some(&(t, id)) = self.deadlines.front() {
             if t > now {
                 break;
@@ -538,8 +558,10 @@ impl<O: Ordering> Engine<O> {
     }
 
     /// `n` bytes of the offered slices were written.
-    pub fn on_written(&mut self, id: ConnId, mut n: usize) {
+    pub fn on_written(&mut self, id: ConnId, n: usize) {
         let Some(s) = self.sess_mut(id) else { return };
+        let written = n;
+        let mut n = n;
         while n > 0 {
             let Some(front) = s.out.front() else { break };
             let rest = front.len() - s.out_off;
@@ -555,6 +577,7 @@ impl<O: Ordering> Engine<O> {
         if s.out.is_empty() {
             s.blocked = false;
         }
+        self.pace_after_written(id.idx, written);
     }
 
     /// The socket could not take everything (`true`) or the queue was drained.
@@ -579,6 +602,7 @@ impl<O: Ordering> Engine<O> {
         }
         s.out_off = 0;
         s.blocked = false;
+        self.pace_after_written(id.idx, v.len());
         v
     }
 
@@ -597,6 +621,7 @@ impl<O: Ordering> Engine<O> {
     /// Forget a connection now (handshake failures, EOF before operational):
     /// tell the driver to close it after writing what is queued if `linger`.
     fn drop_conn(&mut self, idx: u32, linger: bool) {
+        self.pace_release(idx);
         let Some(slot) = self.slots.get_mut(idx as usize) else { return };
         let Some(mut s) = slot.sess.take() else { return };
         slot.gen = slot.gen.wrapping_add(1);
@@ -619,6 +644,7 @@ impl<O: Ordering> Engine<O> {
 
     /// Free the slot of a dead session (its KILL was delivered).
     fn free_session(&mut self, idx: u32) {
+        self.pace_release(idx);
         let Some(slot) = self.slots.get_mut(idx as usize) else { return };
         let Some(s) = slot.sess.take() else { return };
         slot.gen = slot.gen.wrapping_add(1);
@@ -659,6 +685,8 @@ impl<O: Ordering> Engine<O> {
         }
         s.phase = Phase::Dead;
         let queued = s.out.len();
+        self.pace_release(idx);
+        let Some(s) = self.slot_mut(idx) else { return };
         tracing::info!(
             target: "spread::session",
             "session {} on mailbox {} killed ({queued} messages queued)",
@@ -899,9 +927,17 @@ impl<O: Ordering> Engine<O> {
     }
 
     fn read_messages_inner(&mut self, idx: u32) {
+        let batch = pacing::PARSE_BATCH.min(pacing::high_water(self.cfg.max_session_messages));
+        let mut parsed = 0usize;
         loop {
+            if parsed == batch {
+                // Deliver what this batch made deliverable: a recipient it
+                // congests paces this sender before the next batch.
+                parsed = 0;
+                self.run_ordering();
+            }
             let Some(s) = self.slot_mut(idx) else { return };
-            if s.phase != Phase::Op || s.rbuf.len() < HEADER_LEN {
+            if s.phase != Phase::Op || s.rbuf.len() < HEADER_LEN || s.pace.paced_by > 0 {
                 return;
             }
             let mut h = Header::decode_slice(&s.rbuf).expect("48 bytes present");
@@ -945,6 +981,7 @@ impl<O: Ordering> Engine<O> {
                 fix_header(&mut f, &h, foreign);
                 f.freeze()
             };
+            parsed += 1;
             self.client_message(idx, h, frame);
         }
     }
@@ -999,20 +1036,30 @@ impl<O: Ordering> Engine<O> {
 
     /// Write one frame to a session, killing it if it is a slow reader.
     fn enqueue(&mut self, idx: u32, frame: Bytes) {
-        let max = self.cfg.max_session_messages;
+        self.enqueue_from(idx, frame, None);
+    }
+
+    /// Write one frame from local session `from` (if any) to a session: kill
+    /// it if it is a slow reader, pace `from` if it is congested ([`pacing`]).
+    fn enqueue_from(&mut self, idx: u32, frame: Bytes, from: Option<u32>) {
         let Some(s) = self.slot_mut(idx) else { return };
         if s.phase != Phase::Op {
             return;
         }
-        if s.blocked && s.out.len() >= max {
+        let queued = s.out.len();
+        if s.blocked && self.pace_cuts(idx, queued) {
             self.kill(idx);
             return;
         }
+        let Some(s) = self.slot_mut(idx) else { return };
         let was_empty = s.out.is_empty();
         s.out.push_back(frame);
         if was_empty {
             let id = s.id;
             self.actions.push_back(Action::Flush(id));
+        }
+        if let Some(from) = from {
+            self.pace_after_enqueue(idx, from, queued + 1);
         }
     }
 
@@ -1083,16 +1130,17 @@ impl<O: Ordering> Engine<O> {
                 let names = (0..ng).map(|i| groups::norm_name(m.group(i)));
                 self.groups.route(names, ng > 1, |n| by_name.get(n).copied(), &mut targets);
             }
+            let from = self.by_name.get(&sender).copied();
             if t & SELF_DISCARD != 0 {
-                if let Some(me) = self.by_name.get(&sender).copied() {
+                if let Some(me) = from {
                     targets.retain(|&s| s != me);
                 }
             }
             if let Some((&last, rest)) = targets.split_last() {
                 for &slot in rest {
-                    self.enqueue(slot, m.frame.clone());
+                    self.enqueue_from(slot, m.frame.clone(), from);
                 }
-                self.enqueue(last, m.frame);
+                self.enqueue_from(last, m.frame, from);
             }
             self.stats.messages_delivered += 1;
             self.targets = targets;
@@ -1133,7 +1181,7 @@ pub fn name(s: &[u8]) -> Name32 {
 mod tests {
     use super::*;
 
-    fn pump(e: &mut Engine, hold: &[ConnId], out: &mut HashMap<ConnId, Vec<u8>>) {
+    pub(super) fn pump(e: &mut Engine, hold: &[ConnId], out: &mut HashMap<ConnId, Vec<u8>>) {
         for _ in 0..100_000 {
             match e.poll_action() {
                 None => return,
@@ -1148,7 +1196,7 @@ mod tests {
         panic!("too many actions");
     }
 
-    fn login(e: &mut Engine, now: Instant, name: &str, out: &mut HashMap<ConnId, Vec<u8>>) -> ConnId {
+    pub(super) fn login(e: &mut Engine, now: Instant, name: &str, out: &mut HashMap<ConnId, Vec<u8>>) -> ConnId {
         let Accepted::Conn(id) = e.accept(now, ConnKind::Unix, None) else { panic!("rejected") };
         let mut req = vec![5, 0, 1, 0, name.len() as u8];
         req.extend_from_slice(name.as_bytes());
@@ -1161,7 +1209,7 @@ mod tests {
         id
     }
 
-    fn frame(type_: u32, sender: &str, group: &str, body: &[u8]) -> Vec<u8> {
+    pub(super) fn frame(type_: u32, sender: &str, group: &str, body: &[u8]) -> Vec<u8> {
         let h = Header {
             type_: type_ | ARCH_ENDIAN,
             sender: name32(sender.as_bytes()),
@@ -1285,7 +1333,11 @@ mod tests {
     #[test]
     fn frames_survive_arena_blocks_and_shared_delivery() {
         let now = Instant::now();
-        let mut e = Engine::new(EngineConfig::single(b"d1", 7, 1));
+        // r2 holds all 600 messages: a limit high enough that it never paces
+        // the sender (pacing has its own tests).
+        let mut cfg = EngineConfig::single(b"d1", 7, 1);
+        cfg.max_session_messages = 4 * 1000;
+        let mut e = Engine::new(cfg);
         let mut out = HashMap::new();
         let s = login(&mut e, now, "s", &mut out);
         let r1 = login(&mut e, now, "r1", &mut out);

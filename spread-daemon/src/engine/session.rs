@@ -13,6 +13,7 @@ use spread_wire::names::{parse_private_group, Name32};
 use spread_wire::Header;
 
 use super::auth::AuthMethod;
+use super::pacing::PaceState;
 
 /// Identifies a connection: a slot index and the generation of that slot.
 /// Ids are never reused while the driver may still know them.
@@ -86,6 +87,8 @@ pub struct Session {
     /// The engine already told the driver to close this connection.
     pub closed: bool,
     pub deadline: Option<Instant>,
+    /// Pacing, as sender and as recipient (see [`super::pacing`]).
+    pub pace: PaceState,
 }
 
 impl Session {
@@ -109,6 +112,7 @@ impl Session {
             blocked: false,
             closed: false,
             deadline: None,
+            pace: PaceState::default(),
         }
     }
 
