@@ -449,7 +449,7 @@ mod tests {
             }
             // Ten bytes a second: reading, never draining.
             t += Duration::from_millis(200);
-            if (t - t0).as_millis() % 1000 == 0 {
+            if (t - t0).as_millis().is_multiple_of(1000) {
                 let mut v = Vec::new();
                 e.out_slices(r, &mut v, 1);
                 got.extend_from_slice(&v[0][..10]);
