@@ -7,7 +7,11 @@
 //!   time);
 //! * two `spflooder -n 2` members flooding each other complete, three times;
 //! * a member that stops reading is cut after the stall time and nobody else
-//!   notices: the writer and a reading witness complete.
+//!   notices: the writer and a reading witness complete;
+//! * a Python member (ctypes on libtspread-core) draining its queue in a
+//!   thread while a non-member sends 5000 × 1000 B gets all of them, five
+//!   runs over the Unix socket and five over TCP (skipped, saying so,
+//!   without python3).
 //!
 //! The flooders are our `build/bin/spflooder` (C, linked against our
 //! libspread; needs `make build`) and, with `SPREAD_REF_PREFIX`, also the
@@ -224,4 +228,29 @@ fn stalled_reader_is_cut_and_the_others_complete() {
     assert_eq!(end, -8, "CONNECTION_CLOSED");
     assert!(regular < N, "it was cut before the end ({regular} messages)");
     sp().sp_kill(stall);
+}
+
+/// A Python member draining in a thread while a non-member sends 5000 ×
+/// 1000 B (`compat-tests/python/pace_drain.py`): every message arrives, five
+/// times over each transport.
+#[test]
+fn python_member_draining_in_a_thread_gets_everything() {
+    if Command::new("python3").arg("-c").arg("pass").status().map(|s| !s.success()).unwrap_or(true) {
+        eprintln!("python_member_draining_in_a_thread_gets_everything: skipped: python3 is not installed");
+        return;
+    }
+    let d = Daemon::start_single("pd", 27630, "").expect("daemon");
+    let lib = paths::c_library("libtspread-core.so.3");
+    let script = paths::workspace_root().join("compat-tests/python/pace_drain.py");
+    for spread in [d.port.to_string(), d.spread_name()] {
+        for run in 1..=5 {
+            let what = format!("pace_drain.py on {spread} (run {run})");
+            let p = Flooder::start(
+                Path::new("python3"),
+                &[script.to_str().unwrap(), lib.to_str().unwrap(), &spread, "5000"],
+                &what,
+            );
+            p.expect_success("received 5000 of 5000");
+        }
+    }
 }
