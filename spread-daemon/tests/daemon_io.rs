@@ -369,3 +369,55 @@ fn bindable_without_reuse(port: u16) -> bool {
         ok
     }
 }
+
+/// 1200 TCP connections that never send a byte take no session slot
+/// (`engine::admission`): the daemon holds at most its connect budget of
+/// them, evicting the oldest; a real client connects at once, a witness
+/// session keeps its stream; and the silent ones that are left are closed
+/// after the connect timeout.
+#[test]
+fn silent_connections_take_no_session_slot() {
+    let _serial = serial();
+    // SAFETY: raising our own soft fd limit with a valid struct.
+    unsafe {
+        let mut r: libc::rlimit = std::mem::zeroed();
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut r) == 0 && r.rlim_cur < 4096 && r.rlim_max >= 4096 {
+            r.rlim_cur = 4096;
+            libc::setrlimit(libc::RLIMIT_NOFILE, &r);
+        }
+    }
+    let _d = Daemon::start(22110, "");
+    let mut witness = connect_unix(22110, "witness", true);
+    witness.join("g");
+    assert_eq!(witness.recv().type_, REG_JOIN);
+    let mut storm = Vec::new();
+    for _ in 0..1200 {
+        storm.push(tcp(22110));
+    }
+    // Real clients still get sessions: more than the 997 slots minus the storm.
+    let mut real = Vec::new();
+    for i in 0..20 {
+        let c = connect_tcp(22110, &format!("real{i}"), false);
+        assert_eq!(c.pg, format!("#real{i}#d1"));
+        real.push(c);
+    }
+    witness.mcast(AGREED, &["g"], 1, b"still served");
+    let m = witness.recv();
+    assert_eq!((m.type_ & AGREED, &m.body[..]), (AGREED, &b"still served"[..]));
+    // Every silent connection is closed by the daemon: the oldest evicted
+    // at once, the rest after the connect timeout (2 s; IO_TIMEOUT bounds each read).
+    let mut one = [0u8; 1];
+    for (i, s) in storm.iter_mut().enumerate() {
+        match s.read(&mut one) {
+            Ok(0) => {}
+            Ok(_) => panic!("silent connection {i} got a byte"),
+            Err(e) => panic!("silent connection {i} was not closed: {e}"),
+        }
+    }
+    // The real sessions are unaffected.
+    for c in &mut real {
+        c.join("h");
+    }
+    witness.mcast(AGREED, &["g"], 2, b"after");
+    assert_eq!(&witness.recv().body[..], b"after");
+}

@@ -39,6 +39,7 @@
 //! its handshake and when such a session goes away. Without an observer the
 //! engine does nothing extra.
 
+pub mod admission;
 pub mod auth;
 mod fxhash;
 pub mod groups;
@@ -89,8 +90,14 @@ pub struct EngineConfig {
     /// MaxSessionMessages: a blocked session with this many queued messages
     /// is killed when one more is to be written.
     pub max_session_messages: usize,
-    /// Connections (handshaking or operational) beyond this get REJECT_QUOTA.
+    /// Session slots: connections past their connect request beyond this
+    /// get REJECT_QUOTA ([`admission`]).
     pub max_sessions: usize,
+    /// Connections that have not yet sent a connect request, at most; one
+    /// more evicts the oldest ([`admission`]).
+    pub connect_budget: usize,
+    /// Time allowed from accept to the connect request.
+    pub connect_timeout: Duration,
     pub auth: AuthConfig,
     /// Time allowed from accept to the end of the handshake.
     pub handshake_timeout: Duration,
@@ -120,6 +127,8 @@ impl EngineConfig {
             daemon_vids: vec![vid],
             max_session_messages: DEFAULT_MAX_SESSION_MESSAGES,
             max_sessions: MAX_SESSIONS,
+            connect_budget: admission::CONNECT_BUDGET,
+            connect_timeout: Duration::from_secs(2),
             auth: AuthConfig::default(),
             handshake_timeout: Duration::from_secs(10),
             rng_seed: 0x2545_f491_4f6c_dd1d,
@@ -229,6 +238,10 @@ pub struct Engine<O: Ordering = RingOfOne> {
     pace_check: Option<Instant>,
     /// Paced senders released since the driver last asked.
     resumed: Vec<ConnId>,
+    /// Connections that have not sent their connect request ([`admission`]).
+    connecting: usize,
+    /// Their connect deadlines, in accept order.
+    connect_queue: VecDeque<(Instant, ConnId)>,
 }
 
 impl Engine<RingOfOne> {
@@ -270,6 +283,8 @@ impl<O: Ordering> Engine<O> {
             congested: Vec::new(),
             pace_check: None,
             resumed: Vec::new(),
+            connecting: 0,
+            connect_queue: VecDeque::new(),
         }
     }
 
@@ -441,7 +456,7 @@ impl<O: Ordering> Engine<O> {
     /// private names (`r<n>-<mailbox>`) and is reported to the observer.
     pub fn accept_mailbox(&mut self, now: Instant, kind: ConnKind, peer: Option<SocketAddr>, mailbox: i32) -> Accepted {
         self.now = Some(now);
-        if self.live >= self.cfg.max_sessions {
+        if self.slots_used() >= self.cfg.max_sessions {
             return Accepted::Rejected(Bytes::from_static(&[REJECT_QUOTA as i8 as u8]));
         }
         let idx = match self.free.pop() {
@@ -455,11 +470,13 @@ impl<O: Ordering> Engine<O> {
         let id = ConnId { idx, gen: slot.gen };
         let mut s = Session::new(id, kind, peer);
         s.mailbox = mailbox;
+        s.connecting = true;
         let deadline = now + self.cfg.handshake_timeout;
         s.deadline = Some(deadline);
         slot.sess = Some(s);
         self.live += 1;
         self.deadlines.push_back((deadline, id));
+        self.admit_connecting(now, id);
         Accepted::Conn(id)
     }
 
@@ -512,15 +529,18 @@ impl<O: Ordering> Engine<O> {
 
     /// When the engine next needs [`Engine::on_timeout`].
     pub fn next_timeout(&mut self) -> Option<Instant> {
-        let pace = self.pace_deadline();
+        let early = match (self.pace_deadline(), self.connect_deadline()) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
         while let Some(&(t, id)) = self.deadlines.front() {
             let live = self.session(id).is_some_and(|s| s.phase.is_handshake());
             if live {
-                return Some(pace.map_or(t, |p| p.min(t)));
+                return Some(early.map_or(t, |p| p.min(t)));
             }
             self.deadlines.pop_front();
         }
-        pace
+        early
     }
 
     /// Time passed: close handshakes that took too long, check congested
@@ -528,6 +548,7 @@ impl<O: Ordering> Engine<O> {
     pub fn on_timeout(&mut self, now: Instant) {
         self.now = Some(now);
         self.pace_on_timeout(now);
+        self.connect_on_timeout(now);
         while let Some(&(t, id)) = self.deadlines.front() {
             if t > now {
                 break;
@@ -622,6 +643,7 @@ impl<O: Ordering> Engine<O> {
     /// tell the driver to close it after writing what is queued if `linger`.
     fn drop_conn(&mut self, idx: u32, linger: bool) {
         self.pace_release(idx);
+        self.uncount_connecting(idx);
         let Some(slot) = self.slots.get_mut(idx as usize) else { return };
         let Some(mut s) = slot.sess.take() else { return };
         slot.gen = slot.gen.wrapping_add(1);
@@ -645,6 +667,7 @@ impl<O: Ordering> Engine<O> {
     /// Free the slot of a dead session (its KILL was delivered).
     fn free_session(&mut self, idx: u32) {
         self.pace_release(idx);
+        self.uncount_connecting(idx);
         let Some(slot) = self.slots.get_mut(idx as usize) else { return };
         let Some(s) = slot.sess.take() else { return };
         slot.gen = slot.gen.wrapping_add(1);
@@ -782,6 +805,12 @@ impl<O: Ordering> Engine<O> {
 
     /// The connect request is complete: name, uniqueness, then auth.
     fn connect_done(&mut self, idx: u32, req: ConnectRequest) {
+        self.uncount_connecting(idx);
+        if self.slots_used() > self.cfg.max_sessions {
+            // The last slot was taken while this one was connecting.
+            self.reject(idx, REJECT_QUOTA);
+            return;
+        }
         let daemon = self.cfg.daemon_name.clone();
         let name: Vec<u8> = if req.name.is_empty() {
             // r<0..9998>-<mailbox>, at most 9 characters, unique (the

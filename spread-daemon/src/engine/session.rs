@@ -87,6 +87,9 @@ pub struct Session {
     /// The engine already told the driver to close this connection.
     pub closed: bool,
     pub deadline: Option<Instant>,
+    /// Counted in the connect budget (no connect request yet; see
+    /// [`super::admission`]).
+    pub connecting: bool,
     /// Pacing, as sender and as recipient (see [`super::pacing`]).
     pub pace: PaceState,
 }
@@ -112,6 +115,7 @@ impl Session {
             blocked: false,
             closed: false,
             deadline: None,
+            connecting: false,
             pace: PaceState::default(),
         }
     }
