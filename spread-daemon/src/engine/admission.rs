@@ -2,24 +2,23 @@
 //! to say who it is.
 //!
 //! The original counts every accepted connection against its 997 session
-//! slots from the moment of `accept`, so connections that never send a byte
-//! (a port scanner, a stuck or hostile program) fill the slots and real
-//! clients get `REJECT_QUOTA` until they are closed. Here a connection that
-//! has not yet sent a valid connect request is *connecting* and takes no
-//! slot; it lives in a separate budget:
+//! slots from the moment of `accept`, so connections that never finish
+//! their handshake (a port scanner, a stuck or hostile program) fill the
+//! slots and real clients get `REJECT_QUOTA` until they are closed. Here a
+//! connection still in its handshake is *connecting* and takes no slot; it
+//! lives in a separate budget:
 //!
 //! * at most [`EngineConfig::connect_budget`] connections are connecting at
-//!   once; one more evicts the oldest (closed without a word: it never said
-//!   anything);
-//! * a connecting connection has [`EngineConfig::connect_timeout`] to send
-//!   its connect request, then it is closed; the whole handshake still has
-//!   [`EngineConfig::handshake_timeout`] from the accept;
-//! * slots are counted over the connections past their connect request
-//!   (authenticating, operational, or killed and waiting for their KILL to
-//!   be ordered). With all [`EngineConfig::max_sessions`] taken, a new
-//!   connection gets `REJECT_QUOTA` at once, as from the original, and so
-//!   does a connect request that arrives when the last slot was taken while
-//!   it was connecting.
+//!   once; one more evicts the oldest (closed without a reply);
+//! * a connection has [`EngineConfig::connect_timeout`] to send its connect
+//!   request and [`EngineConfig::handshake_timeout`] to finish the
+//!   handshake (both from the accept), then it is closed;
+//! * slots are counted over the sessions that finished their handshake
+//!   (operational, or killed and waiting for their KILL to be ordered).
+//!   With all [`EngineConfig::max_sessions`] taken, a new connection gets
+//!   `REJECT_QUOTA` at once, as from the original; a connect request, or the
+//!   end of an authentication, finding them all taken gets it instead of
+//!   the next handshake step.
 //!
 //! [`EngineConfig::connect_budget`]: super::EngineConfig::connect_budget
 //! [`EngineConfig::connect_timeout`]: super::EngineConfig::connect_timeout
@@ -35,7 +34,7 @@ use super::{Engine, Ordering};
 pub const CONNECT_BUDGET: usize = 128;
 
 impl<O: Ordering> Engine<O> {
-    /// Connections past their connect request (they hold session slots).
+    /// Sessions past their handshake (they hold session slots).
     pub(super) fn slots_used(&self) -> usize {
         self.live - self.connecting
     }
@@ -54,8 +53,8 @@ impl<O: Ordering> Engine<O> {
         self.connect_queue.push_back((now + self.cfg.connect_timeout, id));
     }
 
-    /// The connection in `idx` leaves the connect budget (its connect
-    /// request arrived, or it goes away).
+    /// The connection in `idx` leaves the connect budget (its handshake
+    /// finished, or it goes away).
     pub(super) fn uncount_connecting(&mut self, idx: u32) {
         if let Some(s) = self.slot_mut(idx) {
             if std::mem::replace(&mut s.connecting, false) {
@@ -64,28 +63,41 @@ impl<O: Ordering> Engine<O> {
         }
     }
 
-    /// When the oldest connecting connection's time is up.
+    /// When the oldest connection still waiting for its connect request
+    /// must have sent it. (The queue holds at most the budget, in accept
+    /// order, so deadlines rise along it.)
     pub(super) fn connect_deadline(&mut self) -> Option<Instant> {
-        while let Some(&(t, id)) = self.connect_queue.front() {
+        while let Some(&(_, id)) = self.connect_queue.front() {
             if self.session(id).is_some_and(|s| s.connecting) {
-                return Some(t);
-            }
-            self.connect_queue.pop_front();
-        }
-        None
-    }
-
-    /// Close the connecting connections whose time is up.
-    pub(super) fn connect_on_timeout(&mut self, now: Instant) {
-        while let Some(&(t, id)) = self.connect_queue.front() {
-            if t > now {
                 break;
             }
             self.connect_queue.pop_front();
-            if self.session(id).is_some_and(|s| s.connecting && s.phase == Phase::Connect) {
-                tracing::debug!(target: "spread::session", "connection {}: no connect request in time", id.idx);
-                self.drop_conn(id.idx, false);
+        }
+        let waiting = |id: ConnId| self.session(id).is_some_and(|s| s.connecting && s.phase == Phase::Connect);
+        self.connect_queue.iter().find(|&&(_, id)| waiting(id)).map(|&(t, _)| t)
+    }
+
+    /// Close the connections whose connect request is overdue; forget the
+    /// ones no longer connecting.
+    pub(super) fn connect_on_timeout(&mut self, now: Instant) {
+        let mut overdue = Vec::new();
+        self.connect_queue.retain(|&(t, id)| {
+            let Some(s) = self.slots.get(id.idx as usize).filter(|x| x.gen == id.gen).and_then(|x| x.sess.as_ref())
+            else {
+                return false;
+            };
+            if !s.connecting {
+                return false;
             }
+            if t <= now && s.phase == Phase::Connect {
+                overdue.push(id);
+                return false;
+            }
+            true
+        });
+        for id in overdue {
+            tracing::debug!(target: "spread::session", "connection {}: no connect request in time", id.idx);
+            self.drop_conn(id.idx, false);
         }
     }
 }
@@ -175,6 +187,32 @@ mod tests {
         assert_eq!(closed(&mut e), vec![quiet]);
         assert!(e.session(talker).is_some(), "still authenticating");
         assert_eq!(e.next_timeout(), Some(t0 + e.config().handshake_timeout));
+    }
+
+    /// Connections that send their connect request and then never choose an
+    /// authentication method take no slot either; they are closed when the
+    /// handshake time is up.
+    #[test]
+    fn half_open_handshakes_take_no_slot() {
+        let t0 = Instant::now();
+        let mut e = engine(3, 8);
+        let mut out = HashMap::new();
+        let half: Vec<ConnId> = (0..5)
+            .map(|i| {
+                let id = silent(&mut e, t0);
+                e.on_data(t0, id, &[5, 0, 1, 0, 2, b'h', b'0' + i]);
+                id
+            })
+            .collect();
+        for i in 0..3 {
+            login(&mut e, t0, &format!("u{i}"), &mut out);
+        }
+        assert_eq!(e.num_sessions(), 3);
+        let _ = closed(&mut e);
+        let t = t0 + e.config().handshake_timeout;
+        assert_eq!(e.next_timeout(), Some(t));
+        e.on_timeout(t);
+        assert_eq!(closed(&mut e), half);
     }
 
     /// With every slot taken by real sessions a new connection gets

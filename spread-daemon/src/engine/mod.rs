@@ -805,8 +805,7 @@ impl<O: Ordering> Engine<O> {
 
     /// The connect request is complete: name, uniqueness, then auth.
     fn connect_done(&mut self, idx: u32, req: ConnectRequest) {
-        self.uncount_connecting(idx);
-        if self.slots_used() > self.cfg.max_sessions {
+        if self.slots_used() >= self.cfg.max_sessions {
             // The last slot was taken while this one was connecting.
             self.reject(idx, REJECT_QUOTA);
             return;
@@ -927,6 +926,11 @@ impl<O: Ordering> Engine<O> {
     }
 
     fn authorized(&mut self, idx: u32) {
+        if self.slots_used() >= self.cfg.max_sessions {
+            self.reject(idx, REJECT_QUOTA);
+            return;
+        }
+        self.uncount_connecting(idx);
         let Some(s) = self.slot_mut(idx) else { return };
         let Some(req) = s.req.as_ref() else { return };
         let pg_bytes = spread_wire::names::name_bytes(&s.pg).to_vec();
