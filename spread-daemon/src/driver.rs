@@ -196,6 +196,19 @@ fn poll_timeout(
     deadline.map(|t| t.saturating_duration_since(now))
 }
 
+/// How long after a large release of memory the allocator is asked to
+/// return it (at most one `malloc_trim` per this interval).
+const TRIM_DELAY: Duration = Duration::from_secs(1);
+
+/// Ask the allocator to return free memory to the system.
+fn return_free_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim only walks the allocator's own free lists.
+    unsafe {
+        libc::malloc_trim(0);
+    }
+}
+
 enum Stream {
     Tcp(TcpStream),
     Unix(UnixStream),
@@ -987,13 +1000,15 @@ impl<O: Ordering + RingNet> Driver<O> {
         // When the last turn that had events ended (None: not since the
         // spin ran out).
         let mut last_busy: Option<Instant> = None;
+        // When to hand freed memory back to the system (engine::queues).
+        let mut trim_at: Option<Instant> = None;
         while !stop {
             self.resume_paced();
             let now = Instant::now();
-            let deadline = match (self.engine.next_timeout(), self.engine.ordering_ref().next_deadline()) {
-                (Some(a), Some(b)) => Some(a.min(b)),
-                (a, b) => a.or(b),
-            };
+            let deadline = [self.engine.next_timeout(), self.engine.ordering_ref().next_deadline(), trim_at]
+                .into_iter()
+                .flatten()
+                .min();
             let pending = !self.pending_reads.is_empty() || !self.udp_pending.is_empty();
             let timeout = poll_timeout(now, pending, last_busy, self.spin, deadline);
             if timeout != Some(Duration::ZERO) {
@@ -1061,6 +1076,13 @@ impl<O: Ordering + RingNet> Driver<O> {
                 self.drain_actions();
             }
             self.send_udp();
+            if trim_at.is_some_and(|t| t <= now) {
+                trim_at = None;
+                self.engine.memory_trimmed();
+                return_free_memory();
+            } else if trim_at.is_none() && self.engine.memory_released() >= crate::engine::queues::TRIM_MIN {
+                trim_at = Some(now + TRIM_DELAY);
+            }
             if busy && !self.spin.is_zero() {
                 last_busy = Some(now);
             }

@@ -350,6 +350,11 @@ pub struct Config {
     pub daemon_user_set: bool,
     pub daemon_group_set: bool,
     pub max_session_messages: u32,
+    /// `MaxSessionBytes` (ours; not in 5.0.1): a session's queue bound in
+    /// bytes (`engine::queues`).
+    pub max_session_bytes: u32,
+    /// `MaxQueuedBytes` (ours): all sessions' queues together, in bytes.
+    pub max_queued_bytes: u32,
     pub auth: AuthSettings,
     pub access_control_policy: String,
     pub active_ip_version: IpVersion,

@@ -144,6 +144,8 @@ fn fresh(file: &str) -> Config {
         daemon_user_set: false,
         daemon_group_set: false,
         max_session_messages: DEFAULT_MAX_SESSION_MESSAGES,
+        max_session_bytes: crate::engine::queues::DEFAULT_MAX_SESSION_BYTES as u32,
+        max_queued_bytes: crate::engine::queues::DEFAULT_MAX_QUEUED_BYTES as u32,
         auth: AuthSettings::default(),
         access_control_policy: "PERMIT".to_string(),
         active_ip_version: IpVersion::V4,
@@ -467,6 +469,14 @@ impl<'a> P<'a> {
                 self.c.access_control_policy = "PERMIT".to_string();
             }
             Kw::MaxSessionMessages => self.c.max_session_messages = self.number_value(kw)?.0,
+            Kw::MaxSessionBytes => {
+                let (n, l) = self.number_value(kw)?;
+                self.c.max_session_bytes = self.positive(kw, n, l)?;
+            }
+            Kw::MaxQueuedBytes => {
+                let (n, l) = self.number_value(kw)?;
+                self.c.max_queued_bytes = self.positive(kw, n, l)?;
+            }
             Kw::ActiveIpVersion => {
                 let (s, l) = self.string_value(kw)?;
                 let v = match s.as_str() {

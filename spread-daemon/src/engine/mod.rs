@@ -45,6 +45,7 @@ mod fxhash;
 pub mod groups;
 pub mod ordering;
 pub mod pacing;
+pub mod queues;
 pub mod ring;
 pub mod session;
 pub mod sim;
@@ -90,6 +91,10 @@ pub struct EngineConfig {
     /// MaxSessionMessages: a blocked session with this many queued messages
     /// is killed when one more is to be written.
     pub max_session_messages: usize,
+    /// MaxSessionBytes: the same bound in bytes ([`queues`]).
+    pub max_session_bytes: usize,
+    /// MaxQueuedBytes: bytes queued for all sessions together ([`queues`]).
+    pub max_queued_bytes: usize,
     /// Session slots: connections past their connect request beyond this
     /// get REJECT_QUOTA ([`admission`]).
     pub max_sessions: usize,
@@ -114,6 +119,8 @@ impl EngineConfig {
         c.daemons = conf.daemons.iter().map(|d| d.name_bytes.clone()).collect();
         c.daemon_vids = conf.daemons.iter().map(|d| d.vid).collect();
         c.max_session_messages = conf.max_session_messages.max(1) as usize;
+        c.max_session_bytes = conf.max_session_bytes.max(1) as usize;
+        c.max_queued_bytes = conf.max_queued_bytes.max(1) as usize;
         c
     }
 
@@ -126,6 +133,8 @@ impl EngineConfig {
             daemons: vec![name.to_vec()],
             daemon_vids: vec![vid],
             max_session_messages: DEFAULT_MAX_SESSION_MESSAGES,
+            max_session_bytes: queues::DEFAULT_MAX_SESSION_BYTES,
+            max_queued_bytes: queues::DEFAULT_MAX_QUEUED_BYTES,
             max_sessions: MAX_SESSIONS,
             connect_budget: admission::CONNECT_BUDGET,
             connect_timeout: Duration::from_secs(2),
@@ -242,6 +251,10 @@ pub struct Engine<O: Ordering = RingOfOne> {
     connecting: usize,
     /// Their connect deadlines, in accept order.
     connect_queue: VecDeque<(Instant, ConnId)>,
+    /// Bytes queued for all sessions ([`queues`]).
+    queued_total: usize,
+    /// Bytes freed since the driver last returned memory ([`queues`]).
+    released: usize,
 }
 
 impl Engine<RingOfOne> {
@@ -285,6 +298,8 @@ impl<O: Ordering> Engine<O> {
             resumed: Vec::new(),
             connecting: 0,
             connect_queue: VecDeque::new(),
+            queued_total: 0,
+            released: 0,
         }
     }
 
@@ -581,24 +596,15 @@ impl<O: Ordering> Engine<O> {
     /// `n` bytes of the offered slices were written.
     pub fn on_written(&mut self, id: ConnId, n: usize) {
         let Some(s) = self.sess_mut(id) else { return };
-        let written = n;
-        let mut n = n;
-        while n > 0 {
-            let Some(front) = s.out.front() else { break };
-            let rest = front.len() - s.out_off;
-            if n >= rest {
-                n -= rest;
-                s.out.pop_front();
-                s.out_off = 0;
-            } else {
-                s.out_off += n;
-                n = 0;
-            }
-        }
+        let before = s.queued_bytes;
+        s.consume_out(n);
+        let done = before - s.queued_bytes;
         if s.out.is_empty() {
             s.blocked = false;
         }
-        self.pace_after_written(id.idx, written);
+        self.queued_total -= done;
+        self.note_released(done);
+        self.pace_after_written(id.idx, done);
     }
 
     /// The socket could not take everything (`true`) or the queue was drained.
@@ -616,13 +622,11 @@ impl<O: Ordering> Engine<O> {
     /// Test helper: take everything queued for `id` as if it had been written.
     pub fn drain_output(&mut self, id: ConnId) -> Vec<u8> {
         let Some(s) = self.sess_mut(id) else { return Vec::new() };
-        let mut v = Vec::new();
-        let off = s.out_off;
-        for (i, b) in s.out.drain(..).enumerate() {
-            v.extend_from_slice(if i == 0 { &b[off..] } else { &b[..] });
-        }
-        s.out_off = 0;
+        let (frames, n) = s.take_out();
         s.blocked = false;
+        let v: Vec<u8> = frames.iter().flat_map(|b| b.iter().copied()).collect();
+        self.queued_total -= n;
+        self.note_released(n);
         self.pace_after_written(id.idx, v.len());
         v
     }
@@ -632,8 +636,10 @@ impl<O: Ordering> Engine<O> {
     fn queue_out(&mut self, idx: u32, b: Bytes) {
         let Some(s) = self.slot_mut(idx) else { return };
         let was_empty = s.out.is_empty();
-        s.out.push_back(b);
+        let n = b.len();
+        s.push_out(b);
         let id = s.id;
+        self.queued_total += n;
         if was_empty {
             self.actions.push_back(Action::Flush(id));
         }
@@ -652,14 +658,11 @@ impl<O: Ordering> Engine<O> {
         if s.named {
             self.by_name.remove(&s.pg);
         }
+        let (frames, n) = s.take_out();
+        self.queued_total -= n;
+        self.note_released(n + s.rbuf.capacity());
         if !s.closed {
-            let mut l: Vec<Bytes> = Vec::new();
-            if linger {
-                let off = s.out_off;
-                for (i, b) in s.out.drain(..).enumerate() {
-                    l.push(if i == 0 { b.slice(off..) } else { b });
-                }
-            }
+            let l = if linger { frames } else { Vec::new() };
             self.actions.push_back(Action::Close { id: s.id, linger: l });
         }
     }
@@ -669,13 +672,16 @@ impl<O: Ordering> Engine<O> {
         self.pace_release(idx);
         self.uncount_connecting(idx);
         let Some(slot) = self.slots.get_mut(idx as usize) else { return };
-        let Some(s) = slot.sess.take() else { return };
+        let Some(mut s) = slot.sess.take() else { return };
         slot.gen = slot.gen.wrapping_add(1);
         self.free.push(idx);
         self.live -= 1;
         if s.named {
             self.by_name.remove(&s.pg);
         }
+        let (_, n) = s.take_out();
+        self.queued_total -= n;
+        self.note_released(n + s.rbuf.capacity());
         if !s.closed {
             self.actions.push_back(Action::Close { id: s.id, linger: Vec::new() });
         }
@@ -690,7 +696,9 @@ impl<O: Ordering> Engine<O> {
 
     fn queue_out_silent(&mut self, idx: u32, b: Bytes) {
         if let Some(s) = self.slot_mut(idx) {
-            s.out.push_back(b);
+            let n = b.len();
+            s.push_out(b);
+            self.queued_total += n;
         }
     }
 
@@ -718,13 +726,15 @@ impl<O: Ordering> Engine<O> {
         );
         self.note_gone(idx, queued);
         let Some(s) = self.slot_mut(idx) else { return };
-        s.out.clear();
-        s.out_off = 0;
+        let (_, n) = s.take_out();
+        let freed = n + s.rbuf.capacity();
         s.rbuf = BytesMut::new();
         s.arena = BytesMut::new();
         let pg = s.pg;
         let id = s.id;
         let closed = std::mem::replace(&mut s.closed, true);
+        self.queued_total -= n;
+        self.note_released(freed);
         if !closed {
             self.actions.push_back(Action::Close { id, linger: Vec::new() });
         }
@@ -1036,11 +1046,14 @@ impl<O: Ordering> Engine<O> {
             self.note_gone(idx, queued);
             let Some(s) = self.slot_mut(idx) else { return };
             s.phase = Phase::Dead;
-            s.out.clear();
-            s.out_off = 0;
+            let (_, n) = s.take_out();
+            let freed = n + s.rbuf.capacity();
             s.rbuf = BytesMut::new();
             s.arena = BytesMut::new();
             let id = s.id;
+            self.queued_total -= n;
+            self.note_released(freed);
+            let Some(s) = self.slot_mut(idx) else { return };
             if !std::mem::replace(&mut s.closed, true) {
                 self.actions.push_back(Action::Close { id, linger: Vec::new() });
             }
@@ -1080,15 +1093,17 @@ impl<O: Ordering> Engine<O> {
             return;
         }
         let queued = s.out.len();
-        if s.blocked && self.pace_cuts(idx, queued) {
+        let len = frame.len();
+        if s.blocked && (self.pace_cuts(idx, queued) || self.bytes_cut(idx, len)) {
             self.kill(idx);
             return;
         }
         let Some(s) = self.slot_mut(idx) else { return };
         let was_empty = s.out.is_empty();
-        s.out.push_back(frame);
+        s.push_out(frame);
+        let id = s.id;
+        self.queued_total += len;
         if was_empty {
-            let id = s.id;
             self.actions.push_back(Action::Flush(id));
         }
         if let Some(from) = from {

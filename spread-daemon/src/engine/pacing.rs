@@ -10,14 +10,15 @@
 //! reading. The rule, per local session R (the recipient):
 //!
 //! * **Congested**: when a message from a local session S is queued for R
-//!   while R's socket is full and R then holds [`high_water`] (¼ of
-//!   MaxSessionMessages) or more queued messages, R paces S: the engine stops parsing S's frames (the
+//!   while R's socket is full and R then holds [`high_water`] (¼) of
+//!   MaxSessionMessages messages or of MaxSessionBytes bytes
+//!   ([`super::queues`]), R paces S: the engine stops parsing S's frames (the
 //!   frames already read stay buffered) and the driver stops reading S's
 //!   socket, so S blocks in its own write as it would on a slow daemon. A
 //!   sender is never paced by itself, and a sender that is itself congested
 //!   is not paced (it must go on to read, and may be blocked in a write).
-//! * **Released**: when R's queue drains to [`low_water`] (⅛), or R goes
-//!   away, every sender R paces is released; a sender paced by nobody is
+//! * **Released**: when R's queue drains to [`low_water`] (⅛) of both, or
+//!   R goes away, every sender R paces is released; a sender paced by nobody is
 //!   read again (its buffered frames first).
 //! * **Exempt**: a congested R whose socket took no byte for
 //!   [`PACE_STALL`], or that stays congested for [`PACE_BEHIND_MAX`], has
@@ -100,7 +101,11 @@ impl<O: Ordering> Engine<O> {
     /// holds `queued` messages: pace `from` if `idx` is congested.
     pub(super) fn pace_after_enqueue(&mut self, idx: u32, from: u32, queued: usize) {
         let hwm = high_water(self.cfg.max_session_messages);
-        if from == idx || queued < hwm {
+        let bytes_hwm = high_water(self.cfg.max_session_bytes);
+        let Some(bytes) = self.slots.get(idx as usize).and_then(|x| x.sess.as_ref()).map(|s| s.queued_bytes) else {
+            return;
+        };
+        if from == idx || (queued < hwm && bytes < bytes_hwm) {
             return;
         }
         let Some(now) = self.now else { return };
@@ -134,9 +139,10 @@ impl<O: Ordering> Engine<O> {
     /// `n` bytes were written to `idx`: release its senders once it drained.
     pub(super) fn pace_after_written(&mut self, idx: u32, n: usize) {
         let lwm = low_water(self.cfg.max_session_messages);
+        let bytes_lwm = low_water(self.cfg.max_session_bytes);
         let Some(s) = self.slot_mut(idx) else { return };
         s.pace.written += n as u64;
-        if s.pace.congested && s.out.len() <= lwm {
+        if s.pace.congested && s.out.len() <= lwm && s.queued_bytes <= bytes_lwm {
             s.pace.congested = false;
             s.pace.exempt = false;
             s.pace.since = None;

@@ -87,6 +87,8 @@ pub struct Session {
     /// The engine already told the driver to close this connection.
     pub closed: bool,
     pub deadline: Option<Instant>,
+    /// Bytes in `out` not yet written (see [`super::queues`]).
+    pub queued_bytes: usize,
     /// Counted in the connect budget (no connect request yet; see
     /// [`super::admission`]).
     pub connecting: bool,
@@ -115,6 +117,7 @@ impl Session {
             blocked: false,
             closed: false,
             deadline: None,
+            queued_bytes: 0,
             connecting: false,
             pace: PaceState::default(),
         }
@@ -122,7 +125,39 @@ impl Session {
 
     /// Number of bytes queued for writing.
     pub fn out_bytes(&self) -> usize {
-        self.out.iter().map(|b| b.len()).sum::<usize>() - self.out_off
+        self.queued_bytes
+    }
+
+    /// Queue a frame (the engine adds its length to its total).
+    pub(super) fn push_out(&mut self, b: Bytes) {
+        self.queued_bytes += b.len();
+        self.out.push_back(b);
+    }
+
+    /// `n` bytes were written: drop what they finished.
+    pub(super) fn consume_out(&mut self, n: usize) {
+        let mut n = n.min(self.queued_bytes);
+        self.queued_bytes -= n;
+        while n > 0 {
+            let Some(front) = self.out.front() else { break };
+            let rest = front.len() - self.out_off;
+            if n >= rest {
+                n -= rest;
+                self.out.pop_front();
+                self.out_off = 0;
+            } else {
+                self.out_off += n;
+                n = 0;
+            }
+        }
+    }
+
+    /// Take everything queued, the first frame from `out_off`; returns the
+    /// frames and their byte count.
+    pub(super) fn take_out(&mut self) -> (Vec<Bytes>, usize) {
+        let off = std::mem::take(&mut self.out_off);
+        let v = self.out.drain(..).enumerate().map(|(i, b)| if i == 0 { b.slice(off..) } else { b }).collect();
+        (v, std::mem::take(&mut self.queued_bytes))
     }
 }
 
