@@ -249,3 +249,176 @@ fn scenario(r: &mut RingUnderTest) {
         assert_eq!(members(&m), want);
     }
 }
+
+/// Hostile datagrams never disturb a ring (issue 11 item 3): to every data
+/// and token port of a 3-daemon ring, from an address that is not in the
+/// configuration (127.0.0.2), well-formed packets of every type carrying the
+/// right configuration hash and a member's VID (forged JOINs among them);
+/// and from the members' own
+/// address, malformed ones (cut headers, lengths that do not match, the
+/// wrong hash, no byte-order marker, random bytes). Meanwhile two clients on
+/// different daemons exchange 300 AGREED messages: every one arrives in
+/// order, nobody sees a membership change, every daemon is alive.
+#[test]
+fn hostile_datagrams_never_disturb_the_ring() {
+    use spread_wire::daemon::{MembershipId, PacketHeader, TokenHeader, PACKET_HEADER_LEN};
+    use spread_wire::endian::Order;
+    let _g = serial();
+    let (mut ds, ports) = start_ring(26660, 3);
+    let text = std::fs::read_to_string(ds[0].dir.join("spread.conf")).unwrap();
+    let conf = spread_daemon::config::parse_str(&text, "ring").expect("config");
+    let (hash, vids): (u32, Vec<i32>) = (conf.hash, conf.daemons.iter().map(|d| d.vid as i32).collect());
+    let mut a = connect_tcp(ports[0], "a", true);
+    let mut b = connect_tcp(ports[2], "b", true);
+    a.join("g");
+    b.join("g");
+    recv_until(&mut b, "both members", |m| m.type_ & REG_MEMB != 0 && members(m).len() == 2);
+    recv_until(&mut a, "both members", |m| m.type_ & REG_MEMB != 0 && members(m).len() == 2);
+
+    // The datagrams.
+    let mut x = 0x9e37_79b9_7f4a_7c15u64;
+    let mut rnd = move || {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x
+    };
+    let types: Vec<u32> = (0..28).map(|i| 1u32 << i).chain([0, 0x1f, 0x3000, 0x0f00_0000, 0xffff_ffff]).collect();
+    let header = |t: u32, vid: i32, hash: u32, len: u16, r: u64| {
+        let h = PacketHeader {
+            type_: t,
+            transmiter_id: vid,
+            proc_id: vid,
+            memb_id: MembershipId { proc_id: r as i32, time: (r >> 32) as i32 },
+            seq: r as i32 & 0xffff,
+            token_round: 1,
+            conf_hash: hash,
+            data_len: len,
+            ..Default::default()
+        };
+        let mut v = Vec::new();
+        h.encode(Order::NATIVE, &mut v);
+        v
+    };
+    let token = |t: u32, vid: i32, hash: u32, rtr: u16, r: u64| {
+        let h = TokenHeader {
+            type_: t,
+            transmiter_id: vid,
+            proc_id: vid,
+            memb_id: MembershipId { proc_id: r as i32, time: 7 },
+            seq: r as i32 & 0xffff,
+            aru: 0,
+            aru_last_id: vid,
+            flow_control: 0,
+            rtr_len: rtr,
+            conf_hash: hash,
+        };
+        let mut v = Vec::new();
+        h.encode(Order::NATIVE, &mut v);
+        v
+    };
+    let mut stranger: Vec<Vec<u8>> = Vec::new();
+    let mut member: Vec<Vec<u8>> = Vec::new();
+    for &t in &types {
+        for &vid in &vids {
+            let r = rnd();
+            let body: Vec<u8> = (0..(r % 300) as usize).map(|_| rnd() as u8).collect();
+            let mut p = header(t, vid, hash, body.len() as u16, r);
+            p.extend_from_slice(&body);
+            // From a stranger: well formed, right hash, a member's VID.
+            stranger.push(p.clone());
+            let mut tk = token(t, vid, hash, body.len() as u16, r);
+            tk.extend_from_slice(&body);
+            stranger.push(tk.clone());
+            // From a member's address: malformed.
+            for cut in [0, 1, 4, 20, PACKET_HEADER_LEN - 1] {
+                member.push(p[..cut.min(p.len())].to_vec());
+                member.push(tk[..cut.min(tk.len())].to_vec());
+            }
+            let mut long = p.clone();
+            long.push(0);
+            member.push(long);
+            if p.len() > PACKET_HEADER_LEN {
+                member.push(p[..p.len() - 1].to_vec());
+            }
+            let mut wrong = header(t, vid, hash ^ 1, body.len() as u16, r);
+            wrong.extend_from_slice(&body);
+            member.push(wrong);
+            let mut no_marker = p.clone();
+            no_marker[0..4].copy_from_slice(&t.to_ne_bytes());
+            no_marker[3] &= 0x7f;
+            no_marker[0] &= 0x7f;
+            member.push(no_marker);
+            let mut form = token(t | 0x1000, vid, hash, body.len() as u16 + 8, r);
+            form.extend_from_slice(&body);
+            member.push(form);
+        }
+        member.push((0..(rnd() % 1400) as usize).map(|_| rnd() as u8).collect());
+    }
+    // A stranger forging a member's JOIN ("I am alone"): accepted, it would
+    // start a membership change.
+    for (i, &vid) in vids.iter().enumerate() {
+        use spread_wire::daemon::memb::{JoinPacket, RepInfo, RepList, RepType};
+        let j = JoinPacket {
+            header: PacketHeader {
+                type_: spread_wire::daemon::JOIN_TYPE,
+                transmiter_id: vid,
+                proc_id: vid,
+                memb_id: MembershipId { proc_id: vid, time: 1 },
+                conf_hash: hash,
+                ..Default::default()
+            },
+            members: vec![vid],
+            num_pending: 0,
+            reps: RepList {
+                rep_index: 0,
+                reps: vec![RepInfo { proc_id: vid, rep_type: RepType::Seg, seg_index: i as i16 }],
+            },
+        };
+        let mut v = Vec::new();
+        j.encode(Order::NATIVE, &mut v).expect("join");
+        for _ in 0..20 {
+            stranger.push(v.clone());
+        }
+    }
+    let from_stranger = std::net::UdpSocket::bind("127.0.0.2:0").expect("bind 127.0.0.2");
+    let from_member = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind 127.0.0.1");
+    let targets: Vec<u16> = ports.iter().flat_map(|&p| [p, p + 1]).collect();
+
+    // Interleave the storm with the clients' traffic.
+    const N: u32 = 300;
+    let per = (stranger.len() + member.len()) / N as usize + 1;
+    let mut all = stranger.iter().map(|p| (&from_stranger, p)).chain(member.iter().map(|p| (&from_member, p)));
+    let mut sent = 0usize;
+    for i in 0..N {
+        for (sock, p) in all.by_ref().take(per) {
+            for &port in &targets {
+                let _ = sock.send_to(p, ("127.0.0.1", port));
+                sent += 1;
+            }
+        }
+        a.mcast(AGREED, &["g"], 0, &i.to_le_bytes());
+    }
+    for i in 0..N {
+        for c in [&mut a, &mut b] {
+            let m = c.recv();
+            assert_eq!(m.type_ & REG_MEMB, 0, "no membership change during the storm (got {:#x})", m.type_);
+            assert_eq!(m.body, i.to_le_bytes(), "message {i} in order");
+        }
+    }
+    // One more round trip after the storm, and every daemon still runs.
+    b.mcast(AGREED, &["g"], 0, b"end");
+    for c in [&mut a, &mut b] {
+        let m = c.recv();
+        assert_eq!(m.type_ & REG_MEMB, 0);
+        assert_eq!(&m.body[..], b"end");
+    }
+    for d in &mut ds {
+        assert!(d.child.as_mut().unwrap().try_wait().unwrap().is_none(), "daemon on port {} died", d.port);
+    }
+    eprintln!(
+        "hostile_datagrams: {sent} datagrams sent ({} kinds from a stranger, {} malformed from a member)",
+        stranger.len(),
+        member.len()
+    );
+}
