@@ -3,7 +3,8 @@
 //! length, or closes mid-frame. The library must return the original's codes
 //! (checked against the reference 5.0.1 library with `RSPREAD_SP_LIB`),
 //! never hang (every call runs under a deadline) and never allocate what a
-//! hostile length field asks for.
+//! hostile length field asks for. The last test runs them all again through
+//! each of the three built C libraries.
 //!
 //! Ports 23600–23679 (10 per test; the first free one is used).
 
@@ -230,4 +231,41 @@ fn silent_daemon_and_a_connect_timeout() {
     let took = t0.elapsed();
     assert!(took >= Duration::from_millis(900) && took < Duration::from_secs(5), "took {took:?}");
     srv.join().unwrap();
+}
+
+/// Every test above, again, through each of the three C libraries as built
+/// (`build/lib/libspread-core.so.3`, `libtspread-core.so.3`,
+/// `libspread.so.3`, loaded with `RSPREAD_SP_LIB` by this same test binary
+/// run as a child): the same clean error codes, no crash, no hang. Needs
+/// `make build`.
+#[test]
+fn every_c_library_returns_clean_errors() {
+    if std::env::var_os("RSPREAD_SP_LIB").is_some_and(|v| !v.is_empty()) {
+        // This run is already the child for one library.
+        return;
+    }
+    let me = std::env::current_exe().expect("test binary");
+    for lib in ["libspread-core.so.3", "libtspread-core.so.3", "libspread.so.3"] {
+        let path = compat_tests::paths::c_library(lib);
+        assert!(path.is_file(), "{} is missing: run `make build` first", path.display());
+        let mut child = std::process::Command::new(&me)
+            .args(["--skip", "every_c_library_returns_clean_errors", "--test-threads=1"])
+            .env("RSPREAD_SP_LIB", &path)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("spawn the test binary");
+        let out = bounded(lib, Duration::from_secs(180), move || {
+            let mut text = String::new();
+            use std::io::Read;
+            let _ = child.stdout.take().expect("stdout").read_to_string(&mut text);
+            let mut err = String::new();
+            let _ = child.stderr.take().expect("stderr").read_to_string(&mut err);
+            (child.wait().expect("wait"), text + &err)
+        });
+        let (st, text) = out;
+        assert!(st.success(), "the hostile-daemon tests through {lib} failed ({st}):\n{text}");
+        assert!(text.contains("test result: ok. 8 passed"), "through {lib}:\n{text}");
+    }
 }
