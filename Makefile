@@ -2,7 +2,12 @@
 #
 #   make build                 cargo build (release), then the three C libraries in build/lib,
 #                              then the C examples (build/bin) when c-examples/Makefile exists
-#   make install PREFIX=/opt   lib/ include/ lib/pkgconfig/ sbin/spread bin/ under PREFIX (DESTDIR honoured)
+#   make install PREFIX=/opt   sbin/spread, bin/ (the example programs), lib/ (libraries, pkgconfig/,
+#                              systemd/system/spread.service, debug/ with the split debug info),
+#                              include/, etc/spread.conf (a sample, never overwriting one),
+#                              share/man/ under PREFIX; binaries and libraries stripped; DESTDIR
+#                              honoured (and never recorded in a RUNPATH); the daemon's built-in
+#                              configuration path is ETCDIR (default PREFIX/etc)
 #   make test                  build, cargo fmt --check, clippy -D warnings, every test (--no-fail-fast)
 #   make run                   the daemon on its embedded default configuration
 #   make bench                 the benchmark (bench.mk)
@@ -18,6 +23,8 @@
 
 PREFIX     ?= /usr/local
 DESTDIR    ?=
+ETCDIR     ?= $(PREFIX)/etc
+STRIP      ?= strip
 CARGO      ?= cargo
 CC         ?= cc
 LD         ?= ld
@@ -58,8 +65,10 @@ all: build
 build: cargo
 	$(MAKE) --no-print-directory libs examples
 
+# The daemon looks for ETCDIR/spread.conf (spread-daemon/src/cli.rs); the default build (ETCDIR
+# /usr/local/etc) passes nothing, so `make test` and `cargo test` share one build.
 cargo:
-	$(CARGO) build --$(PROFILE) --workspace
+	$(if $(filter-out /usr/local/etc,$(ETCDIR)),SPREAD_ETCDIR=$(ETCDIR)) $(CARGO) build --$(PROFILE) --workspace
 
 libs: $(LIB_FILES)
 
@@ -104,12 +113,20 @@ install: build
 	$(MAKE) --no-print-directory install-files
 
 # Copies what `build` made (does not run cargo), then builds the C examples into bin/ against the
-# installed headers and libraries.
+# installed headers and libraries (RUNPATH PREFIX/lib, without DESTDIR). Every ELF file is stripped;
+# its debug info goes to lib/debug/<path>.debug, linked with a .gnu_debuglink.
+D := $(DESTDIR)$(PREFIX)
+SPLIT_DEBUG = f=$(D)/$(1); dbg=$(D)/lib/debug/$(1).debug; mkdir -p $$(dirname $$dbg) && \
+	objcopy --only-keep-debug $$f $$dbg && $(STRIP) --strip-unneeded $$f && \
+	objcopy --add-gnu-debuglink=$$dbg $$f
+MAN_PAGES := man/spread.1 man/spread.conf.5 man/spuser.1 man/spflooder.1 man/libspread.3
+
 install-files:
-	install -d $(DESTDIR)$(PREFIX)/lib/pkgconfig $(DESTDIR)$(PREFIX)/include \
-	    $(DESTDIR)$(PREFIX)/sbin $(DESTDIR)$(PREFIX)/bin
+	install -d $(D)/lib/pkgconfig $(D)/include $(D)/sbin $(D)/bin $(DESTDIR)$(ETCDIR) \
+	    $(D)/lib/systemd/system $(D)/share/man/man1 $(D)/share/man/man3 $(D)/share/man/man5
 	for l in $(LIBS); do \
 	    install -m 755 $(LIBOUT)/$$l.so.$(LIBVERSION) $(DESTDIR)$(PREFIX)/lib/ && \
+	    { $(call SPLIT_DEBUG,lib/$$l.so.$(LIBVERSION)); } && \
 	    ln -sf $$l.so.$(LIBVERSION) $(DESTDIR)$(PREFIX)/lib/$$l.so.$(SOVERSION) && \
 	    ln -sf $$l.so.$(SOVERSION) $(DESTDIR)$(PREFIX)/lib/$$l.so && \
 	    install -m 644 $(LIBOUT)/$$l.a $(DESTDIR)$(PREFIX)/lib/ && \
@@ -117,11 +134,21 @@ install-files:
 	    || exit 1; \
 	done
 	install -m 644 $(HEADERS) $(DESTDIR)$(PREFIX)/include/
-	install -m 755 $(DAEMON) $(DESTDIR)$(PREFIX)/sbin/spread
+	install -m 755 $(DAEMON) $(D)/sbin/spread
+	$(call SPLIT_DEBUG,sbin/spread)
 	@if [ -f c-examples/Makefile ]; then \
-	    $(MAKE) --no-print-directory -C c-examples INCDIR=$(DESTDIR)$(PREFIX)/include \
-	        LIBDIR=$(DESTDIR)$(PREFIX)/lib BINDIR=$(DESTDIR)$(PREFIX)/bin; \
+	    $(MAKE) --no-print-directory -C c-examples INCDIR=$(D)/include \
+	        LIBDIR=$(D)/lib RPATH=$(PREFIX)/lib BINDIR=$(D)/bin && \
+	    for p in $$(cd $(D)/bin && ls); do \
+	        [ -L $(D)/bin/$$p ] || { $(call SPLIT_DEBUG,bin/$$p); } || exit 1; \
+	    done; \
 	else echo "c-examples/Makefile not present; no C examples installed"; fi
+	[ -e $(DESTDIR)$(ETCDIR)/spread.conf ] || install -m 644 dist/spread.conf.sample $(DESTDIR)$(ETCDIR)/spread.conf
+	sed -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@ETCDIR@|$(ETCDIR)|g' dist/spread.service.in \
+	    > $(D)/lib/systemd/system/spread.service
+	for m in $(MAN_PAGES); do \
+	    sed -e 's|@ETCDIR@|$(ETCDIR)|g' $$m > $(D)/share/man/man$${m##*.}/$$(basename $$m) || exit 1; \
+	done
 
 # Every check runs even when an earlier one failed (cargo test --no-fail-fast runs every test
 # binary); the target fails at the end if any did, naming which.

@@ -130,3 +130,101 @@ fn install_layout_pkg_config_and_a_client() {
     let from = out.lines().find_map(|l| l.strip_prefix("from ")).unwrap_or("");
     assert!(from.ends_with("hello-static"), "SP_version should be inside the executable, found in {from}");
 }
+
+/// `make install-files PREFIX=/usr DESTDIR=<stage>`: what the original
+/// installs and more (daemon, example programs, libraries, headers,
+/// pkg-config, a sample spread.conf that a second install leaves alone, man
+/// pages that render, a systemd unit), binaries and libraries stripped with
+/// their debug info kept apart, and no DESTDIR in any RUNPATH.
+#[test]
+fn staged_install_layout_stripped_and_without_destdir_in_runpaths() {
+    let tmp = TempDir::new("stage").expect("temp dir");
+    let stage = tmp.path().join("stage");
+    let install = || {
+        paths::c_library("libspread.so.3");
+        let daemon = paths::spread_binary();
+        let root = paths::workspace_root();
+        let mut cmd = Command::new("make");
+        cmd.current_dir(&root)
+            .args(["--no-print-directory", "install-files", "PREFIX=/usr"])
+            .arg(format!("DESTDIR={}", stage.display()))
+            .arg(format!(
+                "TARGET_DIR={}",
+                daemon.parent().and_then(Path::parent).unwrap_or(&root.join("target")).display()
+            ))
+            .env_remove("MAKEFLAGS")
+            .env_remove("MFLAGS")
+            .env_remove("MAKELEVEL");
+        run(&mut cmd, "make install-files DESTDIR");
+    };
+    install();
+    let usr = stage.join("usr");
+    let mut files: Vec<String> =
+        vec!["sbin/spread".into(), "etc/spread.conf".into(), "lib/systemd/system/spread.service".into()];
+    for b in ["spuser", "sptuser", "spflooder", "flush_user", "spsend", "sprecv", "spping"] {
+        files.push(format!("bin/{b}"));
+        files.push(format!("lib/debug/bin/{b}.debug"));
+    }
+    for l in ["libspread", "libspread-core", "libtspread-core"] {
+        files.extend([format!("lib/{l}.so.3.0.0"), format!("lib/{l}.a"), format!("lib/pkgconfig/{l}.pc")]);
+        files.push(format!("lib/debug/lib/{l}.so.3.0.0.debug"));
+    }
+    files.push("lib/debug/sbin/spread.debug".into());
+    let pages = ["man1/spread.1", "man5/spread.conf.5", "man1/spuser.1", "man1/spflooder.1", "man3/libspread.3"];
+    for h in ["sp.h", "sp_func.h", "sp_events.h", "fl.h"] {
+        files.push(format!("include/{h}"));
+    }
+    for p in pages {
+        files.push(format!("share/man/{p}"));
+    }
+    for f in &files {
+        assert!(usr.join(f).is_file(), "{f} not installed");
+    }
+    // Stripped, with a debug link; RUNPATHs name /usr/lib, never the stage.
+    for f in ["sbin/spread", "bin/spuser", "bin/flush_user", "lib/libspread.so.3.0.0"] {
+        let sections = run(Command::new("readelf").arg("-S").arg(usr.join(f)), "readelf -S");
+        assert!(!sections.contains(".debug_info"), "{f} is not stripped");
+        assert!(sections.contains(".gnu_debuglink"), "{f} has no debug link");
+        let dynamic = run(Command::new("readelf").arg("-d").arg(usr.join(f)), "readelf -d");
+        assert!(!dynamic.contains(&stage.display().to_string()), "{f} records the stage: {dynamic}");
+        if f.starts_with("bin/") {
+            assert!(dynamic.contains("[/usr/lib]"), "{f} RUNPATH: {dynamic}");
+        }
+    }
+    let daemon_size = std::fs::metadata(usr.join("sbin/spread")).unwrap().len();
+    assert!(daemon_size < 3 << 20, "sbin/spread is {daemon_size} bytes");
+    // The unit runs the installed daemon in the foreground, reloads with HUP.
+    let unit = std::fs::read_to_string(usr.join("lib/systemd/system/spread.service")).unwrap();
+    for want in [
+        "ExecStart=/usr/sbin/spread -c /usr/etc/spread.conf",
+        "ExecReload=/bin/kill -HUP $MAINPID",
+        "Restart=on-failure",
+    ] {
+        assert!(unit.contains(want), "spread.service lacks {want:?}:\n{unit}");
+    }
+    // The sample is a valid configuration; a second install keeps a changed one.
+    let conf = usr.join("etc/spread.conf");
+    let sample = std::fs::read_to_string(&conf).unwrap();
+    spread_conf_parses(&sample);
+    std::fs::write(&conf, "# mine\n").unwrap();
+    install();
+    assert_eq!(std::fs::read_to_string(&conf).unwrap(), "# mine\n", "the second install overwrote etc/spread.conf");
+    // Every page renders.
+    if Command::new("man").arg("--version").stdout(Stdio::null()).status().is_ok_and(|s| s.success()) {
+        for p in pages {
+            let text =
+                run(Command::new("man").arg("-l").arg(usr.join("share/man").join(p)).env("MANWIDTH", "80"), "man -l");
+            assert!(text.contains("NAME"), "{p} rendered as:\n{text}");
+        }
+        let spread1 = run(Command::new("man").arg("-l").arg(usr.join("share/man/man1/spread.1")), "man -l");
+        assert!(spread1.contains("/usr/etc/spread.conf"), "spread(1) names the installed path");
+    } else {
+        eprintln!("staged install: the man pages are not rendered: man is not installed");
+    }
+}
+
+/// The sample configuration parses, as the daemon parses it.
+fn spread_conf_parses(text: &str) {
+    let c = spread_daemon::config::parse_str(text, "etc/spread.conf").unwrap_or_else(|e| panic!("sample: {e:?}"));
+    assert_eq!(c.daemons.len(), 1, "one daemon on loopback");
+}
