@@ -14,6 +14,8 @@
 #   make sim [SEEDS=N] [DAEMONS=K]  the ring simulator's randomised scenarios over N seeds (default
 #                              2000), chaos with K daemons (1-32; default sizes 1-9 in turn)
 #   make headers               regenerate include/*.h (cbindgen + xtask/templates)
+#   make fuzz [FUZZ_SECONDS=N]  the libFuzzer targets of fuzz/ (stable toolchain), N seconds each
+#                              (default 60), seeded from ../shared/ref; fails on any finding
 #   make clean
 #
 # The libraries are linked from the Rust static library of libspread-ffi. Each exports exactly the
@@ -58,7 +60,8 @@ LIB_FILES := $(foreach l,$(LIBS),$(LIBOUT)/$(l).so.$(LIBVERSION) $(LIBOUT)/$(l).
 
 .SECONDARY:
 .DELETE_ON_ERROR:
-.PHONY: all build cargo libs examples install install-files test run bench sim headers clean
+.PHONY: all build cargo libs examples install install-files test run bench sim headers clean \
+        fuzz fuzz-build fuzz-seeds
 
 all: build
 
@@ -174,6 +177,33 @@ sim:
 
 headers:
 	$(CARGO) run --$(PROFILE) -p xtask -- headers
+
+# Fuzzing (fuzz/, its own workspace and target directory; docs/hardening.md "Fuzzing"). The
+# targets are built by plain cargo on the stable toolchain with the sanitizer-coverage flags that
+# cargo-fuzz passes for `--sanitizer none`; --target keeps them off build scripts. Seeds are
+# extracted from the recordings into fuzz/corpus/<target>/ first; fuzz/run.sh runs each target for
+# FUZZ_SECONDS and prints time, executions, corpus size and findings per target.
+FUZZ_SECONDS    ?= 60
+FUZZ_TARGETS    ?= client_frames session_after_handshake daemon_packets config client_receive
+FUZZ_REF        ?= $(abspath $(CURDIR)/../shared/ref)
+FUZZ_TRIPLE     ?= $(shell rustc -vV | sed -n 's/^host: //p')
+FUZZ_TARGET_DIR := $(CURDIR)/fuzz/target
+FUZZ_RUSTFLAGS  := -Cpasses=sancov-module -Cllvm-args=-sanitizer-coverage-level=4 \
+    -Cllvm-args=-sanitizer-coverage-inline-8bit-counters -Cllvm-args=-sanitizer-coverage-pc-table \
+    -Cllvm-args=-sanitizer-coverage-trace-compares -Cllvm-args=-sanitizer-coverage-stack-depth \
+    -Cllvm-args=-simplifycfg-branch-fold-threshold=0 --cfg fuzzing -Cdebug-assertions -Coverflow-checks
+
+fuzz: fuzz-build fuzz-seeds
+	FUZZ_BIN=$(FUZZ_TARGET_DIR)/$(FUZZ_TRIPLE)/release bash fuzz/run.sh $(FUZZ_SECONDS) $(FUZZ_TARGETS)
+
+fuzz-build:
+	cd fuzz && env -u CARGO_ENCODED_RUSTFLAGS RUSTFLAGS="$(FUZZ_RUSTFLAGS)" \
+	    $(CARGO) build --release --target $(FUZZ_TRIPLE) --target-dir $(FUZZ_TARGET_DIR) --bins
+
+fuzz-seeds:
+	cd fuzz && env -u CARGO_ENCODED_RUSTFLAGS -u RUSTFLAGS \
+	    $(CARGO) run --quiet --example seeds --target-dir $(FUZZ_TARGET_DIR) -- \
+	    $(FUZZ_REF) $(CURDIR) $(CURDIR)/fuzz/corpus
 
 clean:
 	$(CARGO) clean
