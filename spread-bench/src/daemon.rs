@@ -275,6 +275,16 @@ impl Daemon {
         }
     }
 
+    /// SIGKILL now (a crash); the directory stays for a restart.
+    pub fn kill_hard(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+            unregister(c.id());
+            let _ = fs::remove_file(format!("/tmp/{}", self.port));
+        }
+    }
+
     /// SIGTERM, then SIGKILL if the process is still there after 10 s.
     pub fn stop(&mut self) {
         if let Some(mut c) = self.child.take() {
@@ -316,6 +326,8 @@ pub struct RingDaemons {
     label: String,
     binary: PathBuf,
     wrapper: Vec<String>,
+    /// Configuration lines added to [`ring_config_text`].
+    extra: String,
 }
 
 /// The group every daemon's probe client joins to see the ring formed.
@@ -333,28 +345,46 @@ impl RingDaemons {
         ports: &[u16],
         timeout: Duration,
     ) -> io::Result<RingDaemons> {
-        let mut daemons = Vec::new();
-        for (i, &port) in ports.iter().enumerate() {
-            let conf = |run: &Path| ring_config_text(ports, run);
-            daemons.push(Daemon::start_conf(
-                &format!("{label} {}", ring_name(i)),
-                wrapper,
-                binary,
-                &ring_name(i),
-                port,
-                &conf,
-                timeout,
-            )?);
-        }
-        let r = RingDaemons {
-            daemons,
+        RingDaemons::start_with(label, wrapper, binary, ports, "", timeout)
+    }
+
+    /// [`RingDaemons::start`] with `extra` configuration lines (timeouts).
+    pub fn start_with(
+        label: &str,
+        wrapper: &[String],
+        binary: &Path,
+        ports: &[u16],
+        extra: &str,
+        timeout: Duration,
+    ) -> io::Result<RingDaemons> {
+        let mut r = RingDaemons {
+            daemons: Vec::new(),
             ports: ports.to_vec(),
             label: label.to_string(),
             binary: binary.to_path_buf(),
             wrapper: wrapper.to_vec(),
+            extra: extra.to_string(),
         };
+        for i in 0..ports.len() {
+            let d = r.start_daemon(i, timeout)?;
+            r.daemons.push(d);
+        }
         r.wait_formed(timeout)?;
         Ok(r)
+    }
+
+    /// Start daemon `i` of the ring (again), waiting until it serves.
+    pub fn start_daemon(&self, i: usize, timeout: Duration) -> io::Result<Daemon> {
+        let conf = |run: &Path| format!("{}{}", ring_config_text(&self.ports, run), self.extra);
+        Daemon::start_conf(
+            &format!("{} {}", self.label, ring_name(i)),
+            &self.wrapper,
+            &self.binary,
+            &ring_name(i),
+            self.ports[i],
+            &conf,
+            timeout,
+        )
     }
 
     /// Wait until a probe client on every daemon sees the probe group with
@@ -394,7 +424,7 @@ impl RingDaemons {
     /// Stop every daemon and start the ring again on the same ports.
     pub fn restart(&mut self, timeout: Duration) -> io::Result<()> {
         self.stop();
-        let r = RingDaemons::start(&self.label, &self.wrapper, &self.binary, &self.ports, timeout)?;
+        let r = RingDaemons::start_with(&self.label, &self.wrapper, &self.binary, &self.ports, &self.extra, timeout)?;
         *self = r;
         Ok(())
     }

@@ -20,6 +20,7 @@
 //! profilers). Loopback only; the daemons are our children and are stopped by
 //! PID.
 
+mod failover;
 mod lib_bench;
 mod ring_bench;
 
@@ -58,6 +59,10 @@ struct Opts {
     lib_only: bool,
     /// `make build`'s output (bin/splibbench, lib/).
     build_dir: PathBuf,
+    /// Skip the failover section / run only it; its flood's length.
+    no_failover: bool,
+    failover_only: bool,
+    failover_soak: Option<u64>,
 }
 
 fn ep(d: &Daemon, unix: bool) -> spread_bench::client::Endpoint {
@@ -73,7 +78,8 @@ fn usage() -> ! {
         "usage: spread-bench [--ours PATH|none] [--ref-prefix DIR] [--runs N] [--quick] \
          [--ours-port P] [--ref-port P] [--markdown FILE] \
          [--ours-wrapper 'CMD ARGS --'] [--no-flood] [--no-ping] [--divide N] [--unix] \
-         [--no-ring | --ring-only] [--ring-daemons N] [--no-lib | --lib-only] [--build-dir DIR]\n\
+         [--no-ring | --ring-only] [--ring-daemons N] [--no-lib | --lib-only] [--build-dir DIR] \
+         [--no-failover | --failover-only] [--failover-soak SECS]\n\
          SPREAD_REF_PREFIX in the environment is used when --ref-prefix is absent."
     );
     std::process::exit(2)
@@ -99,6 +105,9 @@ fn parse_opts() -> Opts {
         no_lib: false,
         lib_only: false,
         build_dir: PathBuf::from("build"),
+        no_failover: false,
+        failover_only: false,
+        failover_soak: None,
     };
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
@@ -128,6 +137,9 @@ fn parse_opts() -> Opts {
             "--no-lib" => o.no_lib = true,
             "--lib-only" => o.lib_only = true,
             "--build-dir" => o.build_dir = PathBuf::from(val()),
+            "--no-failover" => o.no_failover = true,
+            "--failover-only" => o.failover_only = true,
+            "--failover-soak" => o.failover_soak = Some(val().parse().unwrap_or_else(|_| usage())),
             _ => usage(),
         }
     }
@@ -263,14 +275,18 @@ fn main() {
         }
         md.push_str(&part);
     };
-    if !o.ring_only && !o.lib_only {
+    let only = o.ring_only || o.lib_only || o.failover_only;
+    if !only {
         add(single_section(&o));
     }
-    if !o.no_ring && !o.lib_only {
+    if !o.no_ring && (!only || o.ring_only) {
         add(ring_bench::section(&o));
     }
-    if !o.no_lib && !o.ring_only {
+    if !o.no_lib && (!only || o.lib_only) {
         add(lib_bench::section(&o));
+    }
+    if !o.no_failover && (!only || o.failover_only) {
+        add(failover::section(&o));
     }
     let _ = writeln!(md, "\n(wall time of the whole benchmark: {:.0} s)", started.elapsed().as_secs_f64());
     println!("\n{md}");
