@@ -212,14 +212,7 @@ fn restart_binds_again_at_once() {
 #[test]
 fn nine_hundred_ninety_seven_sessions_then_reject_quota() {
     let _serial = serial();
-    // SAFETY: raising our own soft fd limit with a valid struct.
-    unsafe {
-        let mut r: libc::rlimit = std::mem::zeroed();
-        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut r) == 0 && r.rlim_cur < 4096 && r.rlim_max >= 4096 {
-            r.rlim_cur = 4096;
-            libc::setrlimit(libc::RLIMIT_NOFILE, &r);
-        }
-    }
+    raise_fd_limit(4096);
     let _d = Daemon::start(22050, "");
     let mut clients = Vec::new();
     for i in 0..997 {
@@ -379,14 +372,7 @@ fn bindable_without_reuse(port: u16) -> bool {
 #[test]
 fn silent_connections_take_no_session_slot() {
     let _serial = serial();
-    // SAFETY: raising our own soft fd limit with a valid struct.
-    unsafe {
-        let mut r: libc::rlimit = std::mem::zeroed();
-        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut r) == 0 && r.rlim_cur < 4096 && r.rlim_max >= 4096 {
-            r.rlim_cur = 4096;
-            libc::setrlimit(libc::RLIMIT_NOFILE, &r);
-        }
-    }
+    raise_fd_limit(4096);
     let _d = Daemon::start(22110, "");
     let mut witness = connect_unix(22110, "witness", true);
     witness.join("g");

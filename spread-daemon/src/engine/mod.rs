@@ -1244,6 +1244,20 @@ mod tests {
         panic!("too many actions");
     }
 
+    /// Carry out the engine's actions, writing nothing to `hold` (their
+    /// sockets are full); returns the connections it closed.
+    pub(super) fn pump_hold(e: &mut Engine, hold: &[ConnId], out: &mut HashMap<ConnId, Vec<u8>>) -> Vec<ConnId> {
+        let mut closed = Vec::new();
+        while let Some(a) = e.poll_action() {
+            match a {
+                Action::Flush(id) if hold.contains(&id) => e.set_write_blocked(id, true),
+                Action::Flush(id) => out.entry(id).or_default().extend(e.drain_output(id)),
+                Action::Close { id, .. } => closed.push(id),
+            }
+        }
+        closed
+    }
+
     pub(super) fn login(e: &mut Engine, now: Instant, name: &str, out: &mut HashMap<ConnId, Vec<u8>>) -> ConnId {
         let Accepted::Conn(id) = e.accept(now, ConnKind::Unix, None) else { panic!("rejected") };
         let mut req = vec![5, 0, 1, 0, name.len() as u8];

@@ -243,8 +243,8 @@ mod tests {
     use spread_wire::consts::*;
     use spread_wire::names::name32;
 
-    use super::super::tests::{frame, login, pump};
-    use super::super::{Action, ConnId, Engine, EngineConfig};
+    use super::super::tests::{frame, login, pump, pump_hold};
+    use super::super::{ConnId, Engine, EngineConfig};
     use super::*;
 
     const MAX: usize = 40;
@@ -300,23 +300,6 @@ mod tests {
         fn done(&self) -> bool {
             self.pos == self.data.len()
         }
-    }
-
-    /// Carry out the engine's actions, writing nothing to `hold` (their
-    /// sockets are full); returns the connections it closed.
-    fn pump_hold(e: &mut Engine, hold: &[ConnId], out: &mut HashMap<ConnId, Vec<u8>>) -> Vec<ConnId> {
-        let mut closed = Vec::new();
-        while let Some(a) = e.poll_action() {
-            match a {
-                Action::Flush(id) if hold.contains(&id) => e.set_write_blocked(id, true),
-                Action::Flush(id) => {
-                    let b = e.drain_output(id);
-                    out.entry(id).or_default().extend_from_slice(&b);
-                }
-                Action::Close { id, .. } => closed.push(id),
-            }
-        }
-        closed
     }
 
     /// The client of `id` reads `frames` queued frames (its socket took

@@ -70,8 +70,8 @@ mod tests {
 
     use spread_wire::consts::*;
 
-    use super::super::tests::{frame, login, pump};
-    use super::super::{Action, ConnId, Engine, EngineConfig};
+    use super::super::tests::{frame, login, pump, pump_hold};
+    use super::super::{ConnId, Engine, EngineConfig};
 
     fn engine(session: usize, total: usize) -> Engine {
         let mut c = EngineConfig::single(b"d1", 7, 1);
@@ -95,19 +95,6 @@ mod tests {
         for id in ids {
             e.on_received(*t, id);
         }
-    }
-
-    /// Carry out actions with `hold`'s sockets full; returns the closed ones.
-    fn pump_hold(e: &mut Engine, hold: &[ConnId], out: &mut HashMap<ConnId, Vec<u8>>) -> Vec<ConnId> {
-        let mut closed = Vec::new();
-        while let Some(a) = e.poll_action() {
-            match a {
-                Action::Flush(id) if hold.contains(&id) => e.set_write_blocked(id, true),
-                Action::Flush(id) => out.entry(id).or_default().extend(e.drain_output(id)),
-                Action::Close { id, .. } => closed.push(id),
-            }
-        }
-        closed
     }
 
     /// 10 KB messages to a reader whose socket is full (once it has stalled

@@ -13,6 +13,19 @@ use std::time::Duration;
 
 pub const IO_TIMEOUT: Duration = Duration::from_secs(20);
 
+/// Raise this process's soft limit of open files to `n` (if the hard limit
+/// allows): tests that hold a thousand sockets.
+pub fn raise_fd_limit(n: libc::rlim_t) {
+    // SAFETY: getrlimit/setrlimit on our own process with a valid struct.
+    unsafe {
+        let mut r: libc::rlimit = std::mem::zeroed();
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut r) == 0 && r.rlim_cur < n && r.rlim_max >= n {
+            r.rlim_cur = n;
+            libc::setrlimit(libc::RLIMIT_NOFILE, &r);
+        }
+    }
+}
+
 /// The tests of one binary take turns, so that the 997-session and
 /// 200-client tests do not compete for descriptors and CPU with the others.
 pub fn serial() -> std::sync::MutexGuard<'static, ()> {
