@@ -41,7 +41,7 @@ fuzz_target!(|data: &[u8]| {
     let mut d = Driver::new();
     let w = d.login("watch", true);
     d.join(w, "#watch#d1", "g1");
-    let _ = d.take(w);
+    let _ = d.take_frames(w);
 
     let mut conns = Vec::new();
     for _ in 0..if two { 2 } else { 1 } {
@@ -61,7 +61,7 @@ fuzz_target!(|data: &[u8]| {
         if !step.is_zero() {
             d.advance(step);
         }
-        let _ = d.take(w);
+        let _ = d.take_frames(w);
     }
     if eof_first {
         for &id in &conns {

@@ -2,7 +2,8 @@
 //! `#fz#d1`) then sends arbitrary bytes, so they reach the message-frame
 //! parser, the groups layer and delivery. Two watcher sessions share group
 //! `g1` with it and may talk to it meanwhile; once `fz` has gone, both must
-//! still be served.
+//! still be served. Whatever the daemon writes to a session whose writes
+//! complete must split into whole frames.
 //!
 //! Input: 4 control bytes, then what `fz` sends after its handshake.
 //! * byte 0, bit 0: `fz` asked for membership messages; bit 1: `fz` is in
@@ -38,21 +39,21 @@ fuzz_target!(|data: &[u8]| {
 
     let kind = if c[0] & 0x80 != 0 { ConnKind::Tcp } else { ConnKind::Unix };
     let Some(fz) = d.accept(kind) else { return };
+    d.keep.insert(fz);
     d.feed(fz, &connect_request(b"fz", c[0] & 1 != 0), false);
     d.feed(fz, &null_auth_choice(), false);
+    assert_eq!(d.take(fz), b"\x05NULL \x01\x05\x00\x01\x06#fz#d1", "the handshake of fz");
     if c[0] & 2 != 0 {
         d.join(fz, "#fz#d1", "g1");
     }
-    d.writes.insert(
-        fz,
-        match (c[0] >> 4) & 3 {
-            0 => Writes::All,
-            1 => Writes::Partial(7),
-            2 => Writes::Partial(300),
-            _ => Writes::Stalled,
-        },
-    );
-    let _ = (d.take(w1), d.take(w2));
+    let writes = match (c[0] >> 4) & 3 {
+        0 => Writes::All,
+        1 => Writes::Partial(7),
+        2 => Writes::Partial(300),
+        _ => Writes::Stalled,
+    };
+    d.writes.insert(fz, writes);
+    let _ = (d.take_frames(w1), d.take_frames(w2), d.take_frames(fz));
 
     for (i, chunk) in chunks(stream, c[1], &mut rng).into_iter().enumerate() {
         d.feed(fz, chunk, zero_copy);
@@ -65,7 +66,13 @@ fuzz_target!(|data: &[u8]| {
         if !step.is_zero() {
             d.advance(step);
         }
-        let _ = (d.take(w1), d.take(w2));
+        let _ = (d.take_frames(w1), d.take_frames(w2));
+        // What fz is sent, written whole, is whole frames too.
+        if writes == Writes::All {
+            let _ = d.take_frames(fz);
+        } else {
+            let _ = d.take(fz);
+        }
     }
     if eof_first {
         d.eof(fz);

@@ -9,10 +9,12 @@
 //! served once it has gone.
 
 use std::collections::{HashMap, HashSet};
+use std::hash::{BuildHasherDefault, Hasher};
 use std::time::{Duration, Instant};
 
 use spread_daemon::engine::{Accepted, Action, ConnId, ConnKind, Engine, EngineConfig, Event};
-use spread_wire::consts::{AGREED_MESS, JOIN_MESS};
+use spread_wire::consts::{AGREED_MESS, HEADER_LEN, JOIN_MESS, REJECT_MESS};
+use spread_wire::Header;
 
 /// The daemon every engine target runs as (VID and ring time are arbitrary).
 pub const DAEMON: &[u8] = b"d1";
@@ -107,26 +109,50 @@ pub fn null_auth_choice() -> [u8; 90] {
 }
 
 /// Split a daemon→client byte stream into whole frames (header, a reject's
-/// old type, names, body); a cut last frame is left out.
-pub fn split_frames(mut b: &[u8]) -> Vec<&[u8]> {
+/// old type, names, body), reading each header in the order its marker says,
+/// as the client library does. The second value is what is left over: bytes
+/// that do not make a whole frame, or that start with a negative count.
+pub fn split_frames(mut b: &[u8]) -> (Vec<&[u8]>, &[u8]) {
     let mut v = Vec::new();
-    while b.len() >= 48 {
-        let t = u32::from_le_bytes([b[0], b[1], b[2], b[3]]);
-        let ng = i32::from_le_bytes([b[36], b[37], b[38], b[39]]);
-        let dl = i32::from_le_bytes([b[44], b[45], b[46], b[47]]);
-        if ng < 0 || dl < 0 {
-            break;
-        }
-        let extra = if t & 0x0040_0000 != 0 { 4 } else { 0 };
-        let n = 48 + extra + 32 * ng as usize + dl as usize;
+    while let Some(h) = Header::decode_slice(b) {
+        let Some(rest) = h.rest_len(h.type_ & REJECT_MESS != 0) else { break };
+        let n = HEADER_LEN + rest;
         if b.len() < n {
             break;
         }
         v.push(&b[..n]);
         b = &b[n..];
     }
-    v
+    (v, b)
 }
+
+/// A multiplicative hasher for the driver's few connection ids: SipHash under
+/// the coverage instrumentation cost a quarter of the run time.
+#[derive(Default)]
+pub struct IdHasher(u64);
+
+impl Hasher for IdHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.write_u8(b);
+        }
+    }
+    fn write_u8(&mut self, v: u8) {
+        self.write_u64(v as u64);
+    }
+    fn write_u32(&mut self, v: u32) {
+        self.write_u64(v as u64);
+    }
+    fn write_u64(&mut self, v: u64) {
+        self.0 = (self.0.rotate_left(5) ^ v).wrapping_mul(0x517c_c1b7_2722_0a95);
+    }
+}
+
+type Map<K, V> = HashMap<K, V, BuildHasherDefault<IdHasher>>;
+type Set<K> = HashSet<K, BuildHasherDefault<IdHasher>>;
 
 /// How the driver writes a connection's queued output.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -145,16 +171,16 @@ pub enum Writes {
 pub struct Driver {
     pub eng: Engine,
     pub now: Instant,
-    pub out: HashMap<ConnId, Vec<u8>>,
-    pub closed: HashSet<ConnId>,
-    pub writes: HashMap<ConnId, Writes>,
+    pub out: Map<ConnId, Vec<u8>>,
+    pub closed: Set<ConnId>,
+    pub writes: Map<ConnId, Writes>,
     /// Connections whose last flush stopped short (they get `Writable`).
-    blocked: HashSet<ConnId>,
+    blocked: Set<ConnId>,
     /// Bytes the driver has not handed over yet (reading paused).
-    pending: HashMap<ConnId, Vec<u8>>,
+    pending: Map<ConnId, Vec<u8>>,
     /// Keep what is written to these connections (others' output is dropped,
     /// to bound memory).
-    pub keep: HashSet<ConnId>,
+    pub keep: Set<ConnId>,
 }
 
 impl Default for Driver {
@@ -173,12 +199,12 @@ impl Driver {
         Driver {
             eng: Engine::new(cfg),
             now: Instant::now(),
-            out: HashMap::new(),
-            closed: HashSet::new(),
-            writes: HashMap::new(),
-            blocked: HashSet::new(),
-            pending: HashMap::new(),
-            keep: HashSet::new(),
+            out: Map::default(),
+            closed: Set::default(),
+            writes: Map::default(),
+            blocked: Set::default(),
+            pending: Map::default(),
+            keep: Set::default(),
         }
     }
 
@@ -222,10 +248,24 @@ impl Driver {
         }
         match self.writes.get(&id).copied().unwrap_or(Writes::All) {
             Writes::All => {
-                let b = self.eng.drain_output(id);
-                if self.keep.contains(&id) {
-                    self.out.entry(id).or_default().extend_from_slice(&b);
+                // The driver's own path (`out_slices` + `on_written`) until the queue is empty.
+                let keep = self.keep.contains(&id);
+                loop {
+                    let mut sl = Vec::new();
+                    let n = self.eng.out_slices(id, &mut sl, 64);
+                    if n == 0 {
+                        break;
+                    }
+                    if keep {
+                        let o = self.out.entry(id).or_default();
+                        for s in &sl {
+                            o.extend_from_slice(s);
+                        }
+                    }
+                    self.eng.on_written(id, n);
                 }
+                self.eng.set_write_blocked(id, false);
+                self.blocked.remove(&id);
             }
             Writes::Stalled => {
                 self.eng.set_write_blocked(id, true);
@@ -353,6 +393,15 @@ impl Driver {
         std::mem::take(self.out.entry(id).or_default())
     }
 
+    /// Take what was written to the operational session `id`, whose writes
+    /// always complete: it must be whole, well-formed frames.
+    pub fn take_frames(&mut self, id: ConnId) -> Vec<u8> {
+        let b = self.take(id);
+        let (_, rest) = split_frames(&b);
+        assert!(rest.is_empty(), "{} bytes written to a session are not a whole frame: {:02x?}", rest.len(), rest);
+        b
+    }
+
     /// A full 5.0.1 handshake on a new connection. On a fresh engine with
     /// free slots it must succeed: anything else is a finding.
     pub fn login(&mut self, name: &str, membership: bool) -> ConnId {
@@ -381,13 +430,13 @@ impl Driver {
     pub fn check_watchers(&mut self, watchers: &[(ConnId, &str)], group: &str) {
         for &(id, _) in watchers {
             assert!(!self.closed.contains(&id), "a watcher session was closed");
-            let _ = self.take(id);
+            let _ = self.take_frames(id);
         }
         for &(id, pg) in watchers {
             let body = format!("ping {pg}");
             self.feed(id, &frame(AGREED_MESS, pg.as_bytes(), &[pg.as_bytes()], 3, body.as_bytes()), false);
-            let out = self.take(id);
-            let f = split_frames(&out);
+            let out = self.take_frames(id);
+            let (f, _) = split_frames(&out);
             assert!(
                 f.last().is_some_and(|f| f.ends_with(body.as_bytes())),
                 "watcher {pg} did not get its own message back ({} bytes written)",
@@ -398,8 +447,8 @@ impl Driver {
         let body = b"to the group";
         self.feed(first, &frame(AGREED_MESS, pg.as_bytes(), &[group.as_bytes()], 4, body), false);
         for &(id, pg) in watchers {
-            let out = self.take(id);
-            let f = split_frames(&out);
+            let out = self.take_frames(id);
+            let (f, _) = split_frames(&out);
             assert!(f.last().is_some_and(|f| f.ends_with(body)), "watcher {pg} missed the message to {group}");
         }
         for &(id, _) in watchers {
