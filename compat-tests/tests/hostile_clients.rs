@@ -184,6 +184,8 @@ fn mutated_and_truncated_handshakes_and_frames_spare_everyone_else() {
         ("other byte order's marker".into(), frame(other_order(AGREED_MESS | ARCH_ENDIAN), me, 1, 4, &[g], b"okay")),
         ("no endian marker".into(), frame(AGREED_MESS, me, 1, 4, &[g], b"okay")),
         ("service type 0".into(), frame(ARCH_ENDIAN, me, 1, 4, &[g], b"okay")),
+        // fuzz/ client_frames' finding: delivered, it broke the group's framing.
+        ("the REJECT_MESS bit".into(), frame(FIFO_MESS | REJECT_MESS | ARCH_ENDIAN, me, 1, 0, &[g], b"")),
         ("all service bits".into(), frame(0x7fff_ffff | ARCH_ENDIAN, me, 1, 4, &[g], b"okay")),
         ("two services".into(), frame(AGREED_MESS | SAFE_MESS | JOIN_MESS | ARCH_ENDIAN, me, 1, 4, &[g], b"okay")),
         ("wrong sender".into(), frame(AGREED_MESS | ARCH_ENDIAN, "#witness#hc", 1, 4, &[g], b"okay")),
