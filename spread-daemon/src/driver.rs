@@ -30,6 +30,7 @@ use mio::net::{TcpListener, TcpStream, UdpSocket, UnixListener, UnixStream};
 use mio::unix::SourceFd;
 use mio::{Events, Interest, Poll, Token};
 
+use crate::engine::monitor::{ControlOutcome, Monitor};
 use crate::engine::ring::{Datagram, Port, Ring};
 use crate::engine::{Accepted, Action, ConnId, ConnKind, Engine, Ordering, RingOfOne};
 
@@ -90,6 +91,19 @@ pub struct UdpConfig {
     pub send: Option<SocketAddr>,
     /// IPv4 multicast groups to join on the data sockets, with the interface.
     pub multicast: Vec<(std::net::Ipv4Addr, std::net::Ipv4Addr)>,
+    /// The status socket's address (`A:0`), from which monitor status
+    /// replies are sent (daemon spec §8.4).
+    pub status: Option<SocketAddr>,
+}
+
+/// Why [`Driver::run`] returned.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Exit {
+    /// SIGINT or SIGTERM.
+    Signal,
+    /// A fatal condition (the monitor's kill): log it and stop as on any
+    /// fatal error.
+    Fatal(String),
 }
 
 /// Where to listen.
@@ -870,6 +884,10 @@ pub struct Driver<O: Ordering + RingNet = RingOfOne> {
     udp_tx: udpio::Sender,
     /// The datagrams of one send batch (kept for its memory).
     udp_out: Vec<Datagram>,
+    /// Sends monitor status replies.
+    udp_status: Option<UdpSocket>,
+    /// Set when a fatal condition ends the loop.
+    exit: Option<Exit>,
     listeners: Vec<Listener>,
     conns: Vec<Option<Conn>>,
     unix_path: Option<PathBuf>,
@@ -939,6 +957,10 @@ impl<O: Ordering + RingNet> Driver<O> {
             Some(a) => Some(udp_socket(a, false)?),
             None => None,
         };
+        let udp_status = match cfg.udp.status {
+            Some(a) => Some(udp_socket(a, false)?),
+            None => None,
+        };
         let signal_fd = install_signal_pipe()?;
         poll.registry().register(&mut SourceFd(&signal_fd), SIGNAL, Interest::READABLE)?;
         Ok(Driver {
@@ -950,6 +972,8 @@ impl<O: Ordering + RingNet> Driver<O> {
             udp_rx: udpio::Receiver::new(),
             udp_tx: udpio::Sender::new(),
             udp_out: Vec::new(),
+            udp_status,
+            exit: None,
             listeners,
             conns: Vec::new(),
             unix_path: cfg.unix_path.clone(),
@@ -993,8 +1017,8 @@ impl<O: Ordering + RingNet> Driver<O> {
         self.spin
     }
 
-    /// Run until SIGINT/SIGTERM.
-    pub fn run(mut self) -> io::Result<()> {
+    /// Run until SIGINT/SIGTERM or a fatal condition.
+    pub fn run(mut self) -> io::Result<Exit> {
         let mut events = Events::with_capacity(1024);
         let mut stop = false;
         // When the last turn that had events ended (None: not since the
@@ -1002,7 +1026,7 @@ impl<O: Ordering + RingNet> Driver<O> {
         let mut last_busy: Option<Instant> = None;
         // When to hand freed memory back to the system (engine::queues).
         let mut trim_at: Option<Instant> = None;
-        while !stop {
+        while !stop && self.exit.is_none() {
             self.resume_paced();
             let now = Instant::now();
             let deadline = [self.engine.next_timeout(), self.engine.ordering_ref().next_deadline(), trim_at]
@@ -1087,7 +1111,7 @@ impl<O: Ordering + RingNet> Driver<O> {
                 last_busy = Some(now);
             }
         }
-        Ok(())
+        Ok(self.exit.take().unwrap_or(Exit::Signal))
     }
 
     /// Read the UDP sockets that signalled (data before token unless the
@@ -1109,13 +1133,22 @@ impl<O: Ordering + RingNet> Driver<O> {
                         let now = Instant::now();
                         for k in 0..n {
                             let Some((src, data, seg)) = self.udp_rx.message(k) else { continue };
-                            match seg {
-                                Some(sz) => {
-                                    for d in data.chunks(sz) {
-                                        self.engine.ordering().on_datagram(now, port, src, d);
+                            let sz = seg.unwrap_or(data.len()).max(1);
+                            for d in data.chunks(sz) {
+                                if port == Port::Data && Monitor::is_control(d) {
+                                    match self.engine.on_control(now, src, d) {
+                                        ControlOutcome::Done => {}
+                                        ControlOutcome::Exit(msg) => self.exit = Some(Exit::Fatal(msg)),
+                                        ControlOutcome::Reload => tracing::warn!(
+                                            target: "spread::prot",
+                                            print = true,
+                                            "Prot_handle_bcast: reload request from the monitor at {src} ignored: \
+                                             this daemon re-reads its configuration only when restarted"
+                                        ),
                                     }
+                                } else {
+                                    self.engine.ordering().on_datagram(now, port, src, d);
                                 }
-                                None => self.engine.ordering().on_datagram(now, port, src, data),
                             }
                         }
                         if n < udpio::RECV_BATCH {
@@ -1142,6 +1175,18 @@ impl<O: Ordering + RingNet> Driver<O> {
         self.engine.deliver_ready();
         self.drain_actions();
         self.send_udp();
+        self.send_status_replies();
+    }
+
+    /// Send the monitor status replies the engine queued, from the status
+    /// socket (or the send socket when there is none).
+    fn send_status_replies(&mut self) {
+        while let Some(d) = self.engine.poll_status_reply() {
+            let Some(sock) = self.udp_status.as_ref().or(self.udp_send.as_ref()) else { continue };
+            if let Err(e) = sock.send_to(&d.bytes, d.to) {
+                tracing::debug!(target: "spread::status", "status reply to {}: {e}", d.to);
+            }
+        }
     }
 
     /// Send what the ring queued, batched (see [`udpio`]). A full socket

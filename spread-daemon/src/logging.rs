@@ -381,6 +381,10 @@ pub fn log_config_loaded(config: &Config) {
     if config.debug_flags_set {
         tracing::warn!(target: "spread::config", "Set Alarm mask to: {:x}", config.debug_flags);
     }
+    if config.dangerous_monitor {
+        tracing::info!(target: "spread::config", print = true,
+            "ENABLING Dangerous Monitor Commands! Make sure Spread network is secured");
+    }
     tracing::info!(target: "spread::config", "Hash value for this configuration is: {}", config.hash);
     tracing::info!(target: "spread::config", "Finished configuration file.");
     for u in &config.unsupported {

@@ -7,8 +7,9 @@ use std::process::ExitCode;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use spread_daemon::config::{self, Config};
-use spread_daemon::driver::{Driver, DriverConfig, RingNet, UdpConfig};
+use spread_daemon::driver::{Driver, DriverConfig, Exit, RingNet, UdpConfig};
 use spread_daemon::engine::auth::parse_access_ip;
+use spread_daemon::engine::monitor::{Monitor, MonitorConfig};
 use spread_daemon::engine::ring::Ring;
 use spread_daemon::engine::{AuthConfig, AuthMethod, Engine, EngineConfig, Ordering};
 use spread_daemon::{cli, logging, privilege, sesslog};
@@ -186,20 +187,27 @@ fn main() -> ExitCode {
         no_port_reuse: conf.socket_port_reuse == config::PortReuse::Off,
         udp: UdpConfig::default(),
     };
+    let monitor = Monitor::new(MonitorConfig::from_config(&conf, me.index), std::time::Instant::now());
+    let mut dcfg = dcfg;
     if conf.daemons.len() == 1 {
-        // Alone in the configuration: a ring of one, with no daemon-to-daemon
-        // sockets (nobody could answer them) and no membership round to wait
-        // for at start-up.
-        serve(Engine::new(ecfg), dcfg, &conf, &me, &opts, memb_time)
+        // Alone in the configuration: a ring of one, and no membership round
+        // to wait for at start-up. Only the data port is opened, for the
+        // monitor's packets.
+        let full = udp_config(&conf, &me);
+        dcfg.udp = UdpConfig { data: full.data, status: full.status, ..UdpConfig::default() };
+        let mut engine = Engine::new(ecfg);
+        engine.set_monitor(monitor);
+        serve(engine, dcfg, &conf, &me, &opts, memb_time)
     } else {
-        let mut dcfg = dcfg;
         dcfg.udp = udp_config(&conf, &me);
         let mut ring = Ring::new(&conf, me.index);
         if let Some(probe) = merge_probe_override() {
             ring.set_merge_probe(probe);
         }
         ring.start(std::time::Instant::now());
-        serve(Engine::with_ordering(ecfg, ring), dcfg, &conf, &me, &opts, memb_time)
+        let mut engine = Engine::with_ordering(ecfg, ring);
+        engine.set_monitor(monitor);
+        serve(engine, dcfg, &conf, &me, &opts, memb_time)
     }
 }
 
@@ -262,6 +270,7 @@ fn udp_config(conf: &Config, me: &config::MeInfo) -> UdpConfig {
         token: binds.iter().map(|ip| SocketAddr::new(*ip, tport)).collect(),
         send: Some(SocketAddr::new(d.ip(), 0)),
         multicast,
+        status: Some(SocketAddr::new(d.ip(), 0)),
     }
 }
 
@@ -309,7 +318,8 @@ fn serve<O: Ordering + RingNet>(
         }
     }
     match r {
-        Ok(()) => {
+        Ok(Exit::Fatal(msg)) => fatal_after_bind(socket_cleanup.as_ref(), &msg),
+        Ok(Exit::Signal) => {
             tracing::info!(target: "spread::print", print = true, "Spread daemon exiting normally!");
             ExitCode::SUCCESS
         }

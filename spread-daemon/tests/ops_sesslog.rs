@@ -1,5 +1,5 @@
 //! `spread -l y`: the session/membership log file named after the daemon.
-//! Ports 27300 and 27301.
+//! Ports 27300 (and 27301, its token port) and 27302.
 
 mod daemon_util;
 
@@ -320,7 +320,7 @@ fn log_file_that_cannot_be_opened_is_fatal() {
     let dir = std::env::temp_dir().join(format!("rspread-h11-sesslog-bad-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(dir.join("d1")).unwrap();
-    let conf = format!("Spread_Segment 127.0.0.255:{} {{\n\td1\t127.0.0.1\n}}\n", PORT + 1);
+    let conf = format!("Spread_Segment 127.0.0.255:{} {{\n\td1\t127.0.0.1\n}}\n", PORT + 2);
     std::fs::write(dir.join("spread.conf"), conf).unwrap();
     // A directory named like the log file: opening it for appending fails.
     let out = Command::new(env!("CARGO_BIN_EXE_spread"))
@@ -333,6 +333,6 @@ fn log_file_that_cannot_be_opened_is_fatal() {
     assert!(!out.status.success());
     assert!(text.contains("Log_init: error (Is a directory) could not open file d1\n"), "{text}");
     assert!(text.ends_with("Exit caused by Alarm!\n"), "{text}");
-    assert!(!Path::new(&format!("/tmp/{}", PORT + 1)).exists(), "socket removed before the fatal exit");
+    assert!(!Path::new(&format!("/tmp/{}", PORT + 2)).exists(), "socket removed before the fatal exit");
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -396,9 +396,6 @@ impl<'a> P<'a> {
             }
             Kw::DangerousMonitor => {
                 self.c.dangerous_monitor = self.bool_value(kw)?;
-                if self.c.dangerous_monitor {
-                    self.unsupported(kw, line, "the monitor's PARTITION and FLOW_CONTROL commands are not implemented");
-                }
             }
             Kw::SocketPortReuse => {
                 let t = self.value_eq("on/off/auto")?;

@@ -43,6 +43,7 @@ pub mod admission;
 pub mod auth;
 mod fxhash;
 pub mod groups;
+pub mod monitor;
 pub mod ordering;
 pub mod pacing;
 pub mod queues;
@@ -255,6 +256,8 @@ pub struct Engine<O: Ordering = RingOfOne> {
     queued_total: usize,
     /// Bytes freed since the driver last returned memory ([`queues`]).
     released: usize,
+    /// Monitor packets ([`monitor`]); `None`: not answered.
+    monitor: Option<monitor::Monitor>,
 }
 
 impl Engine<RingOfOne> {
@@ -300,6 +303,7 @@ impl<O: Ordering> Engine<O> {
             connect_queue: VecDeque::new(),
             queued_total: 0,
             released: 0,
+            monitor: None,
         }
     }
 
@@ -544,10 +548,7 @@ impl<O: Ordering> Engine<O> {
 
     /// When the engine next needs [`Engine::on_timeout`].
     pub fn next_timeout(&mut self) -> Option<Instant> {
-        let early = match (self.pace_deadline(), self.connect_deadline()) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        };
+        let early = [self.pace_deadline(), self.connect_deadline(), self.monitor_deadline()].into_iter().flatten().min();
         while let Some(&(t, id)) = self.deadlines.front() {
             let live = self.session(id).is_some_and(|s| s.phase.is_handshake());
             if live {
@@ -564,6 +565,7 @@ impl<O: Ordering> Engine<O> {
         self.now = Some(now);
         self.pace_on_timeout(now);
         self.connect_on_timeout(now);
+        self.monitor_on_timeout(now);
         while let Some(&(t, id)) = self.deadlines.front() {
             if t > now {
                 break;

@@ -13,6 +13,7 @@ use std::collections::VecDeque;
 use bytes::Bytes;
 use spread_wire::consts::*;
 use spread_wire::Header;
+use spread_wire::daemon::Status;
 
 /// Packet service class a message travels with (daemon spec §3.7,
 /// `message.c:Message_get_packet_type`).
@@ -116,6 +117,13 @@ pub trait Ordering {
     fn highest_delivered_seq(&self) -> u64 {
         0
     }
+    /// Fill in the protocol's figures of a monitor status reply (daemon
+    /// spec §8.4); a protocol without a ring keeps what it is given.
+    fn fill_status(&self, _s: &mut Status) {}
+    /// The monitor's partition (proc index → component; empty: none).
+    fn set_partition(&mut self, _p: &[i16]) {}
+    /// The monitor's flow control (`None`: unchanged).
+    fn set_flow_control(&mut self, _window: Option<i16>, _personal: Option<i16>, _accelerated: Option<i16>) {}
 }
 
 /// A single daemon forming its own ring: sequence numbers from 1, delivery in

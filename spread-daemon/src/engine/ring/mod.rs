@@ -23,6 +23,7 @@
 
 pub mod engine_sim;
 pub mod membership;
+pub mod monitor;
 pub mod sim;
 pub mod timers;
 pub mod token;
@@ -224,6 +225,8 @@ pub struct Ring {
     spare: Vec<Vec<u8>>,
     /// Destinations of one broadcast (kept for its memory).
     dests: Vec<(SocketAddr, bool)>,
+    /// The monitor's partition by proc index; empty: none ([`monitor`]).
+    partition: Vec<i16>,
 }
 
 impl Ring {
@@ -253,6 +256,7 @@ impl Ring {
             scratch: Vec::new(),
             spare: Vec::new(),
             dests: Vec::new(),
+            partition: Vec::new(),
         }
     }
 
@@ -521,17 +525,23 @@ impl Ring {
             self.stats.dropped += 1;
             return;
         };
-        if b.len() != PACKET_HEADER_LEN + h.data_len as usize
-            || self.check_sender(h.conf_hash, h.transmiter_id, src).is_none()
-        {
+        if b.len() != PACKET_HEADER_LEN + h.data_len as usize {
             self.stats.dropped += 1;
             return;
         }
+        let Some(from) = self.check_sender(h.conf_hash, h.transmiter_id, src) else {
+            self.stats.dropped += 1;
+            return;
+        };
         if h.type_ & CONTROL_TYPE != 0 {
-            // Monitor packets (§8) are not handled yet.
+            // Monitor packets (§8) are the engine's (engine::monitor); the
+            // driver hands them there, not here.
             return;
         }
         if h.transmiter_id as u32 == self.my_vid() {
+            return;
+        }
+        if !self.in_my_component(from) {
             return;
         }
         if h.type_ & ROUTED_TYPE != 0 && self.topo.seg_is_shared(self.topo.my_seg()) {
@@ -592,8 +602,11 @@ impl Ring {
             self.stats.dropped += 1;
             return;
         };
-        if self.check_sender(h.conf_hash, h.transmiter_id, src).is_none() {
+        let Some(from) = self.check_sender(h.conf_hash, h.transmiter_id, src) else {
             self.stats.dropped += 1;
+            return;
+        };
+        if !self.in_my_component(from) {
             return;
         }
         if h.type_ & FORM_TYPE != 0 {
@@ -724,5 +737,17 @@ impl Ordering for Ring {
 
     fn highest_delivered_seq(&self) -> u64 {
         self.tok.highest_seq.max(0) as u64
+    }
+
+    fn fill_status(&self, s: &mut spread_wire::daemon::Status) {
+        Ring::fill_status(self, s)
+    }
+
+    fn set_partition(&mut self, p: &[i16]) {
+        Ring::set_partition(self, p)
+    }
+
+    fn set_flow_control(&mut self, window: Option<i16>, personal: Option<i16>, accelerated: Option<i16>) {
+        Ring::set_flow_control(self, window, personal, accelerated)
     }
 }
