@@ -7,12 +7,14 @@
 //! * [`privilege`] — the Unix-socket directory check and the chroot/setuid drop when run as root;
 //! * [`sesslog`] — the session/membership log of `-l y`;
 //! * [`engine`] — sessions, ordering (a ring of one for now), groups; events in, actions out;
-//! * [`driver`] — the mio driver that moves bytes and time in and out of the engine.
+//! * [`driver`] — the mio driver that moves bytes and time in and out of the engine;
+//! * [`monitor`] — `spmonitor`, the monitor program (menu, control packets, status printout).
 
 pub mod cli;
 pub mod config;
 pub mod driver;
 pub mod engine;
 pub mod logging;
+pub mod monitor;
 pub mod privilege;
 pub mod sesslog;
