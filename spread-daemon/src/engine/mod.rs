@@ -548,7 +548,8 @@ impl<O: Ordering> Engine<O> {
 
     /// When the engine next needs [`Engine::on_timeout`].
     pub fn next_timeout(&mut self) -> Option<Instant> {
-        let early = [self.pace_deadline(), self.connect_deadline(), self.monitor_deadline()].into_iter().flatten().min();
+        let early =
+            [self.pace_deadline(), self.connect_deadline(), self.monitor_deadline()].into_iter().flatten().min();
         while let Some(&(t, id)) = self.deadlines.front() {
             let live = self.session(id).is_some_and(|s| s.phase.is_handshake());
             if live {

@@ -12,8 +12,8 @@ use std::collections::VecDeque;
 
 use bytes::Bytes;
 use spread_wire::consts::*;
-use spread_wire::Header;
 use spread_wire::daemon::Status;
+use spread_wire::Header;
 
 /// Packet service class a message travels with (daemon spec §3.7,
 /// `message.c:Message_get_packet_type`).
