@@ -126,7 +126,7 @@ fn wait_members(c: &mut Client, group: &str, n: usize) {
 fn status_queries_are_answered_with_each_daemons_figures() {
     let _g = serial();
     let ring = start(26700, "");
-    let mon = Mon::new(&ring, 0, 26790);
+    let mon = Mon::new(&ring, 0, 26795);
     let (h, s) = mon.status_until(0, "a ring of two", |s| s.num_procs == 2 && s.state == 1);
     assert_eq!(h.type_ & STATUS_TYPE, STATUS_TYPE);
     assert_eq!(h.proc_id as u32, ring.cfg.daemons[0].vid);
@@ -168,7 +168,7 @@ fn a_dangerous_monitor_partitions_merges_and_kills() {
     let mut a = connect_tcp(ring.ports[0], "a", true);
     let mut b = connect_tcp(ring.ports[1], "b", true);
     {
-        let mon = Mon::new(&ring, 0, 26791);
+        let mon = Mon::new(&ring, 0, 26796);
         mon.status_until(1, "a ring of two", |s| s.num_procs == 2 && s.state == 1);
         a.join("g");
         wait_members(&mut a, "g", 1);
@@ -209,7 +209,7 @@ fn a_dangerous_monitor_partitions_merges_and_kills() {
 fn without_dangerous_monitor_a_partition_is_refused() {
     let _g = serial();
     let ring = start(26740, "");
-    let mon = Mon::new(&ring, 0, 26792);
+    let mon = Mon::new(&ring, 0, 26797);
     mon.status_until(1, "a ring of two", |s| s.num_procs == 2);
     mon.partition(1, &[0, -1]);
     ring.ds[1].wait_log("denied. Daemon in safe mode!");
@@ -225,13 +225,25 @@ fn the_originals_spmonitor_reads_our_daemons() {
         eprintln!("the_originals_spmonitor_reads_our_daemons: skipped: SPREAD_REF_PREFIX is not set (an install prefix of the original 5.0.1)");
         return;
     };
-    let bin = std::path::Path::new(&prefix).join("bin/spmonitor");
+    spmonitor_reads_our_daemons(&std::path::Path::new(&prefix).join("bin/spmonitor"), 26760);
+}
+
+/// Our spmonitor does the same.
+#[test]
+fn our_spmonitor_reads_our_daemons() {
+    spmonitor_reads_our_daemons(std::path::Path::new(env!("CARGO_BIN_EXE_spmonitor")), 26780);
+}
+
+/// `bin` (menu 0, "all") prints the status of both daemons of a ring
+/// started at `base` (monitor ports `base + 33`, `base + 34`).
+fn spmonitor_reads_our_daemons(bin: &std::path::Path, base: u16) {
     let _g = serial();
-    let ring = start(26760, "");
-    Mon::new(&ring, 0, 26793).status_until(1, "a ring of two", |s| s.num_procs == 2 && s.state == 1);
+    let ring = start(base, "");
+    Mon::new(&ring, 0, base + 33).status_until(1, "a ring of two", |s| s.num_procs == 2 && s.state == 1);
     let _c = connect_tcp(ring.ports[1], "c", true);
-    let mut child = Command::new(&bin)
-        .args(["-c", "spread.conf", "-n", "m1", "-p", "26794", "-t", "1"])
+    let mport = (base + 34).to_string();
+    let mut child = Command::new(bin)
+        .args(["-c", "spread.conf", "-n", "m1", "-p", &mport, "-t", "1"])
         .current_dir(&ring.ds[0].dir)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
