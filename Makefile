@@ -2,8 +2,8 @@
 #
 #   make build                 cargo build (release), then the three C libraries in build/lib,
 #                              then the C examples (build/bin) when c-examples/Makefile exists
-#   make install PREFIX=/opt   sbin/spread, bin/ (the example programs), lib/ (libraries, pkgconfig/,
-#                              systemd/system/spread.service, debug/ with the split debug info),
+#   make install PREFIX=/opt   sbin/spread, bin/ (spmonitor, the example programs), lib/ (libraries,
+#                              pkgconfig/, systemd/system/spread.service, debug/ with the split debug info),
 #                              include/, etc/spread.conf (a sample, never overwriting one),
 #                              share/man/ under PREFIX; binaries and libraries stripped; DESTDIR
 #                              honoured (and never recorded in a RUNPATH); the daemon's built-in
@@ -42,6 +42,7 @@ BINOUT     := $(BUILD)/bin
 EXPORTS    := libspread-ffi/exports
 RUSTLIB    := $(TARGET_DIR)/$(PROFILE)/libspread_ffi.a
 DAEMON     := $(TARGET_DIR)/$(PROFILE)/spread
+MONITOR    := $(TARGET_DIR)/$(PROFILE)/spmonitor
 
 SOVERSION  := 3
 LIBVERSION := 3.0.0
@@ -122,7 +123,7 @@ D := $(DESTDIR)$(PREFIX)
 SPLIT_DEBUG = f=$(D)/$(1); dbg=$(D)/lib/debug/$(1).debug; mkdir -p $$(dirname $$dbg) && \
 	objcopy --only-keep-debug $$f $$dbg && $(STRIP) --strip-unneeded $$f && \
 	objcopy --add-gnu-debuglink=$$dbg $$f
-MAN_PAGES := man/spread.1 man/spread.conf.5 man/spuser.1 man/spflooder.1 man/libspread.3
+MAN_PAGES := man/spread.1 man/spread.conf.5 man/spuser.1 man/spflooder.1 man/spmonitor.1 man/libspread.3
 
 install-files:
 	install -d $(D)/lib/pkgconfig $(D)/include $(D)/sbin $(D)/bin $(DESTDIR)$(ETCDIR) \
@@ -139,11 +140,13 @@ install-files:
 	install -m 644 $(HEADERS) $(DESTDIR)$(PREFIX)/include/
 	install -m 755 $(DAEMON) $(D)/sbin/spread
 	$(call SPLIT_DEBUG,sbin/spread)
+	install -m 755 $(MONITOR) $(D)/bin/spmonitor
+	$(call SPLIT_DEBUG,bin/spmonitor)
 	@if [ -f c-examples/Makefile ]; then \
 	    $(MAKE) --no-print-directory -C c-examples INCDIR=$(D)/include \
 	        LIBDIR=$(D)/lib RPATH=$(PREFIX)/lib BINDIR=$(D)/bin && \
 	    for p in $$(cd $(D)/bin && ls); do \
-	        [ -L $(D)/bin/$$p ] || { $(call SPLIT_DEBUG,bin/$$p); } || exit 1; \
+	        [ -L $(D)/bin/$$p ] || [ $$p = spmonitor ] || { $(call SPLIT_DEBUG,bin/$$p); } || exit 1; \
 	    done; \
 	else echo "c-examples/Makefile not present; no C examples installed"; fi
 	[ -e $(DESTDIR)$(ETCDIR)/spread.conf ] || install -m 644 dist/spread.conf.sample $(DESTDIR)$(ETCDIR)/spread.conf
