@@ -10,7 +10,9 @@
 //! * edge-triggered readiness: a connection is read until `EAGAIN`, with a
 //!   per-wakeup budget so one busy client cannot starve the others (the rest
 //!   is resumed on the next loop turn);
-//! * SIGINT / SIGTERM end the loop cleanly through a self-pipe;
+//! * SIGINT / SIGTERM end the loop cleanly through a self-pipe; SIGHUP (like
+//!   the monitor's RELOAD packet) asks the engine for a configuration reload,
+//!   which the driver's [`Reloader`] reads once the engine says it is due;
 //! * after a loop turn that had work, the loop keeps polling with a zero
 //!   timeout for a short bounded time ([`DEFAULT_SPIN`], `SPREAD_POLL_SPIN_US`)
 //!   before it blocks: a client's answer that arrives within that time is
@@ -95,6 +97,10 @@ pub struct UdpConfig {
     /// replies are sent (daemon spec §8.4).
     pub status: Option<SocketAddr>,
 }
+
+/// Reads the configuration file again and checks it against the one in force
+/// (see [`crate::engine::reload`]); `Err` says why it cannot be taken.
+pub type Reloader = Box<dyn FnMut() -> Result<crate::engine::reload::Reload, String>>;
 
 /// Why [`Driver::run`] returned.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -261,10 +267,14 @@ struct Conn {
 
 static SIGNAL_FD: AtomicI32 = AtomicI32::new(-1);
 
-extern "C" fn on_signal(_sig: libc::c_int) {
+/// Byte written to the self-pipe for SIGINT/SIGTERM and for SIGHUP.
+const SIG_STOP: u8 = 1;
+const SIG_RELOAD: u8 = 2;
+
+extern "C" fn on_signal(sig: libc::c_int) {
     let fd = SIGNAL_FD.load(AtomicOrdering::Relaxed);
     if fd >= 0 {
-        let b = 1u8;
+        let b = if sig == libc::SIGHUP { SIG_RELOAD } else { SIG_STOP };
         // SAFETY: write(2) is async-signal-safe; the buffer is a valid byte.
         unsafe {
             libc::write(fd, &b as *const u8 as *const libc::c_void, 1);
@@ -272,7 +282,8 @@ extern "C" fn on_signal(_sig: libc::c_int) {
     }
 }
 
-/// Create the self-pipe and route SIGINT/SIGTERM to it. Returns the read end.
+/// Create the self-pipe and route SIGINT/SIGTERM/SIGHUP to it. Returns the
+/// read end.
 fn install_signal_pipe() -> io::Result<i32> {
     let mut fds = [0i32; 2];
     // SAFETY: fds is a valid array of two ints.
@@ -281,7 +292,7 @@ fn install_signal_pipe() -> io::Result<i32> {
         return Err(io::Error::last_os_error());
     }
     SIGNAL_FD.store(fds[1], AtomicOrdering::Relaxed);
-    for sig in [libc::SIGINT, libc::SIGTERM] {
+    for sig in [libc::SIGINT, libc::SIGTERM, libc::SIGHUP] {
         // SAFETY: a zeroed sigaction with a plain handler is valid.
         unsafe {
             let mut sa: libc::sigaction = std::mem::zeroed();
@@ -888,6 +899,8 @@ pub struct Driver<O: Ordering + RingNet = RingOfOne> {
     udp_status: Option<UdpSocket>,
     /// Set when a fatal condition ends the loop.
     exit: Option<Exit>,
+    /// Reads the configuration again when a reload is due.
+    reloader: Option<Reloader>,
     listeners: Vec<Listener>,
     conns: Vec<Option<Conn>>,
     unix_path: Option<PathBuf>,
@@ -974,6 +987,7 @@ impl<O: Ordering + RingNet> Driver<O> {
             udp_out: Vec::new(),
             udp_status,
             exit: None,
+            reloader: None,
             listeners,
             conns: Vec::new(),
             unix_path: cfg.unix_path.clone(),
@@ -1008,6 +1022,12 @@ impl<O: Ordering + RingNet> Driver<O> {
 
     /// Set the time the loop keeps polling without blocking after a turn with
     /// work (zero: block at once; capped at [`MAX_SPIN`]).
+    /// What reads the configuration again on a reload (SIGHUP, the monitor's
+    /// RELOAD); without one a reload is refused.
+    pub fn set_reloader(&mut self, r: Reloader) {
+        self.reloader = Some(r);
+    }
+
     pub fn set_spin(&mut self, spin: Duration) {
         self.spin = spin.min(MAX_SPIN);
     }
@@ -1052,8 +1072,14 @@ impl<O: Ordering + RingNet> Driver<O> {
                     SIGNAL => {
                         let mut b = [0u8; 64];
                         // SAFETY: reading into a local buffer of the given size.
-                        unsafe { libc::read(self.signal_fd, b.as_mut_ptr() as *mut libc::c_void, b.len()) };
-                        stop = true;
+                        let n = unsafe { libc::read(self.signal_fd, b.as_mut_ptr() as *mut libc::c_void, b.len()) };
+                        let got = &b[..n.max(0) as usize];
+                        if got.contains(&SIG_RELOAD) {
+                            tracing::info!(target: "spread::conf", print = true,
+                                "Received SIGHUP: re-reading the configuration");
+                            self.engine.request_reload();
+                        }
+                        stop |= got.contains(&SIG_STOP);
                     }
                     Token(t) if (UDP_BASE..CONN_BASE).contains(&t) => {
                         if !self.udp_pending.contains(&(t - UDP_BASE)) {
@@ -1099,6 +1125,9 @@ impl<O: Ordering + RingNet> Driver<O> {
                 self.engine.deliver_ready();
                 self.drain_actions();
             }
+            if self.engine.reload_due() {
+                self.reload();
+            }
             self.send_udp();
             if trim_at.is_some_and(|t| t <= now) {
                 trim_at = None;
@@ -1112,6 +1141,26 @@ impl<O: Ordering + RingNet> Driver<O> {
             }
         }
         Ok(self.exit.take().unwrap_or(Exit::Signal))
+    }
+
+    /// Re-read the configuration for the reload the engine says is due and
+    /// hand it over, or tell the engine it was refused.
+    fn reload(&mut self) {
+        let outcome = match self.reloader.as_mut() {
+            Some(r) => r(),
+            None => Err("this daemon runs on its embedded default configuration: there is no file to re-read".into()),
+        };
+        match outcome {
+            Ok(r) => {
+                self.engine.apply_reload(Instant::now(), &r);
+                self.drain_actions();
+            }
+            Err(why) => {
+                tracing::error!(target: "spread::conf", print = true,
+                    "Configuration reload refused: {why}; the daemon keeps running on the configuration in force");
+                self.engine.reload_refused();
+            }
+        }
     }
 
     /// Read the UDP sockets that signalled (data before token unless the
@@ -1139,12 +1188,11 @@ impl<O: Ordering + RingNet> Driver<O> {
                                     match self.engine.on_control(now, src, d) {
                                         ControlOutcome::Done => {}
                                         ControlOutcome::Exit(msg) => self.exit = Some(Exit::Fatal(msg)),
-                                        ControlOutcome::Reload => tracing::warn!(
-                                            target: "spread::prot",
-                                            print = true,
-                                            "Prot_handle_bcast: reload request from the monitor at {src} ignored: \
-                                             this daemon re-reads its configuration only when restarted"
-                                        ),
+                                        ControlOutcome::Reload => {
+                                            tracing::info!(target: "spread::prot", print = true,
+                                                "Prot_handle_conf_reload: the monitor at {src} asks for a configuration reload");
+                                            self.engine.request_reload();
+                                        }
                                     }
                                 } else {
                                     self.engine.ordering().on_datagram(now, port, src, d);

@@ -56,11 +56,17 @@
 //!
 //! Filtering is decided per call site from static metadata, so a disabled
 //! event costs one cached-interest check.
+//!
+//! A configuration reload ([`reconfigure`]) takes a new `DebugFlags` and
+//! `EventPriority` at once (the call sites' cached interest is rebuilt) and,
+//! when the new file names an `EventLogFile`, appends to that file from then
+//! on, as the original does; timestamps stay as at start-up.
 
 use std::ffi::CString;
 use std::fmt::{self, Write as _};
 use std::fs::OpenOptions;
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicU32, Ordering as AtomicOrdering};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use tracing::field::{Field, Visit};
@@ -73,6 +79,40 @@ use tracing_subscriber::registry::LookupSpan;
 use tracing_subscriber::Layer;
 
 use crate::config::{flags, Config, Priority, Timestamp};
+
+/// The levels of the process's logger, which a reload changes.
+static LIVE_LEVELS: OnceLock<Arc<Levels>> = OnceLock::new();
+
+/// `DebugFlags` and `EventPriority` in force.
+#[derive(Debug)]
+struct Levels {
+    mask: AtomicU32,
+    priority: AtomicU32,
+}
+
+impl Levels {
+    fn of(config: &Config) -> Arc<Levels> {
+        Arc::new(Levels {
+            mask: AtomicU32::new(config.debug_flags),
+            priority: AtomicU32::new(config.event_priority as u32),
+        })
+    }
+}
+
+/// A reloaded configuration (§1.9): its `DebugFlags` and `EventPriority`
+/// from now on, and its `EventLogFile` if it names one (an error opening
+/// it keeps the output in use and is returned).
+pub fn reconfigure(config: &Config) -> Result<(), String> {
+    if let Some(l) = LIVE_LEVELS.get() {
+        l.mask.store(config.debug_flags, AtomicOrdering::Relaxed);
+        l.priority.store(config.event_priority as u32, AtomicOrdering::Relaxed);
+        tracing::callsite::rebuild_interest_cache();
+    }
+    match &config.event_log_file {
+        Some(path) => redirect_std_streams(path),
+        None => Ok(()),
+    }
+}
 
 /// Keeps the logging set-up alive for the life of the process.
 pub struct Guard {
@@ -88,7 +128,9 @@ pub fn init(config: &Config) -> Result<Guard, String> {
     if let Some(path) = &config.event_log_file {
         redirect_std_streams(path)?;
     }
-    let sub = tracing_subscriber::registry().with(spread_layer(config, std::io::stdout));
+    let levels = Levels::of(config);
+    let _ = LIVE_LEVELS.set(levels.clone());
+    let sub = tracing_subscriber::registry().with(spread_layer(config, levels, std::io::stdout));
     tracing::subscriber::set_global_default(sub).map_err(|e| format!("cannot install the logger: {e}"))?;
     Ok(Guard { _private: () })
 }
@@ -134,16 +176,16 @@ pub fn subscriber_with_writer<W>(config: &Config, writer: W) -> impl Subscriber 
 where
     W: for<'w> MakeWriter<'w> + Send + Sync + 'static,
 {
-    tracing_subscriber::registry().with(spread_layer(config, writer))
+    tracing_subscriber::registry().with(spread_layer(config, Levels::of(config), writer))
 }
 
 /// The formatting and filtering layer for this configuration.
-fn spread_layer<S, W>(config: &Config, writer: W) -> impl Layer<S>
+fn spread_layer<S, W>(config: &Config, levels: Arc<Levels>, writer: W) -> impl Layer<S>
 where
     S: Subscriber + for<'a> LookupSpan<'a>,
     W: for<'w> MakeWriter<'w> + Send + Sync + 'static,
 {
-    let filter = SpreadFilter { mask: config.debug_flags, priority: config.event_priority as u8 };
+    let filter = SpreadFilter { levels };
     tracing_subscriber::fmt::layer()
         .event_format(SpreadFormat { timestamp: config.event_timestamp.as_ref().map(TimeFormat::new) })
         .with_writer(writer)
@@ -209,10 +251,9 @@ pub fn wanted(mask: u32, threshold: u8, flag: u32, priority: u8) -> bool {
     flag & flags::EXIT != 0 || priority >= 6 || (priority >= threshold && flag & mask != 0)
 }
 
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 struct SpreadFilter {
-    mask: u32,
-    priority: u8,
+    levels: Arc<Levels>,
 }
 
 impl SpreadFilter {
@@ -220,7 +261,9 @@ impl SpreadFilter {
         if !meta.is_event() {
             return false;
         }
-        wanted(self.mask, self.priority, flag_of_target(meta.target()), priority_of(meta))
+        let mask = self.levels.mask.load(AtomicOrdering::Relaxed);
+        let priority = self.levels.priority.load(AtomicOrdering::Relaxed) as u8;
+        wanted(mask, priority, flag_of_target(meta.target()), priority_of(meta))
     }
 }
 

@@ -128,8 +128,9 @@ fn main() -> ExitCode {
         Ok(o) => o,
         Err(msg) => cli::exit_fatal(&msg),
     };
-    let mut conf = match cli::find_config_file(&opts) {
-        Some(p) => match config::load(&p) {
+    let conf_path = cli::find_config_file(&opts);
+    let mut conf = match conf_path.as_ref() {
+        Some(p) => match config::load(p) {
             Ok(c) => c,
             Err(e) => cli::exit_fatal(&e.to_string()),
         },
@@ -197,7 +198,8 @@ fn main() -> ExitCode {
         dcfg.udp = UdpConfig { data: full.data, status: full.status, ..UdpConfig::default() };
         let mut engine = Engine::new(ecfg);
         engine.set_monitor(monitor);
-        serve(engine, dcfg, &conf, &me, &opts, memb_time)
+        let reloader = conf_path.map(|p| reloader(p, opts.name.clone(), conf.clone(), me.index, true));
+        serve(engine, dcfg, &conf, &me, &opts, memb_time, reloader)
     } else {
         dcfg.udp = udp_config(&conf, &me);
         let mut ring = Ring::new(&conf, me.index);
@@ -207,8 +209,49 @@ fn main() -> ExitCode {
         ring.start(std::time::Instant::now());
         let mut engine = Engine::with_ordering(ecfg, ring);
         engine.set_monitor(monitor);
-        serve(engine, dcfg, &conf, &me, &opts, memb_time)
+        let reloader = conf_path.map(|p| reloader(p, opts.name.clone(), conf.clone(), me.index, false));
+        serve(engine, dcfg, &conf, &me, &opts, memb_time, reloader)
     }
+}
+
+/// What the driver calls when a reload is due (SIGHUP, the monitor's RELOAD;
+/// daemon spec §1.9): read `path` again on top of the configuration in force,
+/// find this daemon in it (by `-n` name or address, as at start-up), and
+/// check that it can be taken live (`config::check_reload`). A file that
+/// cannot be read or parsed, or that the check refuses, changes nothing.
+/// `alone`: the daemon was started as the only one of its file (no ring).
+fn reloader(
+    path: PathBuf,
+    name: Option<String>,
+    mut current: Config,
+    mut current_me: usize,
+    alone: bool,
+) -> spread_daemon::driver::Reloader {
+    Box::new(move || {
+        tracing::info!(target: "spread::config", print = true,
+            "Conf_reload_initiate: re-reading {}", path.display());
+        let mut new = config::load_reload(&path, &current).map_err(|e| e.to_string())?;
+        let me = new.find_me(name.as_deref()).map_err(|e| e.to_string())?;
+        new.apply_scope_ids(&me);
+        let ok = config::check_reload(&current, current_me, &new, me.index, alone)?;
+        logging::log_config_loaded(&new);
+        if let Some(why) = &ok.why {
+            tracing::info!(target: "spread::config", print = true,
+                "Conf_reload_initiate: A daemon's parameters have changed! Partitioning down to singleton! ({why})");
+        }
+        for k in &ok.restart_only {
+            tracing::warn!(target: "spread::config", print = true,
+                "Conf_reload_initiate: {k} changed in the file; this takes effect only when the daemon is restarted");
+        }
+        if let Err(e) = logging::reconfigure(&new) {
+            tracing::error!(target: "spread::config", print = true, "Conf_reload_initiate: {e}; logging goes on as before");
+        }
+        tracing::info!(target: "spread::config", print = true,
+            "Conf_reload_initiate: taking the new configuration: {} daemons, hash {}", new.daemons.len(), new.hash());
+        current = new.clone();
+        current_me = me.index;
+        Ok(spread_daemon::engine::reload::Reload { config: new, me: me.index, singleton: ok.singleton })
+    })
 }
 
 /// `SPREAD_MERGE_PROBE_MS`: the merge probe's interval in ms, 0 to turn
@@ -282,13 +325,14 @@ fn serve<O: Ordering + RingNet>(
     me: &config::MeInfo,
     opts: &cli::Options,
     memb_time: i32,
+    reloader: Option<spread_daemon::driver::Reloader>,
 ) -> ExitCode {
     if opts.log {
         // Writes nothing until open_session_log installs the file (after the
         // privilege drop); no session can connect before that.
         engine.set_session_observer(Some(sesslog::observer()));
     }
-    let driver = match Driver::bind(engine, &dcfg) {
+    let mut driver = match Driver::bind(engine, &dcfg) {
         Ok(d) => d,
         Err(e) => {
             eprintln!("spread: cannot open client listeners: {e}");
@@ -311,6 +355,9 @@ fn serve<O: Ordering + RingNet>(
         driver.tcp_addrs(),
         dcfg.unix_path.as_ref().map(|p| p.display().to_string()).unwrap_or_default()
     );
+    if let Some(r) = reloader {
+        driver.set_reloader(r);
+    }
     let r = driver.run();
     if chrooted {
         if let Some(c) = &socket_cleanup {

@@ -35,7 +35,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::path::Path;
 
 pub use local::local_addresses;
-pub use reload::{reload_outcome, ReloadOutcome};
+pub use reload::{check as check_reload, reload_outcome, Accepted as ReloadAccepted, ReloadOutcome};
 
 /// `DEFAULT_SPREAD_PORT`.
 pub const DEFAULT_PORT: u16 = 4803;
@@ -435,6 +435,14 @@ pub fn load(path: &Path) -> Result<Config, ConfigError> {
     let label = path.display().to_string();
     let bytes = std::fs::read(path).map_err(|e| ConfigError::new(&label, 0, format!("cannot read: {e}")))?;
     parse_bytes(&bytes, &label)
+}
+
+/// Read `path` again for a reload (§1.9): parsed as the original re-parses,
+/// on top of `previous` (see [`parse_str_reload`]).
+pub fn load_reload(path: &Path, previous: &Config) -> Result<Config, ConfigError> {
+    let label = path.display().to_string();
+    let bytes = std::fs::read(path).map_err(|e| ConfigError::new(&label, 0, format!("cannot read: {e}")))?;
+    parser::parse(&bytes, &label, Some(previous), &parser::system_resolver)
 }
 
 /// Parse configuration bytes (names keep their exact bytes, UTF-8 or not).

@@ -1,7 +1,9 @@
 //! What a configuration reload means for a running daemon (§1.9): compare the
 //! configuration in force with the one just read (by
 //! [`super::parse_str_reload`]) and decide whether this daemon must exit,
-//! must first fall back to a singleton ring, or can simply go on.
+//! must first fall back to a singleton ring, or can simply go on
+//! ([`reload_outcome`], the original's decision), and what ours makes of it
+//! ([`check`]: a change the original exits on is refused instead).
 
 use std::net::SocketAddr;
 
@@ -109,6 +111,62 @@ pub fn reload_outcome(old: &Config, old_me: usize, new: &Config, new_me: usize) 
         }
     }
     ReloadOutcome::Continue
+}
+
+/// A new configuration that can be taken live ([`check`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Accepted {
+    /// Partition down to a singleton ring first ([`ReloadOutcome::Singleton`]).
+    pub singleton: bool,
+    /// Why, when `singleton`.
+    pub why: Option<String>,
+    /// Settings that changed in the file but are read only at start-up
+    /// (the keywords, for the log).
+    pub restart_only: Vec<&'static str>,
+}
+
+/// Can the daemon running `old` as proc index `old_me` take `new`, in which
+/// it is proc index `new_me`, without a restart? `alone`: it was started as
+/// the only daemon of its file and runs no ring (no daemon sockets).
+///
+/// Where the original exits (this daemon's own name, address, VID,
+/// interfaces or segment changed; its segment grew from one daemon to
+/// several) ours refuses the file and keeps running on `old`; the `Err`
+/// text starts with the original's words.
+pub fn check(old: &Config, old_me: usize, new: &Config, new_me: usize, alone: bool) -> Result<Accepted, String> {
+    let singleton = match reload_outcome(old, old_me, new, new_me) {
+        ReloadOutcome::Exit(why) => {
+            return Err(format!("Conf_reload_initiate: My daemon parameters have changed! ({why})"));
+        }
+        ReloadOutcome::Singleton(why) => Some(why),
+        ReloadOutcome::Continue => None,
+    };
+    if alone && new.daemons.len() > 1 {
+        return Err(format!(
+            "this daemon was started as the only daemon of its configuration and runs no ring; \
+             the new file lists {} daemons, which needs a restart",
+            new.daemons.len()
+        ));
+    }
+    let mut restart_only = Vec::new();
+    let mut note = |changed: bool, what: &'static str| {
+        if changed {
+            restart_only.push(what);
+        }
+    };
+    note(old.timeouts != new.timeouts, "the membership timeouts (TokenTimeout … LookupTimeout)");
+    note(old.wide_area_network_setting != new.wide_area_network_setting, "WideAreaNetwork");
+    note(old.event_timestamp != new.event_timestamp, "EventTimeStamp / EventPreciseTimeStamp");
+    note(old.auth != new.auth, "AllowedAuthMethods / RequiredAuthMethods");
+    note(old.access_control_policy != new.access_control_policy, "AccessControlPolicy");
+    note(
+        old.runtime_dir != new.runtime_dir || old.daemon_user != new.daemon_user || old.daemon_group != new.daemon_group,
+        "RuntimeDir / DaemonUser / DaemonGroup",
+    );
+    note(old.socket_port_reuse != new.socket_port_reuse, "SocketPortReuse");
+    note(old.active_ip_version != new.active_ip_version, "ActiveIPVersion");
+    note(old.ignore_multicast_join_errors != new.ignore_multicast_join_errors, "IgnoreMulticastJoinErrors");
+    Ok(Accepted { singleton: singleton.is_some(), why: singleton, restart_only })
 }
 
 #[cfg(test)]

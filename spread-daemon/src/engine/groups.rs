@@ -286,6 +286,27 @@ impl Groups {
         }
     }
 
+    /// A configuration reload (daemon spec §1.9, `G_signal_conf_reload`):
+    /// the daemons and their order become the new file's, and every group's
+    /// daemon list, the synced set and the configurations held are sorted
+    /// again in the new order (daemons no longer configured go last, until
+    /// the membership change that follows removes them).
+    pub fn reconfigure(&mut self, daemons: Vec<Vec<u8>>, vids: Vec<u32>, my_idx: usize) {
+        self.cfg.daemons = daemons;
+        self.cfg.vids = vids;
+        self.cfg.my_idx = my_idx;
+        let rank = |vids: &[u32], v: u32| vids.iter().position(|x| *x == v).unwrap_or(usize::MAX / 2);
+        for g in self.groups.values_mut() {
+            for d in &mut g.daemons {
+                d.conf_idx = rank(&self.cfg.vids, d.vid);
+            }
+            g.daemons.sort_by_key(|d| (d.conf_idx, d.vid));
+        }
+        for list in [&mut self.synced, &mut self.trans_memb, &mut self.reg_memb] {
+            list.sort_by_key(|v| (rank(&self.cfg.vids, *v), *v));
+        }
+    }
+
     /// The synced set (VIDs, conf order).
     pub fn synced_set(&self) -> &[u32] {
         &self.synced

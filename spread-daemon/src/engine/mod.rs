@@ -47,6 +47,7 @@ pub mod monitor;
 pub mod ordering;
 pub mod pacing;
 pub mod queues;
+pub mod reload;
 pub mod ring;
 pub mod session;
 pub mod sim;
@@ -258,6 +259,8 @@ pub struct Engine<O: Ordering = RingOfOne> {
     released: usize,
     /// Monitor packets ([`monitor`]); `None`: not answered.
     monitor: Option<monitor::Monitor>,
+    /// A configuration reload was asked for ([`reload`]).
+    reload_requested: bool,
 }
 
 impl Engine<RingOfOne> {
@@ -304,6 +307,7 @@ impl<O: Ordering> Engine<O> {
             queued_total: 0,
             released: 0,
             monitor: None,
+            reload_requested: false,
         }
     }
 

@@ -115,6 +115,13 @@ impl Monitor {
         &self.cfg
     }
 
+    /// A configuration reload: who may send, the hash and the figures are
+    /// the new file's, and any partition is gone (§1.9).
+    pub fn reconfigure(&mut self, cfg: MonitorConfig) {
+        self.cfg = cfg;
+        self.clear_at = None;
+    }
+
     /// Is this datagram a control packet (the driver's quick test before
     /// handing it here rather than to the ring)?
     pub fn is_control(b: &[u8]) -> bool {

@@ -124,6 +124,13 @@ pub trait Ordering {
     fn set_partition(&mut self, _p: &[i16]) {}
     /// The monitor's flow control (`None`: unchanged).
     fn set_flow_control(&mut self, _window: Option<i16>, _personal: Option<i16>, _accelerated: Option<i16>) {}
+    /// A configuration reload may run now (the ring: only in OP, §1.9).
+    fn reload_ready(&self) -> bool {
+        true
+    }
+    /// Take the reloaded configuration `cfg`, in which this daemon is proc
+    /// index `me`; `singleton`: go alone first, then merge (§1.9).
+    fn reload(&mut self, _now: std::time::Instant, _cfg: &crate::config::Config, _me: usize, _singleton: bool) {}
 }
 
 /// A single daemon forming its own ring: sequence numbers from 1, delivery in

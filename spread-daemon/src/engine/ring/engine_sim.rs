@@ -92,6 +92,14 @@ impl SimDaemon for EngineDaemon {
         self.ring_mut().on_datagram(now, port, src, b);
         self.settle(now);
     }
+    fn reload_ready(&self) -> bool {
+        self.engine.ordering_ref().reload_ready()
+    }
+    fn reload(&mut self, now: Instant, r: &crate::engine::reload::Reload) {
+        self.engine.request_reload();
+        self.engine.apply_reload(now, r);
+        self.settle(now);
+    }
     fn poll_up(&mut self) -> Option<Up> {
         // The engine consumes everything the ring hands up; the simulator
         // logs copies of the configuration changes.

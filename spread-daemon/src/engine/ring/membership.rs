@@ -1098,6 +1098,7 @@ impl Ring {
             names.join(" ")
         );
         self.shift_to_op();
+        self.reload_singleton_installed(now);
     }
 
     /// Hand up a configuration change.

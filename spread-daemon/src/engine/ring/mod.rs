@@ -17,13 +17,15 @@
 //! [`token`] (the ordering protocol of §4: packets, the regular token, ARU,
 //! retransmissions, flow control, delivery), [`membership`] (§5: the states,
 //! ALIVE/JOIN/REFER, FORM1/FORM2, EVS and the configurations it hands up),
-//! [`timers`]. A daemon starts with [`Ring::start`] (a membership round, as
+//! [`timers`], [`monitor`] (what spmonitor reads and sets), [`reload`] (a
+//! new spread.conf taken while running). A daemon starts with [`Ring::start`] (a membership round, as
 //! the original's `Memb_init`); tests may also install a ring directly with
 //! [`Ring::install`].
 
 pub mod engine_sim;
 pub mod membership;
 pub mod monitor;
+pub mod reload;
 pub mod sim;
 pub mod timers;
 pub mod token;
@@ -227,6 +229,8 @@ pub struct Ring {
     dests: Vec<(SocketAddr, bool)>,
     /// The monitor's partition by proc index; empty: none ([`monitor`]).
     partition: Vec<i16>,
+    /// The singleton step of a reload is under way ([`reload`]).
+    reload_singleton: bool,
 }
 
 impl Ring {
@@ -257,6 +261,7 @@ impl Ring {
             spare: Vec::new(),
             dests: Vec::new(),
             partition: Vec::new(),
+            reload_singleton: false,
         }
     }
 
@@ -749,5 +754,13 @@ impl Ordering for Ring {
 
     fn set_flow_control(&mut self, window: Option<i16>, personal: Option<i16>, accelerated: Option<i16>) {
         Ring::set_flow_control(self, window, personal, accelerated)
+    }
+
+    fn reload_ready(&self) -> bool {
+        Ring::reload_ready(self)
+    }
+
+    fn reload(&mut self, now: Instant, cfg: &Config, me: usize, singleton: bool) {
+        Ring::reload(self, now, cfg, me, singleton)
     }
 }

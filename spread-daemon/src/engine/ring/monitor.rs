@@ -50,7 +50,12 @@ impl Ring {
     /// Adopt a monitor partition: `p[i]` is the component of proc index `i`
     /// (entries past the configured daemons are ignored, missing ones are
     /// 0). All zeros: no partition.
+    /// During the singleton step of a reload the partition is the
+    /// reload's, and a monitor's is ignored (§8.2).
     pub fn set_partition(&mut self, p: &[i16]) {
+        if self.reload_singleton {
+            return;
+        }
         let n = self.topo.procs.len();
         self.partition.clear();
         self.partition.extend((0..n).map(|i| p.get(i).copied().unwrap_or(0)));

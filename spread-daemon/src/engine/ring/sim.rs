@@ -136,6 +136,14 @@ pub trait SimDaemon {
     fn poll_up(&mut self) -> Option<Up> {
         self.ring_mut().poll_up()
     }
+    /// Whether a configuration reload may be taken now.
+    fn reload_ready(&self) -> bool {
+        self.ring().reload_ready()
+    }
+    /// Take a reloaded configuration (§1.9).
+    fn reload(&mut self, now: Instant, r: &crate::engine::reload::Reload) {
+        self.ring_mut().reload(now, &r.config, r.me, r.singleton)
+    }
 }
 
 impl SimDaemon for Ring {
@@ -397,8 +405,16 @@ impl<N: SimDaemon> RingSim<N> {
 
     /// Restart a crashed node as a new daemon process.
     pub fn restart(&mut self, node: usize) {
+        let cfg = self.cfg.clone();
+        self.restart_with(node, &cfg, node);
+    }
+
+    /// Restart `node` (crashed or not) as a new daemon process on the
+    /// configuration `cfg`, in which it is proc index `index`. (The
+    /// network's routes stay those of the simulator's configuration.)
+    pub fn restart_with(&mut self, node: usize, cfg: &Config, index: usize) {
         let order = self.nodes[node].ring().params.order;
-        let mut r = N::boot(&self.cfg, node);
+        let mut r = N::boot(cfg, index);
         r.ring_mut().params.order = order;
         r.ring_mut().set_wall_clock(self.base, SIM_WALL_START);
         self.nodes[node] = r;
@@ -407,6 +423,20 @@ impl<N: SimDaemon> RingSim<N> {
         let now = self.now();
         self.nodes[node].ring_mut().start(now);
         self.drain(node);
+    }
+
+    /// Give the live `node` the reloaded configuration `cfg` (in which it is
+    /// proc index `me`), as its driver does once the reload is due; false
+    /// (nothing done) while its ring is not in OP.
+    pub fn reload(&mut self, node: usize, cfg: &Config, me: usize, singleton: bool) -> bool {
+        if self.down[node] || !self.nodes[node].reload_ready() {
+            return false;
+        }
+        let now = self.now();
+        let r = crate::engine::reload::Reload { config: cfg.clone(), me, singleton };
+        self.nodes[node].reload(now, &r);
+        self.drain(node);
+        true
     }
 
     /// True when every live node is in OP with the same ring of exactly the
@@ -442,7 +472,8 @@ impl<N: SimDaemon> RingSim<N> {
 
     /// Move a node's outputs into the network and the delivery log.
     pub(crate) fn drain(&mut self, i: usize) {
-        let src = self.nodes[i].ring().topo.data_addr(i);
+        let topo = &self.nodes[i].ring().topo;
+        let src = topo.data_addr(topo.me);
         while let Some(d) = self.nodes[i].ring_mut().poll_send() {
             self.datagrams += 1;
             if let Some(dests) = self.routes.get(&d.to) {

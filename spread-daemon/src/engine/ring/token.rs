@@ -35,6 +35,9 @@ pub const MAX_EVS_ROUNDS: i32 = 500;
 pub const MAX_ELEMENTS: usize = 100;
 /// Delivery threshold that blocks agreed and reliable delivery (§4.6).
 pub const BLOCK_REGULAR_DELIVERY: u32 = 0x20;
+/// [`Stored::origin`] of a packet whose originator a configuration reload
+/// removed (its VID is still the packet header's `proc_id`).
+pub const REMOVED: usize = usize::MAX;
 
 /// Slot state (`exist`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -54,7 +57,8 @@ pub enum Exist {
 pub struct Stored {
     pub header: PacketHeader,
     pub frags: Vec<Fragment>,
-    /// Proc index of the originator.
+    /// Proc index of the originator ([`REMOVED`] once a reload took it out
+    /// of the configuration).
     pub origin: usize,
 }
 
@@ -119,6 +123,9 @@ pub struct TokenState {
     /// Reassembly per originator proc index; the last slot takes RELIABLE
     /// packets whose first fragment is a whole message.
     up: Vec<Option<Reasm>>,
+    /// Reassembly for originators a reload removed from the configuration
+    /// while their messages were still being delivered, by VID.
+    orphans: Vec<(u32, Option<Reasm>)>,
     /// Packets created this round and held until the token is sent
     /// (accelerated ring): their seqs.
     queued: VecDeque<i32>,
@@ -146,6 +153,7 @@ impl TokenState {
             other: VecDeque::new(),
             groups_queue: false,
             up: vec![None; num_procs + 1],
+            orphans: Vec::new(),
             queued: VecDeque::new(),
             threshold: BLOCK_REGULAR_DELIVERY,
             token_priority: false,
@@ -222,6 +230,46 @@ impl TokenState {
         for u in &mut self.up {
             *u = None;
         }
+        self.orphans.clear();
+    }
+
+    /// A reload (§1.9) renumbered the daemons: `map[i]` is the new proc
+    /// index of old index `i` and its VID (`None`: no longer configured).
+    /// Stored packets and partial messages follow their originators; those
+    /// of removed daemons are kept by VID until they are delivered.
+    pub(crate) fn renumber(&mut self, map: &[(u32, Option<usize>)], num_procs: usize) {
+        for s in &mut self.slots {
+            if let Some(p) = &mut s.pkt {
+                p.origin = map.get(p.origin).and_then(|m| m.1).unwrap_or(REMOVED);
+            }
+        }
+        let reliable = self.up.pop().flatten();
+        let mut up: Vec<Option<Reasm>> = vec![None; num_procs + 1];
+        for (old, r) in std::mem::take(&mut self.up).into_iter().enumerate() {
+            let (Some(r), Some(&(vid, new))) = (r, map.get(old)) else { continue };
+            match new {
+                Some(n) => up[n] = Some(r),
+                None => self.orphans.push((vid, Some(r))),
+            }
+        }
+        up[num_procs] = reliable;
+        self.up = up;
+    }
+
+    /// The reassembly slot `qi` (a proc index, the RELIABLE slot, or
+    /// [`REMOVED`]: the removed originator `vid`'s).
+    fn reasm(&mut self, qi: usize, vid: u32) -> &mut Option<Reasm> {
+        if qi != REMOVED {
+            return &mut self.up[qi];
+        }
+        let i = match self.orphans.iter().position(|o| o.0 == vid) {
+            Some(i) => i,
+            None => {
+                self.orphans.push((vid, None));
+                self.orphans.len() - 1
+            }
+        };
+        &mut self.orphans[i].1
     }
 
     fn stored(&self, seq: i32) -> Option<&Stored> {
@@ -933,15 +981,15 @@ impl Ring {
         slot.exist = Exist::Delivered;
         let Some(p) = slot.pkt.as_ref() else { return };
         let h = p.header;
-        let origin_vid = self.topo.procs[p.origin].vid;
         let origin = p.origin;
+        let origin_vid = if origin == REMOVED { h.proc_id as u32 } else { self.topo.procs[origin].vid };
         let first = p.frags.first().cloned();
         let extra: Vec<Bytes> = p.frags.iter().skip(1).map(|f| Bytes::copy_from_slice(&f.data)).collect();
         self.stats.packets_delivered += 1;
         let service = h.type_ & spread_wire::daemon::REGULAR_TYPE;
         if let Some(f) = first {
             let qi = if h.type_ & RELIABLE_TYPE != 0 && f.index == -1 { self.tok.up.len() - 1 } else { origin };
-            let q = self.tok.up[qi].get_or_insert_with(Reasm::default);
+            let q = self.tok.reasm(qi, origin_vid).get_or_insert_with(Reasm::default);
             let idx = (f.index as i32).unsigned_abs() as usize;
             if q.elements + 1 != idx {
                 tracing::warn!(
@@ -950,13 +998,13 @@ impl Ring {
                     f.index,
                     q.elements
                 );
-                self.tok.up[qi] = None;
+                *self.tok.reasm(qi, origin_vid) = None;
                 self.stats.dropped += 1;
             } else {
                 q.elements += 1;
                 q.buf.extend_from_slice(&f.data);
                 if f.index < 0 {
-                    let q = self.tok.up[qi].take().unwrap_or_default();
+                    let q = self.tok.reasm(qi, origin_vid).take().unwrap_or_default();
                     self.stats.messages_delivered += 1;
                     self.push_up(Up::Message(Delivered {
                         origin: origin_vid,
