@@ -260,4 +260,58 @@ mod tests {
             other => panic!("{other:?}"),
         }
     }
+
+    #[test]
+    fn check_refuses_what_the_original_exits_on_and_names_restart_only_settings() {
+        let base = "Spread_Segment 127.0.0.255:47193 { a 127.0.0.1 VirtualID = 1 b 127.0.0.2 VirtualID = 2 }";
+        let old = first(base);
+        let me_moved = parse_str_reload(
+            "Spread_Segment 127.0.0.255:47193 { a 127.0.0.5 VirtualID = 1 b 127.0.0.2 VirtualID = 2 }",
+            "a",
+            &old,
+        )
+        .unwrap();
+        let e = check(&old, 0, &me_moved, 0, false).unwrap_err();
+        assert!(e.starts_with("Conf_reload_initiate: My daemon parameters have changed!"), "{e}");
+
+        let timeouts = parse_str_reload(
+            &format!(
+                "{base}\nTokenTimeout = 900\nHurryTimeout = 300\nAliveTimeout = 200\nJoinTimeout = 200\n\
+                 RepTimeout = 600\nSegTimeout = 300\nGatherTimeout = 1100\nFormTimeout = 1100\n\
+                 LookupTimeout = 15000\nMaxSessionMessages = 20"
+            ),
+            "a",
+            &old,
+        )
+        .unwrap();
+        let ok = check(&old, 0, &timeouts, 0, false).unwrap();
+        assert!(!ok.singleton);
+        assert_eq!(ok.restart_only.len(), 1, "{:?}", ok.restart_only);
+        assert!(ok.restart_only[0].contains("timeouts"));
+        assert_eq!(check(&old, 0, &old, 0, false).unwrap().restart_only, Vec::<&str>::new());
+
+        let renamed = parse_str_reload(
+            "Spread_Segment 127.0.0.255:47193 { a 127.0.0.1 VirtualID = 1 c 127.0.0.2 VirtualID = 2 }",
+            "a",
+            &old,
+        )
+        .unwrap();
+        let ok = check(&old, 0, &renamed, 0, false).unwrap();
+        assert!(ok.singleton && ok.why.is_some());
+    }
+
+    #[test]
+    fn a_daemon_started_alone_refuses_a_file_with_others() {
+        let old = first("Spread_Segment 127.0.0.255:47194 { a 127.0.0.1 }");
+        let same = parse_str_reload("Spread_Segment 127.0.0.255:47194 { a 127.0.0.1 }", "a", &old).unwrap();
+        assert!(check(&old, 0, &same, 0, true).is_ok());
+        let more = parse_str_reload(
+            "Spread_Segment 127.0.0.255:47194 { a 127.0.0.1 }\nSpread_Segment 127.0.1.255:47194 { b 127.0.1.1 }",
+            "a",
+            &old,
+        )
+        .unwrap();
+        let e = check(&old, 0, &more, 0, true).unwrap_err();
+        assert!(e.contains("needs a restart"), "{e}");
+    }
 }

@@ -1273,4 +1273,34 @@ mod tests {
         assert_eq!(norm_name(&f), name32(b"g1"));
         assert_eq!(norm_name(&[b'a'; 32]), name32(&[b'a'; 31]));
     }
+
+    #[test]
+    fn reconfigure_sorts_daemon_lists_in_the_new_order() {
+        let cfg = GroupsConfig {
+            daemons: vec![b"d1".to_vec(), b"d2".to_vec(), b"d3".to_vec()],
+            vids: vec![10, 20, 30],
+            my_idx: 0,
+            memb_id: (10, 1000),
+        };
+        let mut g = Groups::new(cfg);
+        g.synced = vec![10, 20, 30];
+        let mut grp = Group {
+            name: crate::engine::name(b"g"),
+            gid: GroupId::default(),
+            changed: false,
+            daemons: Vec::new(),
+            num_members: 0,
+            local: Vec::new(),
+        };
+        for (i, v) in [10u32, 20, 30].into_iter().enumerate() {
+            grp.daemons.push(DaemonMembers { conf_idx: i, vid: v, memb_id: (10, 1000), members: BTreeSet::new() });
+        }
+        g.groups.insert(crate::engine::name(b"g"), grp);
+        // d3 moves first, d2 is removed, d1 stays.
+        g.reconfigure(vec![b"d3".to_vec(), b"d1".to_vec()], vec![30, 10], 1);
+        let got: Vec<(usize, u32)> = g.groups[&crate::engine::name(b"g")].daemons.iter().map(|d| (d.conf_idx, d.vid)).collect();
+        assert_eq!(got, vec![(0, 30), (1, 10), (usize::MAX / 2, 20)]);
+        assert_eq!(g.synced_set(), &[30, 10, 20]);
+        assert_eq!(g.my_vid(), 10);
+    }
 }
