@@ -160,7 +160,9 @@ pub fn check(old: &Config, old_me: usize, new: &Config, new_me: usize, alone: bo
     note(old.auth != new.auth, "AllowedAuthMethods / RequiredAuthMethods");
     note(old.access_control_policy != new.access_control_policy, "AccessControlPolicy");
     note(
-        old.runtime_dir != new.runtime_dir || old.daemon_user != new.daemon_user || old.daemon_group != new.daemon_group,
+        old.runtime_dir != new.runtime_dir
+            || old.daemon_user != new.daemon_user
+            || old.daemon_group != new.daemon_group,
         "RuntimeDir / DaemonUser / DaemonGroup",
     );
     note(old.socket_port_reuse != new.socket_port_reuse, "SocketPortReuse");

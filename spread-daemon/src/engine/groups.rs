@@ -1298,7 +1298,8 @@ mod tests {
         g.groups.insert(crate::engine::name(b"g"), grp);
         // d3 moves first, d2 is removed, d1 stays.
         g.reconfigure(vec![b"d3".to_vec(), b"d1".to_vec()], vec![30, 10], 1);
-        let got: Vec<(usize, u32)> = g.groups[&crate::engine::name(b"g")].daemons.iter().map(|d| (d.conf_idx, d.vid)).collect();
+        let got: Vec<(usize, u32)> =
+            g.groups[&crate::engine::name(b"g")].daemons.iter().map(|d| (d.conf_idx, d.vid)).collect();
         assert_eq!(got, vec![(0, 30), (1, 10), (usize::MAX / 2, 20)]);
         assert_eq!(g.synced_set(), &[30, 10, 20]);
         assert_eq!(g.my_vid(), 10);
