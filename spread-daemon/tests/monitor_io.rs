@@ -22,8 +22,6 @@ use spread_wire::endian::Order;
 const FAST: &str = "TokenTimeout = 1000\nHurryTimeout = 200\nAliveTimeout = 100\nJoinTimeout = 100\n\
 RepTimeout = 300\nSegTimeout = 200\nGatherTimeout = 500\nFormTimeout = 500\nLookupTimeout = 2000\n";
 
-const REG_MEMB: u32 = 0x1000;
-
 struct Ring {
     ds: Vec<Daemon>,
     ports: Vec<u16>,
@@ -108,18 +106,6 @@ impl<'a> Mon<'a> {
         self.send(to, PARTITION_TYPE, &b);
         self.send(to, PARTITION_TYPE, &b);
     }
-}
-
-/// Read (bounded) until a regular membership of `group` with `n` members.
-fn wait_members(c: &mut Client, group: &str, n: usize) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while Instant::now() < deadline {
-        let m = c.recv();
-        if m.type_ & REG_MEMB != 0 && m.sender == group && m.groups.len() == n {
-            return;
-        }
-    }
-    panic!("no membership of {group} with {n} members");
 }
 
 #[test]

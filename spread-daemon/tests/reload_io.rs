@@ -21,7 +21,7 @@ use spread_wire::endian::Order;
 const FAST: &str = "TokenTimeout = 1000\nHurryTimeout = 200\nAliveTimeout = 100\nJoinTimeout = 100\n\
 RepTimeout = 300\nSegTimeout = 200\nGatherTimeout = 500\nFormTimeout = 500\nLookupTimeout = 2000\n";
 
-const REG_MEMB: u32 = 0x1000;
+const REG_MEMB: u32 = spread_wire::consts::REG_MEMB_MESS;
 const AGREED: u32 = 0x04;
 
 /// A spread.conf of daemons `m<i>` on 127.0.0.1, each in a segment of its
@@ -47,18 +47,6 @@ fn write(dir: &Path, text: &str) {
 fn sighup(d: &Daemon) {
     // SAFETY: kill(2) on the pid of a child this test started.
     unsafe { libc::kill(d.pid(), libc::SIGHUP) };
-}
-
-/// Read (bounded) until a regular membership of `group` with `n` members.
-fn wait_members(c: &mut Client, group: &str, n: usize) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while Instant::now() < deadline {
-        let m = c.recv();
-        if m.type_ & REG_MEMB != 0 && m.sender == group && m.groups.len() == n {
-            return;
-        }
-    }
-    panic!("no membership of {group} with {n} members");
 }
 
 /// Read (bounded) until a message with body `body`.

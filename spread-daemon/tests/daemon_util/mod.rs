@@ -321,3 +321,15 @@ impl Client {
         Ok(Msg { type_, sender: cstr(&h[4..36]), groups, hint, body, raw })
     }
 }
+
+/// Read (bounded) until a regular membership of `group` with `n` members.
+pub fn wait_members(c: &mut Client, group: &str, n: usize) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while std::time::Instant::now() < deadline {
+        let m = c.recv();
+        if m.type_ & spread_wire::consts::REG_MEMB_MESS != 0 && m.sender == group && m.groups.len() == n {
+            return;
+        }
+    }
+    panic!("no membership of {group} with {n} members");
+}
