@@ -1020,14 +1020,14 @@ impl<O: Ordering + RingNet> Driver<O> {
         self.udp.iter().filter_map(|(s, _)| s.local_addr().ok()).collect()
     }
 
-    /// Set the time the loop keeps polling without blocking after a turn with
-    /// work (zero: block at once; capped at [`MAX_SPIN`]).
     /// What reads the configuration again on a reload (SIGHUP, the monitor's
     /// RELOAD); without one a reload is refused.
     pub fn set_reloader(&mut self, r: Reloader) {
         self.reloader = Some(r);
     }
 
+    /// Set the time the loop keeps polling without blocking after a turn with
+    /// work (zero: block at once; capped at [`MAX_SPIN`]).
     pub fn set_spin(&mut self, spin: Duration) {
         self.spin = spin.min(MAX_SPIN);
     }
