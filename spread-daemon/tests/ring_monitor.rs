@@ -16,25 +16,6 @@ fn lan() -> Faults {
     Faults { loss: 0.0, dup: 0.0, min_delay_us: 20, max_delay_us: 500 }
 }
 
-fn members(sim: &RingSim, i: usize) -> Vec<usize> {
-    sim.nodes[i].members().as_slice().to_vec()
-}
-
-/// Run until every node's ring is exactly `want[node]` (bounded).
-fn run_until_rings(sim: &mut RingSim, want: &[Vec<usize>], limit_us: u64) -> bool {
-    let end = sim.now_us + limit_us;
-    while sim.now_us < end {
-        let ok = (0..sim.nodes.len())
-            .all(|i| sim.nodes[i].state() == spread_daemon::engine::ring::State::Op && members(sim, i) == want[i]);
-        if ok {
-            return true;
-        }
-        let t = sim.now_us + SEC / 10;
-        sim.run_until(t, 5_000_000);
-    }
-    false
-}
-
 #[test]
 fn a_monitor_partition_splits_the_ring_and_cancelling_it_merges_it() {
     for seed in seeds(20) {
@@ -45,10 +26,7 @@ fn a_monitor_partition_splits_the_ring_and_cancelling_it_merges_it() {
             n.set_partition(&table);
         }
         let split = vec![vec![0, 1], vec![0, 1], vec![2, 3], vec![2, 3]];
-        assert!(
-            run_until_rings(&mut sim, &split, 60 * SEC),
-            "seed {seed}: the monitor partition did not split the ring"
-        );
+        assert!(sim.run_until_rings(&split, 60 * SEC), "seed {seed}: the monitor partition did not split the ring");
         // Each part goes on ordering its own messages.
         sim.submit(0, AGREED_TYPE, 40);
         sim.submit(3, AGREED_TYPE, 40);
@@ -60,10 +38,7 @@ fn a_monitor_partition_splits_the_ring_and_cancelling_it_merges_it() {
             assert!(n.partition().is_empty());
         }
         let whole = vec![vec![0, 1, 2, 3]; 4];
-        assert!(
-            run_until_rings(&mut sim, &whole, 120 * SEC),
-            "seed {seed}: no merge after the partition was cancelled"
-        );
+        assert!(sim.run_until_rings(&whole, 120 * SEC), "seed {seed}: no merge after the partition was cancelled");
         sim.run_until(sim.now_us + 3 * SEC, 5_000_000);
         let bad = sim.check();
         assert!(bad.is_empty(), "seed {seed} (replay with RSPREAD_SIM_SEED={seed}):\n{}", bad.join("\n"));
@@ -78,7 +53,7 @@ fn a_daemon_alone_in_its_component_forms_a_ring_of_one() {
         n.set_partition(&[0, 0, 5]);
     }
     let want = vec![vec![0, 1], vec![0, 1], vec![2]];
-    assert!(run_until_rings(&mut sim, &want, 60 * SEC));
+    assert!(sim.run_until_rings(&want, 60 * SEC));
 }
 
 #[test]

@@ -8,7 +8,6 @@
 
 use spread_daemon::config::{self, check_reload, Config};
 use spread_daemon::engine::ring::sim::{seeds, Faults, RingSim};
-use spread_daemon::engine::ring::State;
 use spread_wire::daemon::{AGREED_TYPE, SAFE_TYPE};
 
 const SEC: u64 = 1_000_000;
@@ -43,26 +42,6 @@ fn parse(text: &str) -> Config {
     config::parse_str_with_resolver(text, "sim.conf", &config::offline_resolver).expect("parses")
 }
 
-fn members(sim: &RingSim, i: usize) -> Vec<usize> {
-    sim.nodes[i].members().as_slice().to_vec()
-}
-
-/// Run until every live node's ring is exactly `want[node]` (bounded).
-fn run_until_rings(sim: &mut RingSim, want: &[Vec<usize>], limit_us: u64) -> bool {
-    let end = sim.now_us + limit_us;
-    while sim.now_us < end {
-        let ok = (0..sim.nodes.len())
-            .filter(|&i| !sim.down[i])
-            .all(|i| sim.nodes[i].state() == State::Op && members(sim, i) == want[i]);
-        if ok {
-            return true;
-        }
-        let t = sim.now_us + SEC / 10;
-        sim.run_until(t, 5_000_000);
-    }
-    false
-}
-
 /// Reload `nodes` with `text` on top of `old` (as each daemon's driver does).
 fn reload_all(sim: &mut RingSim, nodes: &[usize], old: &Config, text: &str, want_singleton: bool) -> Config {
     let new = config::parse_str_reload(text, "sim.conf", old).expect("parses");
@@ -88,7 +67,7 @@ fn added_daemons_join_the_ring_of_those_that_reloaded() {
         // A reload waits for OP: a daemon still forming its ring refuses it.
         assert!(!sim.reload(0, &three, 0, false), "seed {seed}: reload taken outside OP");
         let want3 = vec![vec![0, 1, 2]; 4];
-        assert!(run_until_rings(&mut sim, &want3, 60 * SEC), "seed {seed}: no ring of three");
+        assert!(sim.run_until_rings(&want3, 60 * SEC), "seed {seed}: no ring of three");
         for i in 0..3 {
             sim.submit(i, AGREED_TYPE, 60);
             sim.submit(i, SAFE_TYPE, 2000);
@@ -97,7 +76,7 @@ fn added_daemons_join_the_ring_of_those_that_reloaded() {
         assert_eq!(four.daemons.len(), 4);
         sim.restart(3);
         let want4 = vec![vec![0, 1, 2, 3]; 4];
-        assert!(run_until_rings(&mut sim, &want4, 60 * SEC), "seed {seed}: d3 did not join after the reload");
+        assert!(sim.run_until_rings(&want4, 60 * SEC), "seed {seed}: d3 did not join after the reload");
         for i in 0..4 {
             assert_eq!(sim.nodes[i].params().hash, four.hash(), "seed {seed}: node {i} hash");
         }
@@ -132,7 +111,7 @@ fn removed_daemons_are_left_out() {
         let three = reload_all(&mut sim, &[0, 1, 2], &four, &three_text, false);
         // d3 still runs the old file: another hash, so it stays alone.
         let want = vec![vec![0, 1, 2], vec![0, 1, 2], vec![0, 1, 2], vec![3]];
-        assert!(run_until_rings(&mut sim, &want, 60 * SEC), "seed {seed}: d3 was not left out");
+        assert!(sim.run_until_rings(&want, 60 * SEC), "seed {seed}: d3 was not left out");
         for i in 0..3 {
             assert_eq!(sim.nodes[i].params().hash, three.hash());
             assert_eq!(sim.nodes[i].topology().procs.len(), 3);
@@ -167,7 +146,7 @@ fn a_changed_surviving_daemon_makes_each_go_alone_then_merge() {
         sim.crash(3);
         sim.restart(3);
         let whole = vec![vec![0, 1, 2, 3]; 4];
-        assert!(run_until_rings(&mut sim, &whole, 60 * SEC), "seed {seed}: no merge after the singleton step");
+        assert!(sim.run_until_rings(&whole, 60 * SEC), "seed {seed}: no merge after the singleton step");
         for (i, &from) in before.iter().enumerate().take(3) {
             let vid = sim.nodes[i].my_vid();
             let regs: Vec<&Vec<u32>> =

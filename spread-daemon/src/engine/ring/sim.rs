@@ -439,6 +439,27 @@ impl<N: SimDaemon> RingSim<N> {
         true
     }
 
+    /// Run until every live node is in OP with exactly the ring `want[node]`
+    /// (proc indexes), checking every 100 ms of virtual time, for at most
+    /// `limit_us`; whether it got there.
+    pub fn run_until_rings(&mut self, want: &[Vec<usize>], limit_us: u64) -> bool {
+        let end = self.now_us + limit_us;
+        loop {
+            let there = (0..self.nodes.len()).filter(|&i| !self.down[i]).all(|i| {
+                let r = self.nodes[i].ring();
+                r.state() == super::State::Op && want.get(i).is_some_and(|w| r.members().as_slice() == w.as_slice())
+            });
+            if there {
+                return true;
+            }
+            if self.now_us >= end {
+                return false;
+            }
+            let t = (self.now_us + 100_000).min(end);
+            self.run_until(t, 5_000_000);
+        }
+    }
+
     /// True when every live node is in OP with the same ring of exactly the
     /// live nodes of its component.
     pub fn settled(&self) -> bool {
