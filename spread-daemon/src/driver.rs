@@ -124,6 +124,8 @@ pub struct DriverConfig {
     pub no_port_reuse: bool,
     /// Daemon-to-daemon sockets (none for a ring of one).
     pub udp: UdpConfig,
+    /// Where to serve the metrics endpoint (`MetricsAddress`; `None`: off).
+    pub metrics: Option<SocketAddr>,
 }
 
 /// A non-blocking UDP socket bound to `a` (SO_BROADCAST on IPv4, large
@@ -169,6 +171,8 @@ fn tcp_listener(a: SocketAddr, no_reuse: bool, v6_only: bool) -> io::Result<TcpL
 
 const SIGNAL: Token = Token(0);
 const LISTENER_BASE: usize = 1;
+/// The metrics listener, then its scrape connections ([`crate::metrics`]).
+const METRICS_BASE: usize = 1 << 18;
 const UDP_BASE: usize = 1 << 19;
 const CONN_BASE: usize = 1 << 20;
 /// Reads per connection per wakeup before yielding to others.
@@ -897,6 +901,8 @@ pub struct Driver<O: Ordering + RingNet = RingOfOne> {
     udp_out: Vec<Datagram>,
     /// Sends monitor status replies.
     udp_status: Option<UdpSocket>,
+    /// The metrics endpoint, when configured.
+    metrics: Option<crate::metrics::Server>,
     /// Set when a fatal condition ends the loop.
     exit: Option<Exit>,
     /// Reads the configuration again when a reload is due.
@@ -974,6 +980,10 @@ impl<O: Ordering + RingNet> Driver<O> {
             Some(a) => Some(udp_socket(a, false)?),
             None => None,
         };
+        let metrics = match cfg.metrics {
+            Some(a) => Some(crate::metrics::Server::bind(a, poll.registry(), METRICS_BASE)?),
+            None => None,
+        };
         let signal_fd = install_signal_pipe()?;
         poll.registry().register(&mut SourceFd(&signal_fd), SIGNAL, Interest::READABLE)?;
         Ok(Driver {
@@ -986,6 +996,7 @@ impl<O: Ordering + RingNet> Driver<O> {
             udp_tx: udpio::Sender::new(),
             udp_out: Vec::new(),
             udp_status,
+            metrics,
             exit: None,
             reloader: None,
             listeners,
@@ -1013,6 +1024,11 @@ impl<O: Ordering + RingNet> Driver<O> {
 
     pub fn engine(&self) -> &Engine<O> {
         &self.engine
+    }
+
+    /// The metrics endpoint's address, when it is on (useful with port 0).
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics.as_ref().and_then(|m| m.local_addr().ok())
     }
 
     /// Local addresses of the UDP receive sockets (useful with port 0).
@@ -1049,10 +1065,15 @@ impl<O: Ordering + RingNet> Driver<O> {
         while !stop && self.exit.is_none() {
             self.resume_paced();
             let now = Instant::now();
-            let deadline = [self.engine.next_timeout(), self.engine.ordering_ref().next_deadline(), trim_at]
-                .into_iter()
-                .flatten()
-                .min();
+            let deadline = [
+                self.engine.next_timeout(),
+                self.engine.ordering_ref().next_deadline(),
+                trim_at,
+                self.metrics.as_ref().and_then(|m| m.next_deadline()),
+            ]
+            .into_iter()
+            .flatten()
+            .min();
             let pending = !self.pending_reads.is_empty() || !self.udp_pending.is_empty();
             let timeout = poll_timeout(now, pending, last_busy, self.spin, deadline);
             if timeout != Some(Duration::ZERO) {
@@ -1097,6 +1118,7 @@ impl<O: Ordering + RingNet> Driver<O> {
                         }
                         self.drain_actions();
                     }
+                    Token(t) if (METRICS_BASE..UDP_BASE).contains(&t) => self.metrics_event(Token(t)),
                     Token(t) => self.accept(t - LISTENER_BASE),
                 }
             }
@@ -1125,6 +1147,11 @@ impl<O: Ordering + RingNet> Driver<O> {
                 self.engine.deliver_ready();
                 self.drain_actions();
             }
+            if let Some(m) = self.metrics.as_mut() {
+                if m.next_deadline().is_some_and(|t| t <= now) {
+                    m.on_timer(self.poll.registry(), now);
+                }
+            }
             if self.engine.reload_due() {
                 self.reload();
             }
@@ -1141,6 +1168,15 @@ impl<O: Ordering + RingNet> Driver<O> {
             }
         }
         Ok(self.exit.take().unwrap_or(Exit::Signal))
+    }
+
+    /// A readiness event of the metrics endpoint: the figures are read from
+    /// the engine only if a scrape asks for them now.
+    fn metrics_event(&mut self, t: Token) {
+        let Some(m) = self.metrics.as_mut() else { return };
+        let engine = &self.engine;
+        let mut render = |rss| crate::metrics::render(&crate::metrics::Snapshot::of(engine, rss));
+        m.on_event(self.poll.registry(), t, Instant::now(), &mut render);
     }
 
     /// Re-read the configuration for the reload the engine says is due and

@@ -8,6 +8,7 @@
 //! * [`sesslog`] — the session/membership log of `-l y`;
 //! * [`engine`] — sessions, ordering (a ring of one for now), groups; events in, actions out;
 //! * [`driver`] — the mio driver that moves bytes and time in and out of the engine;
+//! * [`metrics`] — the opt-in Prometheus endpoint (`MetricsAddress`) the driver serves;
 //! * [`monitor`] — `spmonitor`, the monitor program (menu, control packets, status printout).
 
 pub mod cli;
@@ -15,6 +16,7 @@ pub mod config;
 pub mod driver;
 pub mod engine;
 pub mod logging;
+pub mod metrics;
 pub mod monitor;
 pub mod privilege;
 pub mod sesslog;

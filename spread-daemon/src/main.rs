@@ -187,6 +187,7 @@ fn main() -> ExitCode {
         // reuses unless told OFF.
         no_port_reuse: conf.socket_port_reuse == config::PortReuse::Off,
         udp: UdpConfig::default(),
+        metrics: conf.metrics_address,
     };
     let monitor = Monitor::new(MonitorConfig::from_config(&conf, me.index), std::time::Instant::now());
     let mut dcfg = dcfg;

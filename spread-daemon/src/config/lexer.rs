@@ -46,6 +46,7 @@ pub enum Kw {
     WideAreaNetwork,
     ExcludeSegAddrsFromHash,
     IgnoreMulticastJoinErrors,
+    MetricsAddress,
 }
 
 pub const KEYWORDS: &[(&str, Kw)] = &[
@@ -84,6 +85,7 @@ pub const KEYWORDS: &[(&str, Kw)] = &[
     ("WideAreaNetwork", Kw::WideAreaNetwork),
     ("ExcludeSegAddrsFromHash", Kw::ExcludeSegAddrsFromHash),
     ("IgnoreMulticastJoinErrors", Kw::IgnoreMulticastJoinErrors),
+    ("MetricsAddress", Kw::MetricsAddress),
 ];
 
 impl Kw {

@@ -368,6 +368,9 @@ pub struct Config {
     pub wide_area_network_setting: Option<bool>,
     pub exclude_seg_addrs_from_hash: bool,
     pub ignore_multicast_join_errors: bool,
+    /// `MetricsAddress` (ours; not in 5.0.1): where the Prometheus metrics
+    /// endpoint listens (`crate::metrics`); `None`: no endpoint.
+    pub metrics_address: Option<SocketAddr>,
 
     /// The configuration hash (§1.7).
     pub hash: u32,

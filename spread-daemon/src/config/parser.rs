@@ -157,6 +157,7 @@ fn fresh(file: &str) -> Config {
         wide_area_network_setting: None,
         exclude_seg_addrs_from_hash: false,
         ignore_multicast_join_errors: false,
+        metrics_address: None,
         hash: 0,
         hash_text: String::new(),
         accelerated_ring_in_use: false,
@@ -541,6 +542,22 @@ impl<'a> P<'a> {
                 if self.c.ignore_multicast_join_errors {
                     self.unsupported(kw, line, "multicast segment addresses are not joined yet");
                 }
+            }
+            Kw::MetricsAddress => {
+                let t = self.value_eq("an address with a port")?;
+                let a = match t.tok {
+                    Tok::IpPort(a) if a.port != 0 => a,
+                    _ => {
+                        return Err(self.syntax(
+                            Some(&t),
+                            "an address with a port for MetricsAddress, such as 127.0.0.1:9464 or [::1]:9464",
+                        ))
+                    }
+                };
+                self.c.metrics_address = Some(match a.ip {
+                    IpAddr::V4(ip) => SocketAddr::V4(SocketAddrV4::new(ip, a.port)),
+                    IpAddr::V6(ip) => SocketAddr::V6(SocketAddrV6::new(ip, a.port, 0, a.scope_id)),
+                });
             }
             Kw::Segment | Kw::VirtualId => unreachable!("handled by the caller"),
         }

@@ -168,6 +168,7 @@ pub fn check(old: &Config, old_me: usize, new: &Config, new_me: usize, alone: bo
     note(old.socket_port_reuse != new.socket_port_reuse, "SocketPortReuse");
     note(old.active_ip_version != new.active_ip_version, "ActiveIPVersion");
     note(old.ignore_multicast_join_errors != new.ignore_multicast_join_errors, "IgnoreMulticastJoinErrors");
+    note(old.metrics_address != new.metrics_address, "MetricsAddress");
     Ok(Accepted { singleton: singleton.is_some(), why: singleton, restart_only })
 }
 

@@ -338,6 +338,11 @@ impl Groups {
         self.groups.len()
     }
 
+    /// Memberships of local sessions, over all groups (walks the groups).
+    pub fn local_memberships(&self) -> usize {
+        self.groups.values().map(|g| g.local.len()).sum()
+    }
+
     pub fn state(&self) -> GState {
         self.state
     }

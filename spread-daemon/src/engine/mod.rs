@@ -67,7 +67,7 @@ use spread_wire::Header;
 pub use auth::{AuthConfig, AuthMethod, IpRule};
 use fxhash::FxBuild;
 pub use groups::{Groups, GroupsConfig, LocalMember};
-pub use ordering::{OrderEvent, OrderedMessage, Ordering, RingOfOne, ServiceClass};
+pub use ordering::{OrderEvent, OrderedMessage, Ordering, RingFigures, RingOfOne, ServiceClass};
 pub use session::{ConnId, ConnKind, Phase, Session};
 
 /// Messages waiting in the ordering layer at which client reading pauses
@@ -217,11 +217,43 @@ struct Slot {
     sess: Option<Session>,
 }
 
-/// Counters for tests and the status reply.
+/// Counters for tests, the status reply and the metrics endpoint. Plain
+/// integer increments on the message path; read only when asked for.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Stats {
     pub messages_delivered: u64,
     pub sessions_killed: u64,
+    /// Data messages local clients sent, per service type
+    /// ([`SERVICE_NAMES`], index [`service_index`]), and their bytes (whole
+    /// frames: header, group names, body).
+    pub received: [u64; 6],
+    pub received_bytes: [u64; 6],
+    /// Data messages written to local clients (once per recipient), per
+    /// service type, and their bytes (whole frames).
+    pub delivered: [u64; 6],
+    pub delivered_bytes: [u64; 6],
+}
+
+/// The service types of data messages, in the order of their bits
+/// (`UNRELIABLE_MESS` = bit 0 … `SAFE_MESS` = bit 5).
+pub const SERVICE_NAMES: [&str; 6] = ["UNRELIABLE", "RELIABLE", "FIFO", "CAUSAL", "AGREED", "SAFE"];
+
+/// The index in [`SERVICE_NAMES`] of a data message type: its lowest
+/// service bit (a valid client message has exactly one).
+#[inline]
+pub fn service_index(t: u32) -> usize {
+    ((t & REGULAR_MESS).trailing_zeros() as usize).min(5)
+}
+
+/// What is queued for the local sessions ([`Engine::client_queues`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ClientQueues {
+    /// Messages and bytes queued for all sessions.
+    pub messages: usize,
+    pub bytes: usize,
+    /// The most any one session has queued.
+    pub max_messages: usize,
+    pub max_bytes: usize,
 }
 
 /// The engine, generic over its ordering protocol (a [`RingOfOne`] until the
@@ -367,6 +399,20 @@ impl<O: Ordering> Engine<O> {
     /// Sessions that completed the handshake and are not dead.
     pub fn num_sessions(&self) -> usize {
         self.slots.iter().filter(|s| matches!(s.sess.as_ref().map(|x| &x.phase), Some(Phase::Op))).count()
+    }
+
+    /// What is queued for the operational sessions, in total and at most
+    /// per session (walks the sessions: for the metrics endpoint, not the
+    /// message path).
+    pub fn client_queues(&self) -> ClientQueues {
+        let mut q = ClientQueues::default();
+        for s in self.slots.iter().filter_map(|s| s.sess.as_ref()).filter(|s| s.phase == Phase::Op) {
+            q.messages += s.out.len();
+            q.bytes += s.queued_bytes;
+            q.max_messages = q.max_messages.max(s.out.len());
+            q.max_bytes = q.max_bytes.max(s.queued_bytes);
+        }
+        q
     }
 
     /// The session behind a connection id, if it is still alive.
@@ -1084,6 +1130,11 @@ impl<O: Ordering> Engine<O> {
                 }
             }
         }
+        if t & REGULAR_MESS != 0 {
+            let i = service_index(t);
+            self.stats.received[i] += 1;
+            self.stats.received_bytes[i] += frame.len() as u64;
+        }
         self.ordering.submit(OrderedMessage::new(h, frame));
     }
 
@@ -1190,6 +1241,11 @@ impl<O: Ordering> Engine<O> {
                 if let Some(me) = from {
                     targets.retain(|&s| s != me);
                 }
+            }
+            if t & REGULAR_MESS != 0 {
+                let (i, n) = (service_index(t), targets.len() as u64);
+                self.stats.delivered[i] += n;
+                self.stats.delivered_bytes[i] += n * m.frame.len() as u64;
             }
             if let Some((&last, rest)) = targets.split_last() {
                 for &slot in rest {

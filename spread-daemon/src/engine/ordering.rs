@@ -89,6 +89,49 @@ pub enum OrderEvent {
     },
 }
 
+/// The ring's figures for the metrics endpoint ([`Ordering::ring_figures`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RingFigures {
+    /// Membership state: `OP`, `SEG`, `REPRESENTED`, `GATHER`, `FORM`, `EVS`.
+    pub state: &'static str,
+    /// Daemons of the regular configuration in force.
+    pub members: usize,
+    /// Regular configurations installed.
+    pub membership_changes: u64,
+    /// Regular tokens this daemon received and processed (one per rotation
+    /// of the token around the ring).
+    pub token_rotations: u64,
+    /// Token losses (each starts a membership round).
+    pub token_losses: u64,
+    /// Packets this daemon retransmitted on request.
+    pub retransmissions: u64,
+    /// Data packets sent and received on the daemon network.
+    pub packets_sent: u64,
+    pub packets_received: u64,
+    /// Datagrams dropped by the receive checks.
+    pub dropped: u64,
+}
+
+impl RingFigures {
+    /// The states a ring can be in, in the original's numbering (1…6).
+    pub const STATES: [&'static str; 6] = ["OP", "SEG", "REPRESENTED", "GATHER", "FORM", "EVS"];
+
+    /// A daemon alone: always in OP, one member, nothing on the network.
+    pub fn alone() -> RingFigures {
+        RingFigures {
+            state: "OP",
+            members: 1,
+            membership_changes: 0,
+            token_rotations: 0,
+            token_losses: 0,
+            retransmissions: 0,
+            packets_sent: 0,
+            packets_received: 0,
+            dropped: 0,
+        }
+    }
+}
+
 /// What the session and groups layers need from an ordering protocol.
 pub trait Ordering {
     /// Hand a message down; it comes back through `poll_deliver` once ordered.
@@ -120,6 +163,11 @@ pub trait Ordering {
     /// Fill in the protocol's figures of a monitor status reply (daemon
     /// spec §8.4); a protocol without a ring keeps what it is given.
     fn fill_status(&self, _s: &mut Status) {}
+    /// The ring's figures for the metrics endpoint (a protocol without a
+    /// ring: a daemon alone, [`RingFigures::alone`]).
+    fn ring_figures(&self) -> RingFigures {
+        RingFigures::alone()
+    }
     /// The monitor's partition (proc index → component; empty: none).
     fn set_partition(&mut self, _p: &[i16]) {}
     /// The monitor's flow control (`None`: unchanged).

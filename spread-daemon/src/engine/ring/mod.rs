@@ -748,6 +748,22 @@ impl Ordering for Ring {
         Ring::fill_status(self, s)
     }
 
+    fn ring_figures(&self) -> crate::engine::ordering::RingFigures {
+        let st = &self.stats;
+        let states = crate::engine::ordering::RingFigures::STATES;
+        crate::engine::ordering::RingFigures {
+            state: states.get((self.memb.state as usize).wrapping_sub(1)).copied().unwrap_or("OP"),
+            members: self.memb.reg_members.as_slice().len(),
+            membership_changes: st.membership_changes,
+            token_rotations: st.tokens_processed,
+            token_losses: st.token_losses,
+            retransmissions: st.retrans,
+            packets_sent: st.packets_sent,
+            packets_received: st.packets_recv,
+            dropped: st.dropped,
+        }
+    }
+
     fn set_partition(&mut self, p: &[i16]) {
         Ring::set_partition(self, p)
     }
