@@ -7,6 +7,8 @@
 //! case `cr_lf_file` is fed with CR-LF line ends and `tabs_vt` with a vertical
 //! tab before `d1` (both as they were given to the original).
 
+mod toml_util;
+
 use spread_daemon::config;
 
 enum Expect {
@@ -75,6 +77,26 @@ fn agrees_with_the_original() {
         }
     }
     assert!(failures.is_empty(), "{} of {} cases differ:\n{}", failures.len(), CASES.len(), failures.join("\n"));
+}
+
+/// Every case the original accepts, converted to the TOML form
+/// (`--convert-config`) and loaded again: same configuration, same hash.
+#[test]
+fn toml_form_round_trips() {
+    let mut failures = Vec::new();
+    let mut n = 0;
+    for c in CASES {
+        if !matches!(c.expect, Expect::Ok(..)) {
+            continue;
+        }
+        n += 1;
+        let text = expand(c.name, c.text);
+        if let Err(e) = toml_util::round_trip(&text, c.name) {
+            failures.push(format!("{}: {e}", c.name));
+        }
+    }
+    assert!(n > 50, "only {n} cases");
+    assert!(failures.is_empty(), "{} of {n} cases do not round-trip:\n{}", failures.len(), failures.join("\n\n"));
 }
 
 const CASES: &[Case] = &[

@@ -29,6 +29,7 @@ mod lexer;
 mod local;
 mod parser;
 mod reload;
+mod toml_form;
 
 use std::fmt;
 use std::net::{IpAddr, SocketAddr};
@@ -36,6 +37,10 @@ use std::path::Path;
 
 pub use local::local_addresses;
 pub use reload::{check as check_reload, reload_outcome, Accepted as ReloadAccepted, ReloadOutcome};
+pub use toml_form::{
+    convert_bytes, convert_file, is_toml_path, parse_toml_str, parse_toml_str_reload, parse_toml_str_with_resolver,
+    KEYS as TOML_KEYS,
+};
 
 /// `DEFAULT_SPREAD_PORT`.
 pub const DEFAULT_PORT: u16 = 4803;
@@ -392,24 +397,29 @@ pub struct Config {
 }
 
 /// An error in a configuration: displays as `<file>:<line>: <message>`
-/// (or `<file>: <message>` when no line applies).
+/// (or `<file>: <message>` when no line applies; `<file>:<line>:<column>:`
+/// for TOML syntax errors, which know the column).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ConfigError {
     pub file: String,
     /// 1-based; 0 = no particular line.
     pub line: u32,
+    /// 1-based, in characters; 0 = not known (every `spread.conf` error).
+    pub column: u32,
     pub message: String,
 }
 
 impl ConfigError {
     pub fn new(file: impl Into<String>, line: u32, message: impl Into<String>) -> Self {
-        ConfigError { file: file.into(), line, message: message.into() }
+        ConfigError { file: file.into(), line, column: 0, message: message.into() }
     }
 }
 
 impl fmt::Display for ConfigError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.line > 0 {
+        if self.line > 0 && self.column > 0 {
+            write!(f, "{}:{}:{}: {}", self.file, self.line, self.column, self.message)
+        } else if self.line > 0 {
             write!(f, "{}:{}: {}", self.file, self.line, self.message)
         } else {
             write!(f, "{}: {}", self.file, self.message)
@@ -433,18 +443,26 @@ pub struct MeInfo {
     pub warnings: Vec<String>,
 }
 
-/// Read and parse a configuration file.
+/// Read and parse a configuration file: the TOML form when the name ends in
+/// `.toml` ([`is_toml_path`], `docs/config.md`), else `spread.conf` syntax.
 pub fn load(path: &Path) -> Result<Config, ConfigError> {
     let label = path.display().to_string();
     let bytes = std::fs::read(path).map_err(|e| ConfigError::new(&label, 0, format!("cannot read: {e}")))?;
+    if is_toml_path(path) {
+        return toml_form::parse_bytes(&bytes, &label, None, &parser::system_resolver);
+    }
     parse_bytes(&bytes, &label)
 }
 
 /// Read `path` again for a reload (§1.9): parsed as the original re-parses,
-/// on top of `previous` (see [`parse_str_reload`]).
+/// on top of `previous` (see [`parse_str_reload`]); a `.toml` file as its
+/// TOML form, with the same reload rules.
 pub fn load_reload(path: &Path, previous: &Config) -> Result<Config, ConfigError> {
     let label = path.display().to_string();
     let bytes = std::fs::read(path).map_err(|e| ConfigError::new(&label, 0, format!("cannot read: {e}")))?;
+    if is_toml_path(path) {
+        return toml_form::parse_bytes(&bytes, &label, Some(previous), &parser::system_resolver);
+    }
     parser::parse(&bytes, &label, Some(previous), &parser::system_resolver)
 }
 

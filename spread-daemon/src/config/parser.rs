@@ -17,8 +17,69 @@ const MAX_AUTH_LIST: usize = 89;
 /// Longest kept `EventTimeStamp` format.
 const MAX_TS_FORMAT: usize = 39;
 
+/// Where the parser's tokens come from: the `spread.conf` scanner, or a
+/// list built from another spelling of the same file (the TOML form).
+pub(crate) enum Source<'a> {
+    Text(Lexer<'a>),
+    Tokens {
+        toks: std::vec::IntoIter<Spanned>,
+        /// Line of the last token handed out.
+        line: u32,
+        /// Line reported for end-of-file errors.
+        eof_line: u32,
+    },
+}
+
+impl Source<'_> {
+    fn next_token(&mut self) -> Result<Option<Spanned>, LexError> {
+        match self {
+            Source::Text(lx) => lx.next_token(),
+            Source::Tokens { toks, line, eof_line } => match toks.next() {
+                Some(t) => {
+                    *line = t.line;
+                    Ok(Some(t))
+                }
+                None => {
+                    *line = *eof_line;
+                    Ok(None)
+                }
+            },
+        }
+    }
+
+    fn line(&self) -> u32 {
+        match self {
+            Source::Text(lx) => lx.line(),
+            Source::Tokens { line, .. } => *line,
+        }
+    }
+
+    fn warnings(&self) -> &[(u32, String)] {
+        match self {
+            Source::Text(lx) => &lx.warnings,
+            Source::Tokens { .. } => &[],
+        }
+    }
+}
+
+/// What the file wrote, beyond the values in [`Config`]: which parameter
+/// keywords appeared and the `EventLogFile` text before `%h` expansion
+/// (what `--convert-config` needs to spell the same file again).
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Written {
+    pub keywords: Vec<Kw>,
+    pub event_log_file: Option<String>,
+}
+
+impl Written {
+    pub fn has(&self, kw: Kw) -> bool {
+        self.keywords.contains(&kw)
+    }
+}
+
 struct P<'a> {
-    lx: Lexer<'a>,
+    lx: Source<'a>,
+    written: Written,
     resolver: Resolver<'a>,
     peeked: Option<Spanned>,
     eof_line: u32,
@@ -45,6 +106,16 @@ pub fn system_resolver(name: &str) -> Result<Vec<IpAddr>, String> {
 }
 
 pub fn parse(text: &[u8], file: &str, previous: Option<&Config>, resolver: Resolver<'_>) -> R<Config> {
+    parse_source(Source::Text(Lexer::new(text)), file, previous, resolver).map(|(c, _)| c)
+}
+
+/// [`parse`] from any token source, also returning what the file wrote.
+pub(crate) fn parse_source(
+    source: Source<'_>,
+    file: &str,
+    previous: Option<&Config>,
+    resolver: Resolver<'_>,
+) -> R<(Config, Written)> {
     let base = match previous {
         // A reload starts from the previous values of every parameter (the
         // original never resets its globals) but an empty daemon table.
@@ -61,7 +132,8 @@ pub fn parse(text: &[u8], file: &str, previous: Option<&Config>, resolver: Resol
         None => fresh(file),
     };
     let mut p = P {
-        lx: Lexer::new(text),
+        lx: source,
+        written: Written::default(),
         resolver,
         peeked: None,
         eof_line: 1,
@@ -76,7 +148,7 @@ pub fn parse(text: &[u8], file: &str, previous: Option<&Config>, resolver: Resol
         seg_extra: Vec::new(),
     };
     p.config()?;
-    let mut warnings: Vec<String> = p.lx.warnings.iter().map(|(l, m)| format!("{}:{}: {}", p.file, l, m)).collect();
+    let mut warnings: Vec<String> = p.lx.warnings().iter().map(|(l, m)| format!("{}:{}: {}", p.file, l, m)).collect();
     warnings.append(&mut p.c.warnings);
     p.c.warnings = warnings;
     p.c.ts_custom_state = p.ts_custom.clone();
@@ -122,7 +194,7 @@ pub fn parse(text: &[u8], file: &str, previous: Option<&Config>, resolver: Resol
         None => c.accelerated_ring_setting.unwrap_or(!c.wide_area()),
         Some(_) => acc_now,
     };
-    Ok(p.c)
+    Ok((p.c, p.written))
 }
 
 fn fresh(file: &str) -> Config {
@@ -345,6 +417,9 @@ impl<'a> P<'a> {
     }
 
     fn param(&mut self, kw: Kw, line: u32) -> R<()> {
+        if !self.written.has(kw) {
+            self.written.keywords.push(kw);
+        }
         match kw {
             Kw::DebugFlags => {
                 self.expect(Tok::Equals, "'='")?;
@@ -378,6 +453,7 @@ impl<'a> P<'a> {
             }
             Kw::EventLogFile => {
                 let (s, _) = self.string_value(kw)?;
+                self.written.event_log_file = Some(s.clone());
                 self.c.event_log_file = Some(cut_bytes(&expand_filename(&s), MAX_PATH_LEN - 1).to_string());
             }
             Kw::EventTimeStamp => {

@@ -150,21 +150,23 @@ pub fn banner() -> String {
 /// VIDs of the previous load's table slots, and a file without
 /// `AcceleratedRing` keeps the protocol the previous load had.
 pub fn load_config(opts: &Options, previous: Option<&Config>) -> Result<(Config, MeInfo), String> {
-    let copts =
-        cli::Options { name: opts.name.clone(), config_file: opts.config_file.clone(), config_given: true, log: false };
+    let copts = cli::Options {
+        name: opts.name.clone(),
+        config_file: opts.config_file.clone(),
+        config_given: true,
+        ..cli::Options::default()
+    };
     let Some(path) = cli::find_config_file(&copts) else {
         return Err(format!("Conf_load_conf_file: error opening config file {} and alternates!\n", opts.config_file));
     };
     let mut conf = match previous {
         None => config::load(&path).map_err(|e| format!("{e}\n"))?,
         Some(prev) => {
-            let bytes = std::fs::read(&path).map_err(|e| format!("{}: cannot read: {e}\n", path.display()))?;
             // The monitor never runs the daemon's start-up defaulting of the
             // protocol: what it hashed with is what a reload inherits.
             let mut prev = prev.clone();
             prev.accel_after_init = prev.accelerated_ring_in_use;
-            config::parse_str_reload(&String::from_utf8_lossy(&bytes), &path.display().to_string(), &prev)
-                .map_err(|e| format!("{e}\n"))?
+            config::load_reload(&path, &prev).map_err(|e| format!("{e}\n"))?
         }
     };
     let me = conf.find_me(opts.name.as_deref()).map_err(|e| me_error(&conf, opts.name.as_deref(), e))?;
