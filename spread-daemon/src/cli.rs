@@ -3,6 +3,9 @@
 //! two characters (`-nXYZ` is `-n`) and takes exactly one following argument;
 //! anything else is a usage error.
 //!
+//! One long option of ours: `--convert-config <file>` prints the TOML form of
+//! a configuration file (`docs/config.md`) and exits.
+//!
 //! On a usage error the original prints the usage through its fatal log path,
 //! which ends the process with `abort()`; [`exit_fatal`] does the same so that
 //! scripts see the same status (killed by SIGABRT, shell status 134).
@@ -14,7 +17,8 @@ use std::path::PathBuf;
 pub const USAGE: &str = "Usage: spread\n\
 \t[-l y/n]          : print log\n\
 \t[-n <proc name>]  : force computer name\n\
-\t[-c <file name>]  : specify configuration file\n";
+\t[-c <file name>]  : specify configuration file (.toml: the TOML form)\n\
+\t[--convert-config <file name>] : print the file's TOML form and exit\n";
 
 /// Default `-c` value (relative to the working directory).
 pub const DEFAULT_CONFIG_FILE: &str = "spread.conf";
@@ -43,11 +47,19 @@ pub struct Options {
     pub config_given: bool,
     /// `-l y`: keep the membership/session log file ([`crate::sesslog`]).
     pub log: bool,
+    /// `--convert-config <file>`: print the TOML form of `<file>` and exit.
+    pub convert_config: Option<String>,
 }
 
 impl Default for Options {
     fn default() -> Self {
-        Options { name: None, config_file: DEFAULT_CONFIG_FILE.to_string(), config_given: false, log: false }
+        Options {
+            name: None,
+            config_file: DEFAULT_CONFIG_FILE.to_string(),
+            config_given: false,
+            log: false,
+            convert_config: None,
+        }
     }
 }
 
@@ -64,6 +76,12 @@ pub fn parse(args: &[String]) -> Result<Options, String> {
         let a = args[i].as_bytes();
         let opt = a.get(..2);
         let value = args.get(i + 1);
+        if a == b"--convert-config" {
+            let v = value.ok_or_else(|| USAGE.to_string())?;
+            o.convert_config = Some(v.clone());
+            i += 2;
+            continue;
+        }
         match opt {
             Some(b"-n") => {
                 let v = value.ok_or_else(|| USAGE.to_string())?;
@@ -179,6 +197,14 @@ mod tests {
         assert!(parse(&args(&["-n", &"a".repeat(19)])).is_ok());
         assert!(parse(&args(&["-c", &"f".repeat(512)])).is_err());
         assert!(parse(&args(&["-c", &"f".repeat(511)])).is_ok());
+    }
+
+    #[test]
+    fn convert_config_option() {
+        let o = parse(&args(&["--convert-config", "a.conf"])).unwrap();
+        assert_eq!(o.convert_config.as_deref(), Some("a.conf"));
+        assert_eq!(parse(&args(&["--convert-config"])), Err(USAGE.to_string()));
+        assert_eq!(parse(&args(&["--convert", "a.conf"])), Err(USAGE.to_string()));
     }
 
     #[test]

@@ -128,6 +128,18 @@ fn main() -> ExitCode {
         Ok(o) => o,
         Err(msg) => cli::exit_fatal(&msg),
     };
+    if let Some(file) = &opts.convert_config {
+        return match config::convert_file(std::path::Path::new(file)) {
+            Ok(text) => {
+                print!("{text}");
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("{e}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     let conf_path = cli::find_config_file(&opts);
     let mut conf = match conf_path.as_ref() {
         Some(p) => match config::load(p) {

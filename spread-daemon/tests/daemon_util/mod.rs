@@ -70,6 +70,11 @@ impl Daemon {
     /// e.g. `["ip", "netns", "exec", "ns1"]`, which execs the daemon: the
     /// child's PID is the daemon's).
     pub fn start_wrapped(wrap: &[&str], name: &str, port: u16, dir: PathBuf) -> Daemon {
+        Daemon::start_file(wrap, name, port, dir, "spread.conf")
+    }
+
+    /// [`Daemon::start_wrapped`] with `-c <dir>/<file>` (e.g. a `.toml` file).
+    pub fn start_file(wrap: &[&str], name: &str, port: u16, dir: PathBuf, file: &str) -> Daemon {
         let bin = env!("CARGO_BIN_EXE_spread");
         let mut cmd = match wrap.split_first() {
             Some((first, rest)) => {
@@ -81,7 +86,7 @@ impl Daemon {
         };
         let mut child = cmd
             .args(["-n", name, "-c"])
-            .arg(dir.join("spread.conf"))
+            .arg(dir.join(file))
             .current_dir(&dir)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
