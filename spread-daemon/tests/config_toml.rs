@@ -468,3 +468,131 @@ fn the_daemon_runs_and_reloads_from_a_toml_file() {
     drop(d);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Random spread.conf files (seeded, so every run checks the same ones): each
+/// that parses must round-trip through the TOML form.
+#[test]
+fn random_configurations_round_trip() {
+    let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+    let mut rnd = move |n: usize| -> usize {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        (seed % n as u64) as usize
+    };
+    let (mut accepted, mut failures) = (0, Vec::new());
+    for _ in 0..5000 {
+        let text = random_conf(&mut rnd);
+        // A custom EventTimeStamp then a bare one: the one case the TOML form
+        // cannot carry whole (docs/config.md, "Converting").
+        if text.contains("EventTimeStamp = ") && text.contains("EventTimeStamp\n") {
+            continue;
+        }
+        if config::parse_str_with_resolver(&text, "r.conf", &config::offline_resolver).is_err() {
+            continue;
+        }
+        accepted += 1;
+        if let Err(e) = round_trip(&text, "r.conf") {
+            failures.push(format!("{text}\n=> {e}"));
+        }
+    }
+    assert!(accepted > 800, "only {accepted} random files parse");
+    assert!(failures.is_empty(), "{} of {accepted} do not round-trip:\n{}", failures.len(), failures[0]);
+}
+
+fn random_conf(rnd: &mut dyn FnMut(usize) -> usize) -> String {
+    fn pick<'a>(rnd: &mut dyn FnMut(usize) -> usize, v: &[&'a str]) -> &'a str {
+        v[rnd(v.len())]
+    }
+    let b = ["yes", "no", "true", "FALSE", "Yes"];
+    let mut params: Vec<String> = Vec::new();
+    for _ in 0..rnd(8) {
+        let p = match rnd(24) {
+            0 => format!("EventLogFile = {}", pick(rnd, &["x.log", "\"/tmp/s %h.log\"", "'q%H'"])),
+            1 => "EventTimeStamp".to_string(),
+            2 => format!("EventTimeStamp = \"{}\"", pick(rnd, &["%H", "%H:%M:%S", "%s", ""])),
+            3 => "EventPreciseTimeStamp".to_string(),
+            4 => format!("EventPriority = {}", pick(rnd, &["pDEBUG", "INFO", "WARNING", "ERROR", "CRITICAL", "FATAL"])),
+            5 => {
+                let names = ["ALL", "NONE", "EXIT", "PRINT", "EVENTS", "GROUPS", "SECURITY", "DEBUG"];
+                let fl: Vec<String> =
+                    (0..rnd(5)).map(|_| format!("{}{}", pick(rnd, &["", "!"]), pick(rnd, &names))).collect();
+                format!("DebugFlags = {{ {} }}", fl.join(" "))
+            }
+            6 => format!("DangerousMonitor = {}", pick(rnd, &b)),
+            7 => format!("SocketPortReuse = {}", pick(rnd, &["on", "OFF", "auto"])),
+            8 => format!("RuntimeDir = {}", pick(rnd, &["\"\"", "/tmp/r", "\"/a b\""])),
+            9 => format!("DaemonUser = {}", pick(rnd, &["\"\"", "nobody"])),
+            10 => format!("DaemonGroup = {}", pick(rnd, &["\"\"", "nogroup"])),
+            11 => format!("RequiredAuthMethods = \"{}\"", pick(rnd, &["IP", "PWORD IP", "", "NULL"])),
+            12 => format!("AllowedAuthMethods = \"{}\"", pick(rnd, &["IP", "NULL", "NULL IP", "", "BOGUS  IP"])),
+            13 => format!("MaxSessionMessages = {}", rnd(3000)),
+            14 => format!("MaxSessionBytes = {}", 1 + rnd(1 << 20)),
+            15 => format!("MaxQueuedBytes = {}", 1 + rnd(1 << 20)),
+            16 => format!("Window = {}", 1 + rnd(400)),
+            17 => format!("PersonalWindow = {}", 1 + rnd(40)),
+            18 => format!("AcceleratedRing = {}", pick(rnd, &b)),
+            19 => format!("AcceleratedWindow = {}", rnd(30)),
+            20 => {
+                let t = ["Token", "Hurry", "Alive", "Join", "Rep", "Seg", "Gather", "Form", "Lookup"];
+                let all = rnd(2) == 0;
+                let mut lines = Vec::new();
+                for k in t {
+                    if all || rnd(2) == 0 {
+                        lines.push(format!("{k}Timeout = {}", 1 + rnd(5000)));
+                    }
+                }
+                lines.join("\n")
+            }
+            21 => format!("WideAreaNetwork = {}", pick(rnd, &b)),
+            22 => format!("ExcludeSegAddrsFromHash = {}\nIgnoreMulticastJoinErrors = {}", pick(rnd, &b), pick(rnd, &b)),
+            _ => format!("MetricsAddress = {}", pick(rnd, &["127.0.0.1:9464", "[::1]:9", "0.0.0.0:80"])),
+        };
+        params.push(p);
+    }
+    let mut segs = Vec::new();
+    let names = ["a", "b", "c", "d1", "\"x y\"", "localhost", "abcdefghijklmnopqrstuv", "n;"];
+    for s in 0..1 + rnd(3) {
+        let port = match rnd(3) {
+            0 => String::new(),
+            _ => format!(":{}", 47000 + 10 * s),
+        };
+        let mut head = format!("Spread_Segment 10.{s}.0.255{port}");
+        for k in 0..rnd(3) {
+            head.push_str(&format!(" 225.0.{s}.{k}"));
+        }
+        let mut body = Vec::new();
+        for _ in 0..rnd(5) {
+            let addr = format!("10.{}.0.{}", rnd(2), 1 + rnd(6));
+            let mut d = match rnd(4) {
+                0 => addr.clone(),
+                1 => "localhost".to_string(),
+                _ => format!("{} {addr}", pick(rnd, &names)),
+            };
+            if rnd(4) == 0 {
+                d.push_str(&format!(" VirtualID = {}", rnd(20)));
+            }
+            if rnd(4) == 0 {
+                let mut blk = Vec::new();
+                for _ in 0..1 + rnd(3) {
+                    let kinds = pick(rnd, &["", "D ", "C ", "M ", "C M ", "D C "]);
+                    let a = pick(rnd, &[addr.as_str(), "0.0.0.0", "192.168.9.9"]);
+                    blk.push(format!("{kinds}{a}"));
+                }
+                d.push_str(&format!(" {{ {} }}", blk.join(" ")));
+            }
+            if rnd(3) == 0 {
+                d.push_str(" ;");
+            }
+            body.push(d);
+        }
+        segs.push(format!("{head} {{\n\t{}\n}}", body.join("\n\t")));
+    }
+    // Parameters before, between and after the segments.
+    let mut out = Vec::new();
+    let split = rnd(params.len() + 1);
+    out.extend(params[..split].iter().cloned());
+    out.extend(segs);
+    out.extend(params[split..].iter().cloned());
+    out.join("\n") + "\n"
+}

@@ -805,3 +805,35 @@ fn emit(c: &Config, w: &Written, label: &str) -> R<String> {
 fn opt(v: Option<u32>) -> String {
     v.unwrap_or(0).to_string()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_keyword_has_a_toml_key() {
+        for (word, _) in super::super::lexer::KEYWORDS {
+            let found = KEYS.iter().filter(|(k, _)| k == word).count();
+            assert_eq!(found, 1, "{word}: add its TOML key to KEYS, File and docs/config.md");
+        }
+        assert_eq!(KEYS.len(), super::super::lexer::KEYWORDS.len());
+    }
+
+    #[test]
+    fn lines_and_columns() {
+        let l = Lines::new("ab\ncdé\n\nx\n  \n");
+        assert_eq!(l.line_col(0), (1, 1));
+        assert_eq!(l.line_col(3), (2, 1));
+        assert_eq!(l.line_col(7), (2, 4));
+        assert_eq!(l.line_col(9), (4, 1));
+        assert_eq!(l.last_line(), 4);
+    }
+
+    #[test]
+    fn debug_masks_as_names() {
+        assert_eq!(flag_names(flags::DEFAULT), ["EXIT", "PRINT", "CONFIGURATION"]);
+        assert_eq!(flag_names(flags::ALL), ["ALL"]);
+        assert_eq!(flag_names(flags::ALL & !flags::EVENTS), ["ALL", "!EVENTS"]);
+        assert!(flag_names(0).is_empty());
+    }
+}

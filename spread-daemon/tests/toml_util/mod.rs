@@ -57,10 +57,27 @@ pub fn same(conf: &Config, back: &Config) -> Result<(), String> {
             return Err(format!("TOML warning {w:?} not given for the spread.conf form ({:?})", a.warnings));
         }
     }
+    // Notes of keywords not supported yet: a repeated keyword gives one per
+    // line in spread.conf, and none for a value a later line took back.
+    for u in &b.unsupported {
+        if !a.unsupported.contains(u) {
+            return Err(format!("TOML note {u:?} not given for the spread.conf form ({:?})", a.unsupported));
+        }
+    }
     a.warnings.clear();
     b.warnings.clear();
+    a.unsupported.clear();
+    b.unsupported.clear();
     if a != b {
-        return Err(format!("configurations differ:\n{a:#?}\nvs\n{b:#?}"));
+        let (ta, tb) = (format!("{a:#?}"), format!("{b:#?}"));
+        let diff: Vec<String> = ta
+            .lines()
+            .zip(tb.lines())
+            .enumerate()
+            .filter(|(_, (x, y))| x != y)
+            .map(|(i, (x, y))| format!("line {i}: {x:?} vs {y:?}"))
+            .collect();
+        return Err(format!("configurations differ: {}", diff.join("; ")));
     }
     Ok(())
 }
