@@ -9,7 +9,7 @@
 //!              [--ours-port P] [--ref-port P] [--markdown FILE] [--unix]
 //!              [--ours-wrapper 'CMD ARGS --'] [--no-flood] [--no-ping] [--divide N]
 //!              [--no-ring | --ring-only] [--ring-daemons N]
-//!              [--no-lib | --lib-only] [--build-dir DIR]
+//!              [--no-lib | --lib-only] [--build-dir DIR] [--ours-metrics PORT] [--fixed-counts]
 //! ```
 //! `--ours-port`/`--ref-port` are the bases of 10-port ranges (the first free
 //! pair is used); the rings use the 20 ports above each (`P+10 .. P+29`, the
@@ -17,7 +17,12 @@
 //! where `make build` put `bin/splibbench` and `lib/` (default `build`).
 //! `--ours-wrapper` prefixes our daemons' command lines
 //! (perf, valgrind); `--divide` divides every message count (for slow
-//! profilers). Loopback only; the daemons are our children and are stopped by
+//! profilers). `--ours-metrics PORT` turns our single daemon's metrics
+//! endpoint on (`MetricsAddress = 127.0.0.1:PORT`) and scrapes it ten times
+//! a second while the single-daemon floods and round trips run (what the
+//! endpoint costs the message path). `--fixed-counts` skips the calibration
+//! of the flood counts (each run sends the minimum count: a fixed load, for
+//! instruction counts under callgrind). Loopback only; the daemons are our children and are stopped by
 //! PID.
 
 mod failover;
@@ -63,6 +68,12 @@ struct Opts {
     no_failover: bool,
     failover_only: bool,
     failover_soak: Option<u64>,
+    /// Our single daemon serves metrics on 127.0.0.1:<port>, scraped while
+    /// it is measured.
+    ours_metrics: Option<u16>,
+    /// Every flood run sends the minimum count (no calibration): a fixed
+    /// load, for instruction counts under callgrind.
+    fixed_counts: bool,
 }
 
 fn ep(d: &Daemon, unix: bool) -> spread_bench::client::Endpoint {
@@ -79,7 +90,7 @@ fn usage() -> ! {
          [--ours-port P] [--ref-port P] [--markdown FILE] \
          [--ours-wrapper 'CMD ARGS --'] [--no-flood] [--no-ping] [--divide N] [--unix] \
          [--no-ring | --ring-only] [--ring-daemons N] [--no-lib | --lib-only] [--build-dir DIR] \
-         [--no-failover | --failover-only] [--failover-soak SECS]\n\
+         [--no-failover | --failover-only] [--failover-soak SECS] [--ours-metrics PORT] [--fixed-counts]\n\
          SPREAD_REF_PREFIX in the environment is used when --ref-prefix is absent."
     );
     std::process::exit(2)
@@ -108,6 +119,8 @@ fn parse_opts() -> Opts {
         no_failover: false,
         failover_only: false,
         failover_soak: None,
+        ours_metrics: None,
+        fixed_counts: false,
     };
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
@@ -140,6 +153,8 @@ fn parse_opts() -> Opts {
             "--no-failover" => o.no_failover = true,
             "--failover-only" => o.failover_only = true,
             "--failover-soak" => o.failover_soak = Some(val().parse().unwrap_or_else(|_| usage())),
+            "--ours-metrics" => o.ours_metrics = Some(val().parse().unwrap_or_else(|_| usage())),
+            "--fixed-counts" => o.fixed_counts = true,
             _ => usage(),
         }
     }
@@ -312,7 +327,11 @@ fn single_section(o: &Opts) -> String {
             eprintln!("spread-bench: no free port pair in {}..{}", o.ours_port, o.ours_port + 9);
             std::process::exit(1);
         };
-        match Daemon::start_wrapped("ours", &o.ours_wrapper, &p, port, Duration::from_secs(30)) {
+        let extra = o.ours_metrics.map(|m| format!("MetricsAddress = 127.0.0.1:{m}\n")).unwrap_or_default();
+        let conf = move |run: &std::path::Path| spread_bench::daemon::config_text(port, run) + &extra;
+        let started =
+            Daemon::start_conf("ours", &o.ours_wrapper, &p, "localhost", port, &conf, Duration::from_secs(30));
+        match started {
             Ok(d) => targets.push(Target { name: "ours", daemon: d, binary: p, runs_done: 0 }),
             Err(e) => {
                 eprintln!("spread-bench: cannot start our daemon: {e}");
@@ -354,6 +373,8 @@ fn single_section(o: &Opts) -> String {
     let (warmup, iters) = (warmup / o.divide as usize, (iters / o.divide as usize).max(10));
     let limit = Duration::from_secs(60);
 
+    let scraper = o.ours_metrics.map(Scraper::start);
+
     // Flood rows: msgs/s and Mbit/s medians per target.
     let mut flood_rows: Vec<(String, usize, Vec<[f64; 2]>)> = Vec::new();
     let modes: &[FloodMode] = if o.no_flood { &[] } else { &[FloodMode::OneToOne, FloodMode::SelfRecv] };
@@ -370,6 +391,7 @@ fn single_section(o: &Opts) -> String {
             for (i, t) in targets.iter_mut().enumerate() {
                 let tag = t.tag();
                 match flood(&ep(&t.daemon, o.unix), &tag, mode, size, min_count, window, limit) {
+                    Ok(_) if o.fixed_counts => {}
                     Ok(r) => counts[i] = ((r.msgs_per_sec() * run_secs) as u64).clamp(min_count, max_count),
                     Err(e) => {
                         eprintln!("  {:8} {:24} {:>6} B pilot: FAILED: {e}", t.name, mode.label(), size);
@@ -500,8 +522,67 @@ fn single_section(o: &Opts) -> String {
             let _ = writeln!(md, "* p50 round trip <= 0.7x the original: {}x, {}", fmt_num(x), verdict(x <= 0.7));
         }
     }
+    if let Some(sc) = scraper {
+        let (ok, failed, bytes) = sc.stop();
+        eprintln!("metrics: {ok} scrapes of our daemon's endpoint ({failed} failed), the last {bytes} bytes");
+        let _ = writeln!(
+            md,
+            "\nOur daemon served metrics (`MetricsAddress`), scraped every 100 ms throughout: {ok} scrapes, \
+             {failed} failed, {bytes} bytes each."
+        );
+    }
     for t in &mut targets {
         t.daemon.stop();
     }
     md
+}
+
+/// Scrapes `http://127.0.0.1:<port>/metrics` every 100 ms on a thread of
+/// its own until stopped (`--ours-metrics`).
+struct Scraper {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    thread: std::thread::JoinHandle<(u64, u64, usize)>,
+}
+
+impl Scraper {
+    fn start(port: u16) -> Scraper {
+        use std::io::{Read, Write};
+        use std::sync::atomic::Ordering;
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let flag = stop.clone();
+        let thread = std::thread::spawn(move || {
+            let (mut ok, mut failed, mut bytes) = (0u64, 0u64, 0usize);
+            // Bounded by the stop flag, which the section sets when it ends.
+            while !flag.load(Ordering::Relaxed) {
+                let scrape = || -> std::io::Result<usize> {
+                    let mut s = std::net::TcpStream::connect(("127.0.0.1", port))?;
+                    s.set_read_timeout(Some(Duration::from_secs(5)))?;
+                    s.write_all(b"GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")?;
+                    let mut b = Vec::new();
+                    s.read_to_end(&mut b)?;
+                    if !b.starts_with(b"HTTP/1.1 200 ") {
+                        return Err(std::io::Error::other("not 200"));
+                    }
+                    Ok(b.len())
+                };
+                match scrape() {
+                    Ok(n) => {
+                        ok += 1;
+                        bytes = n;
+                    }
+                    Err(_) => failed += 1,
+                }
+                // The scrape interval, not a synchronisation sleep.
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            (ok, failed, bytes)
+        });
+        Scraper { stop, thread }
+    }
+
+    /// Stop; returns (scrapes answered, failed, size of the last answer).
+    fn stop(self) -> (u64, u64, usize) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        self.thread.join().unwrap_or((0, 0, 0))
+    }
 }

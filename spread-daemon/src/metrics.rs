@@ -331,16 +331,20 @@ impl Server {
     /// Bind `addr` and register the listener as token `base`.
     pub fn bind(addr: SocketAddr, registry: &Registry, base: usize) -> io::Result<Server> {
         use socket2::{Domain, Socket, Type};
-        let s = Socket::new(Domain::for_address(addr), Type::STREAM, None)?;
-        s.set_reuse_address(true)?;
-        if addr.is_ipv6() {
-            s.set_only_v6(true)?;
-        }
-        s.bind(&addr.into())?;
-        s.listen(64)?;
-        s.set_nonblocking(true)?;
-        let mut listener = TcpListener::from_std(s.into());
-        registry.register(&mut listener, Token(base), Interest::READABLE)?;
+        let listen = || -> io::Result<TcpListener> {
+            let s = Socket::new(Domain::for_address(addr), Type::STREAM, None)?;
+            s.set_reuse_address(true)?;
+            if addr.is_ipv6() {
+                s.set_only_v6(true)?;
+            }
+            s.bind(&addr.into())?;
+            s.listen(64)?;
+            s.set_nonblocking(true)?;
+            let mut listener = TcpListener::from_std(s.into());
+            registry.register(&mut listener, Token(base), Interest::READABLE)?;
+            Ok(listener)
+        };
+        let listener = listen().map_err(|e| io::Error::new(e.kind(), format!("MetricsAddress {addr}: {e}")))?;
         Ok(Server { listener, base, scrapes: (0..MAX_SCRAPES).map(|_| None).collect(), rss: Rss::open() })
     }
 
