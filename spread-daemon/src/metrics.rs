@@ -411,9 +411,17 @@ impl Server {
                 Err(_) => return,
             };
             let Some(k) = self.scrapes.iter().position(Option::is_none) else {
-                // All slots busy: say so (best effort, never blocking) and close.
+                // All slots busy: say so (best effort, never blocking) and
+                // close; what already arrived of the request is read first,
+                // so that the close is not a reset that loses the answer.
+                let mut sink = [0u8; 2048];
+                for _ in 0..MAX_REQUEST / sink.len() {
+                    if !matches!(stream.read(&mut sink), Ok(n) if n > 0) {
+                        break;
+                    }
+                }
                 let _ = stream.write(&plain("503 Service Unavailable"));
-                let _ = stream.shutdown(Shutdown::Both);
+                let _ = stream.shutdown(Shutdown::Write);
                 continue;
             };
             let _ = stream.set_nodelay(true);
