@@ -117,7 +117,22 @@ impl Daemon {
     /// [`Daemon::start`] with another daemon binary (the original's, for
     /// interop runs).
     pub fn start_bin(bin: &Path, name: &str, port: u16, conf: &str) -> Result<Daemon, String> {
+        Daemon::start_with_files(bin, name, port, conf, &[])
+    }
+
+    /// [`Daemon::start_bin`] with `files` (name, text) written into the
+    /// daemon's working directory first (`spread.access_ip`, say).
+    pub fn start_with_files(
+        bin: &Path,
+        name: &str,
+        port: u16,
+        conf: &str,
+        files: &[(&str, &str)],
+    ) -> Result<Daemon, String> {
         let dir = TempDir::new(&format!("d{port}")).map_err(|e| format!("temp dir: {e}"))?;
+        for (f, text) in files {
+            std::fs::write(dir.path().join(f), text).map_err(|e| format!("write {f}: {e}"))?;
+        }
         let run = dir.path().join("run");
         std::fs::create_dir_all(&run).map_err(|e| format!("run dir: {e}"))?;
         {

@@ -14,7 +14,7 @@
 //! before its guards could run) are removed when the next LAN is made.
 
 use std::io;
-use std::net::{Ipv4Addr, SocketAddr, TcpStream};
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, TcpStream};
 use std::os::fd::AsRawFd;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
@@ -114,7 +114,23 @@ impl Lan {
         // Interface names (≤ 15 characters): the bridge and the hub-side
         // veth ends live in the hub namespace, the host side in its host.
         let hub = lan.hub.clone();
-        ip(&["-n", &hub, "link", "add", &br, "type", "bridge", "stp_state", "0", "forward_delay", "0"])?;
+        // No multicast snooping: IPv6 segment multicast (`ff02::…`) reaches
+        // every port at once, without waiting for MLD reports.
+        ip(&[
+            "-n",
+            &hub,
+            "link",
+            "add",
+            &br,
+            "type",
+            "bridge",
+            "stp_state",
+            "0",
+            "forward_delay",
+            "0",
+            "mcast_snooping",
+            "0",
+        ])?;
         ip(&["-n", &hub, "link", "set", &br, "up"])?;
         for i in 0..n {
             let host = format!("{tag}n{}", i + 1);
@@ -129,6 +145,9 @@ impl Lan {
             let a = format!("{}/24", lan.addr(i));
             let b = lan.broadcast().to_string();
             ip(&["-n", &host, "addr", "add", &a, "broadcast", &b, "dev", &nv])?;
+            // and an IPv6 address, usable at once (no duplicate detection)
+            let a6 = format!("{}/64", lan.addr6(i));
+            ip(&["-n", &host, "addr", "add", &a6, "dev", &nv, "nodad"])?;
             ip(&["-n", &host, "link", "set", &nv, "up"])?;
             ip(&["-n", &host, "link", "set", "lo", "up"])?;
         }
@@ -218,6 +237,13 @@ impl Lan {
     /// Host `i`'s address (`net.(i+1)`).
     pub fn addr(&self, i: usize) -> Ipv4Addr {
         Ipv4Addr::new(self.net[0], self.net[1], self.net[2], i as u8 + 1)
+    }
+
+    /// Host `i`'s IPv6 address, `fd00:<net.0>:<net.1>:<net.2>::<i+1>` (hex)
+    /// on a /64 (the same link as the IPv4 subnet).
+    pub fn addr6(&self, i: usize) -> Ipv6Addr {
+        let [a, b, c] = self.net;
+        Ipv6Addr::new(0xfd00, a as u16, b as u16, c as u16, 0, 0, 0, i as u16 + 1)
     }
 
     /// The subnet's broadcast address (`net.255`).

@@ -93,6 +93,10 @@ pub struct UdpConfig {
     pub send: Option<SocketAddr>,
     /// IPv4 multicast groups to join on the data sockets, with the interface.
     pub multicast: Vec<(std::net::Ipv4Addr, std::net::Ipv4Addr)>,
+    /// IPv6 multicast groups to join on the data sockets, with the interface
+    /// index (the group's scope id, else this daemon's; 0 lets the kernel
+    /// choose). The send socket's multicast interface is the first one.
+    pub multicast_v6: Vec<(std::net::Ipv6Addr, u32)>,
     /// The status socket's address (`A:0`), from which monitor status
     /// replies are sent (daemon spec §8.4).
     pub status: Option<SocketAddr>,
@@ -972,10 +976,27 @@ impl<O: Ordering + RingNet> Driver<O> {
                 }
             }
         }
+        for (group, ifindex) in &cfg.udp.multicast_v6 {
+            for (s, port) in &udp {
+                if *port == Port::Data {
+                    if let Err(e) = s.join_multicast_v6(group, *ifindex) {
+                        tracing::warn!(
+                            target: "spread::network",
+                            "cannot join multicast group {group} on interface {ifindex}: {e}"
+                        );
+                    }
+                }
+            }
+        }
         let udp_send = match cfg.udp.send {
             Some(a) => Some(udp_socket(a, false)?),
             None => None,
         };
+        if let (Some(s), Some((_, ifindex))) = (&udp_send, cfg.udp.multicast_v6.first()) {
+            if *ifindex != 0 {
+                let _ = socket2::SockRef::from(s).set_multicast_if_v6(*ifindex);
+            }
+        }
         let udp_status = match cfg.udp.status {
             Some(a) => Some(udp_socket(a, false)?),
             None => None,

@@ -308,6 +308,22 @@ fn udp_config(conf: &Config, me: &config::MeInfo) -> UdpConfig {
             }
         }
     }
+    // IPv6: on the segment address's interface (its scope id: `%if`, else
+    // this daemon's own, `Config::apply_scope_ids`).
+    let mut multicast_v6 = Vec::new();
+    if let Some(seg) = conf.segments.get(d.seg_index) {
+        for a in &seg.addrs {
+            if let SocketAddr::V6(g) = a {
+                if g.ip().is_multicast() {
+                    let own = match d.addr {
+                        SocketAddr::V6(m) => m.scope_id(),
+                        SocketAddr::V4(_) => 0,
+                    };
+                    multicast_v6.push((*g.ip(), if g.scope_id() != 0 { g.scope_id() } else { own }));
+                }
+            }
+        }
+    }
     // With listed interfaces a daemon of a shared segment also receives on
     // the segment's addresses (those no interface bind covers).
     let mut data_reuse = Vec::new();
@@ -326,6 +342,7 @@ fn udp_config(conf: &Config, me: &config::MeInfo) -> UdpConfig {
         token: binds.iter().map(|ip| SocketAddr::new(*ip, tport)).collect(),
         send: Some(SocketAddr::new(d.ip(), 0)),
         multicast,
+        multicast_v6,
         status: Some(SocketAddr::new(d.ip(), 0)),
     }
 }

@@ -5,7 +5,7 @@
 //! allowed list the daemon sends is the enabled ones in that order, each
 //! followed by a space.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 
 /// One authentication method.
@@ -34,29 +34,49 @@ impl AuthMethod {
     }
 }
 
-/// One `spread.access_ip` rule: network address and prefix length.
+/// One `spread.access_ip` rule: a network and its prefix length. IPv4 rules
+/// are what the original knows; IPv6 rules are ours (the original's IP method
+/// checks IPv4 peers only, daemon spec quirk 11).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct IpRule {
-    pub net: u32,
-    pub prefix: u8,
+pub enum IpRule {
+    V4 { net: u32, prefix: u8 },
+    V6 { net: u128, prefix: u8 },
+}
+
+fn prefix_match(net: u128, addr: u128, prefix: u32, bits: u32) -> bool {
+    let p = prefix.min(bits);
+    if p == 0 {
+        return true;
+    }
+    let shift = bits - p;
+    (addr >> shift) == (net >> shift)
 }
 
 impl IpRule {
-    pub fn matches(&self, addr: u32) -> bool {
-        let p = self.prefix.min(32) as u32;
-        if p == 0 {
-            return true;
+    /// Whether the rule admits `addr`. An IPv4-mapped IPv6 peer
+    /// (`::ffff:a.b.c.d`, a client of a dual-stack listener) is an IPv4 peer.
+    pub fn matches(&self, addr: IpAddr) -> bool {
+        let addr = match addr {
+            IpAddr::V6(a) => a.to_ipv4_mapped().map(IpAddr::V4).unwrap_or(IpAddr::V6(a)),
+            v4 => v4,
+        };
+        match (self, addr) {
+            (IpRule::V4 { net, prefix }, IpAddr::V4(a)) => {
+                prefix_match(*net as u128, u32::from(a) as u128, *prefix as u32, 32)
+            }
+            (IpRule::V6 { net, prefix }, IpAddr::V6(a)) => prefix_match(*net, u128::from(a), *prefix as u32, 128),
+            _ => false,
         }
-        let mask = if p == 32 { u32::MAX } else { !(u32::MAX >> p) };
-        (addr & mask) == (self.net & mask)
     }
 }
 
 /// Parse the text of a `spread.access_ip` file: `#` comments, lines starting
-/// with `unix` (rule 0.0.0.0/32), lines starting with `local` (127.0.0.0/8),
-/// and `a.b.c.d[/prefix]`. Like the original, parsing stops at the first line
-/// that has fewer than three dots; a line that does not parse is skipped
-/// (the original exits the daemon there).
+/// with `unix` (rule 0.0.0.0/32, which no peer matches, as in the original),
+/// lines starting with `local` (127.0.0.0/8, and ours also `::1`), and
+/// `a.b.c.d[/prefix]` (prefix default 32). Like the original, parsing stops
+/// at the first line that has fewer than three dots, unless (ours) the line
+/// is an IPv6 rule `addr[/prefix]` (prefix default 128). A line that does not
+/// parse is skipped (the original exits the daemon there).
 pub fn parse_access_ip(text: &str) -> Vec<IpRule> {
     let mut rules = Vec::new();
     for line in text.lines() {
@@ -64,25 +84,39 @@ pub fn parse_access_ip(text: &str) -> Vec<IpRule> {
             continue;
         }
         if line.starts_with("unix") {
-            rules.push(IpRule { net: 0, prefix: 32 });
+            rules.push(IpRule::V4 { net: 0, prefix: 32 });
             continue;
         }
         if line.starts_with("local") {
-            rules.push(IpRule { net: 127 << 24, prefix: 8 });
+            rules.push(IpRule::V4 { net: 127 << 24, prefix: 8 });
+            rules.push(IpRule::V6 { net: 1, prefix: 128 });
+            continue;
+        }
+        let t = line.trim();
+        let (addr, prefix) = match t.split_once('/') {
+            Some((a, p)) => (a.trim(), Some(p.trim())),
+            None => (t, None),
+        };
+        if let Ok(a6) = addr.parse::<std::net::Ipv6Addr>() {
+            match prefix.map_or(Some(128), |p| p.parse::<u8>().ok()) {
+                // `::ffff:a.b.c.d/p` is the IPv4 rule a.b.c.d/(p-96): peers are compared as IPv4
+                Some(p) if p >= 96 && a6.to_ipv4_mapped().is_some() => rules.push(IpRule::V4 {
+                    net: u32::from(a6.to_ipv4_mapped().unwrap_or(Ipv4Addr::UNSPECIFIED)),
+                    prefix: p - 96,
+                }),
+                Some(p) if p <= 128 => rules.push(IpRule::V6 { net: u128::from(a6), prefix: p }),
+                _ => {}
+            }
             continue;
         }
         if line.matches('.').count() < 3 {
             break;
         }
-        let line = line.trim();
-        let (addr, prefix) = match line.split_once('/') {
-            Some((a, p)) => (a.trim(), p.trim().parse::<u8>().ok()),
-            None => (line, Some(32)),
-        };
+        let prefix = prefix.map_or(Some(32), |p| p.parse::<u8>().ok());
         let parts: Vec<Option<u8>> = addr.split('.').map(|p| p.trim().parse::<u8>().ok()).collect();
         match (parts.as_slice(), prefix) {
             ([Some(a), Some(b), Some(c), Some(d)], Some(p)) if p <= 32 => {
-                rules.push(IpRule { net: u32::from_be_bytes([*a, *b, *c, *d]), prefix: p })
+                rules.push(IpRule::V4 { net: u32::from_be_bytes([*a, *b, *c, *d]), prefix: p })
             }
             _ => continue,
         }
@@ -165,18 +199,12 @@ impl AuthConfig {
         Some(run)
     }
 
-    /// The IP method: only IPv4 peers are checked; anything else is denied.
+    /// The IP method: the peer's address against the rules. A Unix-socket
+    /// client (no address) is denied, as in the original; IPv6 peers are
+    /// checked against IPv6 rules (the original denies them all).
     pub fn ip_allows(&self, peer: Option<SocketAddr>) -> bool {
-        let Some(rules) = &self.ip_rules else { return false };
-        let addr = match peer {
-            Some(SocketAddr::V4(a)) => u32::from(*a.ip()),
-            Some(SocketAddr::V6(a)) => match a.ip().to_ipv4_mapped() {
-                Some(v4) => u32::from(v4),
-                None => return false,
-            },
-            None => return false,
-        };
-        rules.iter().any(|r| r.matches(addr))
+        let (Some(rules), Some(peer)) = (&self.ip_rules, peer) else { return false };
+        rules.iter().any(|r| r.matches(peer.ip()))
     }
 }
 
@@ -190,10 +218,11 @@ mod tests {
         assert_eq!(
             r,
             vec![
-                IpRule { net: 127 << 24, prefix: 8 },
-                IpRule { net: 0x0a01_0000, prefix: 16 },
-                IpRule { net: 0xc0a8_0107, prefix: 32 },
-                IpRule { net: 0, prefix: 32 }
+                IpRule::V4 { net: 127 << 24, prefix: 8 },
+                IpRule::V6 { net: 1, prefix: 128 },
+                IpRule::V4 { net: 0x0a01_0000, prefix: 16 },
+                IpRule::V4 { net: 0xc0a8_0107, prefix: 32 },
+                IpRule::V4 { net: 0, prefix: 32 }
             ]
         );
         let cfg = AuthConfig { enabled: vec![AuthMethod::Ip], ip_rules: Some(r), ..AuthConfig::default() };
@@ -201,7 +230,40 @@ mod tests {
         assert!(cfg.ip_allows(Some("10.1.200.3:5".parse().unwrap())));
         assert!(!cfg.ip_allows(Some("10.2.0.1:5".parse().unwrap())));
         assert!(!cfg.ip_allows(None));
+        assert!(cfg.ip_allows(Some("[::1]:5".parse().unwrap())), "local admits ::1");
+        assert!(cfg.ip_allows(Some("[::ffff:10.1.2.3]:5".parse().unwrap())), "v4-mapped peers are IPv4");
+        assert!(!cfg.ip_allows(Some("[::2]:5".parse().unwrap())));
+    }
+
+    #[test]
+    fn access_ip_ipv6_rules() {
+        // an IPv4-only file (all the original knows) denies every IPv6 peer
+        let v4 = AuthConfig {
+            enabled: vec![AuthMethod::Ip],
+            ip_rules: Some(parse_access_ip("10.0.0.0/8\n")),
+            ..AuthConfig::default()
+        };
+        assert!(!v4.ip_allows(Some("[fd00::1]:5".parse().unwrap())));
+        let r = parse_access_ip("fd00:1::/32\n2001:db8::7\n10.0.0.0/8\nfe80::/200\nstop here\n192.168.0.1\n");
+        assert_eq!(
+            r,
+            vec![
+                IpRule::V6 { net: 0xfd00_0001 << 96, prefix: 32 },
+                IpRule::V6 { net: u128::from("2001:db8::7".parse::<std::net::Ipv6Addr>().unwrap()), prefix: 128 },
+                IpRule::V4 { net: 0x0a00_0000, prefix: 8 },
+            ],
+            "a bad prefix is skipped; a line of neither kind ends the file, as in the original"
+        );
+        let cfg = AuthConfig { enabled: vec![AuthMethod::Ip], ip_rules: Some(r), ..AuthConfig::default() };
+        assert!(cfg.ip_allows(Some("[fd00:1:ffff::9]:5".parse().unwrap())));
+        assert!(!cfg.ip_allows(Some("[fd00:2::9]:5".parse().unwrap())));
+        assert!(cfg.ip_allows(Some("[2001:db8::7]:5".parse().unwrap())));
+        assert!(!cfg.ip_allows(Some("[2001:db8::8]:5".parse().unwrap())));
+        assert!(cfg.ip_allows(Some("10.9.9.9:5".parse().unwrap())));
+        assert!(!cfg.ip_allows(Some("192.168.0.1:5".parse().unwrap())));
         assert!(!cfg.ip_allows(Some("[::1]:5".parse().unwrap())));
+        let m = parse_access_ip("::ffff:10.1.0.0/112\n");
+        assert_eq!(m, vec![IpRule::V4 { net: 0x0a01_0000, prefix: 16 }]);
     }
 
     #[test]
