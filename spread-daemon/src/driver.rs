@@ -1117,8 +1117,8 @@ impl<O: Ordering + RingNet> Driver<O> {
                         let n = unsafe { libc::read(self.signal_fd, b.as_mut_ptr() as *mut libc::c_void, b.len()) };
                         let got = &b[..n.max(0) as usize];
                         if got.contains(&SIG_RELOAD) {
-                            tracing::info!(target: "spread::conf", print = true,
-                                "Received SIGHUP: re-reading the configuration");
+                            tracing::info!(target: "spread::conf", print = true, event = "reload_requested",
+                                trigger = "SIGHUP", "Received SIGHUP: re-reading the configuration");
                             self.engine.request_reload();
                         }
                         stop |= got.contains(&SIG_STOP);
@@ -1213,7 +1213,7 @@ impl<O: Ordering + RingNet> Driver<O> {
                 self.drain_actions();
             }
             Err(why) => {
-                tracing::error!(target: "spread::conf", print = true,
+                tracing::error!(target: "spread::conf", print = true, event = "reload_refused", reason = %why,
                     "Configuration reload refused: {why}; the daemon keeps running on the configuration in force");
                 self.engine.reload_refused();
             }

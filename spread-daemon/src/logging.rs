@@ -15,6 +15,23 @@
 //!
 //! Lines carry only the message (no level, no target), like the original.
 //!
+//! * **EventLogFormat = json** (ours) — one JSON object per event and line
+//!   instead: `time` (UTC, RFC 3339 with microseconds), `level`, `priority`
+//!   (the original's name), `flag` (the DebugFlags name), `target`,
+//!   `message` (the text line's words), and the event's fields with their
+//!   types. The same events are written as in text form.
+//!
+//! ## Structured events
+//!
+//! An event with a field named `event` (`"membership"`, `"session_rejected"`,
+//! `"config_loaded"`, …) is one of the structured events: membership changes,
+//! session rejections, configuration events. Its other fields are for the
+//! JSON form; the text form writes its message only, in the original's words
+//! where the original has the line. An event with a field named `text_only`
+//! (the lines of the original's configuration printout that follow a
+//! membership change) is left out of the JSON form, whose structured event
+//! already carries what they say.
+//!
 //! ## Targets → DebugFlags
 //!
 //! | target (`spread::<name>`, optionally `::more`) | flag |
@@ -78,7 +95,7 @@ use tracing_subscriber::layer::{Context, Filter, SubscriberExt};
 use tracing_subscriber::registry::LookupSpan;
 use tracing_subscriber::Layer;
 
-use crate::config::{flags, Config, Priority, Timestamp};
+use crate::config::{flags, Config, LogFormat, Priority, Timestamp};
 
 /// The levels of the process's logger, which a reload changes.
 static LIVE_LEVELS: OnceLock<Arc<Levels>> = OnceLock::new();
@@ -187,7 +204,10 @@ where
 {
     let filter = SpreadFilter { levels };
     tracing_subscriber::fmt::layer()
-        .event_format(SpreadFormat { timestamp: config.event_timestamp.as_ref().map(TimeFormat::new) })
+        .event_format(SpreadFormat {
+            timestamp: config.event_timestamp.as_ref().map(TimeFormat::new),
+            json: config.event_log_format == LogFormat::Json,
+        })
         .with_writer(writer)
         .with_filter(filter)
 }
@@ -322,12 +342,16 @@ impl TimeFormat {
 
 struct SpreadFormat {
     timestamp: Option<TimeFormat>,
+    json: bool,
 }
 
 /// Collects the message and any extra fields (except the priority markers).
 struct MessageVisitor<'a> {
     out: &'a mut String,
     extra: String,
+    /// The event has an `event` field: a structured event, whose other
+    /// fields the text form leaves out.
+    structured: bool,
 }
 
 impl Visit for MessageVisitor<'_> {
@@ -344,7 +368,8 @@ impl Visit for MessageVisitor<'_> {
             "message" => {
                 let _ = write!(self.out, "{value:?}");
             }
-            "print" | "fatal" | "critical" => {}
+            "print" | "fatal" | "critical" | "text_only" => {}
+            "event" => self.structured = true,
             name => {
                 let _ = write!(self.extra, " {name}={value:?}");
             }
@@ -355,14 +380,105 @@ impl Visit for MessageVisitor<'_> {
 /// One log line for an event's fields (without timestamp), as written.
 fn line_of(event: &Event<'_>) -> String {
     let mut msg = String::new();
-    let mut v = MessageVisitor { out: &mut msg, extra: String::new() };
+    let mut v = MessageVisitor { out: &mut msg, extra: String::new(), structured: false };
     event.record(&mut v);
-    let extra = std::mem::take(&mut v.extra);
+    let extra = if v.structured { String::new() } else { std::mem::take(&mut v.extra) };
     while msg.ends_with('\n') {
         msg.pop();
     }
     msg.push_str(&extra);
     msg
+}
+
+/// Collects an event's fields as JSON values (the priority markers left out).
+struct JsonVisitor {
+    map: serde_json::Map<String, serde_json::Value>,
+}
+
+impl JsonVisitor {
+    fn put(&mut self, field: &Field, v: serde_json::Value) {
+        match field.name() {
+            "print" | "fatal" | "critical" => {}
+            name => {
+                self.map.insert(name.to_string(), v);
+            }
+        }
+    }
+}
+
+impl Visit for JsonVisitor {
+    fn record_i64(&mut self, field: &Field, value: i64) {
+        self.put(field, value.into());
+    }
+    fn record_u64(&mut self, field: &Field, value: u64) {
+        self.put(field, value.into());
+    }
+    fn record_bool(&mut self, field: &Field, value: bool) {
+        self.put(field, value.into());
+    }
+    fn record_f64(&mut self, field: &Field, value: f64) {
+        self.put(field, value.into());
+    }
+    fn record_str(&mut self, field: &Field, value: &str) {
+        self.put(field, value.trim_end_matches('\n').into());
+    }
+    fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
+        let s = format!("{value:?}");
+        self.put(field, s.trim_end_matches('\n').into());
+    }
+}
+
+/// The original's name of a priority (1..7).
+fn priority_name(p: u8) -> &'static str {
+    match p {
+        1 => "DEBUG",
+        2 => "INFO",
+        3 => "WARNING",
+        4 => "ERROR",
+        5 => "CRITICAL",
+        6 => "PRINT",
+        _ => "FATAL",
+    }
+}
+
+/// The `DebugFlags` name of a flag bit.
+fn flag_name(f: u32) -> &'static str {
+    flags::NAMES.iter().find(|(_, b)| *b == f).map(|(n, _)| *n).unwrap_or("PRINT")
+}
+
+/// `now` as RFC 3339 UTC with microseconds (`2026-12-08T01:02:03.456789Z`).
+fn rfc3339_utc(now: SystemTime) -> String {
+    let d = now.duration_since(UNIX_EPOCH).unwrap_or_default();
+    let secs = d.as_secs() as libc::time_t;
+    // SAFETY: an all-zero `tm` is a valid value for gmtime_r to overwrite.
+    let mut tm: libc::tm = unsafe { std::mem::zeroed() };
+    // SAFETY: both pointers are valid for the call.
+    if unsafe { libc::gmtime_r(&secs, &mut tm).is_null() } {
+        return format!("{}.{:06}", d.as_secs(), d.subsec_micros());
+    }
+    format!(
+        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:06}Z",
+        tm.tm_year + 1900,
+        tm.tm_mon + 1,
+        tm.tm_mday,
+        tm.tm_hour,
+        tm.tm_min,
+        tm.tm_sec,
+        d.subsec_micros()
+    )
+}
+
+/// One JSON line for an event (without the newline).
+fn json_line_of(event: &Event<'_>, now: SystemTime) -> String {
+    let meta = event.metadata();
+    let mut v = JsonVisitor { map: serde_json::Map::new() };
+    v.map.insert("time".into(), rfc3339_utc(now).into());
+    v.map.insert("level".into(), meta.level().as_str().into());
+    v.map.insert("priority".into(), priority_name(priority_of(meta)).into());
+    v.map.insert("flag".into(), flag_name(flag_of_target(meta.target())).into());
+    v.map.insert("target".into(), meta.target().into());
+    event.record(&mut v);
+    serde_json::Value::Object(v.map).to_string()
 }
 
 impl<S, N> FormatEvent<S, N> for SpreadFormat
@@ -371,6 +487,13 @@ where
     N: for<'a> FormatFields<'a> + 'static,
 {
     fn format_event(&self, _ctx: &FmtContext<'_, S, N>, mut writer: Writer<'_>, event: &Event<'_>) -> fmt::Result {
+        if self.json {
+            if event.metadata().fields().field("text_only").is_some() {
+                return Ok(());
+            }
+            writer.write_str(&json_line_of(event, SystemTime::now()))?;
+            return writer.write_char('\n');
+        }
         if let Some(ts) = self.timestamp.as_ref().and_then(|t| t.render(SystemTime::now())) {
             writer.write_str(&ts)?;
             writer.write_char(' ')?;
@@ -381,19 +504,28 @@ where
 }
 
 /// Log what the original logs when it has read its configuration: the file,
-/// each daemon and its VID, each segment, the hash, then every parser warning
-/// and every keyword that is accepted but not supported yet.
+/// each segment's daemons and their VIDs, then the segment, the hash, then
+/// every parser warning and every keyword that is accepted but not
+/// supported yet. The file and the end are structured events
+/// (`config_file`, `config_loaded`).
 pub fn log_config_loaded(config: &Config) {
-    tracing::info!(target: "spread::config", "Using configuration file: {}", config.file);
-    for d in &config.daemons {
-        tracing::info!(target: "spread::config", "Configured daemon '{}' with IP '{}'", d.name, d.ip());
-        if d.vid_explicit {
-            tracing::info!(target: "spread::config", "Explicit virtual ID = '{}' for daemon '{}'", d.vid, d.name);
-        } else {
-            tracing::info!(target: "spread::config", "Auto-generated virtual ID = '{}' for daemon '{}'", d.vid, d.name);
-        }
-    }
+    tracing::info!(
+        target: "spread::config",
+        event = "config_file",
+        file = %config.file,
+        "Conf_load_conf_file: using file: {}",
+        config.file
+    );
     for (i, s) in config.segments.iter().enumerate() {
+        for &p in &s.daemons {
+            let Some(d) = config.daemons.get(p) else { continue };
+            tracing::info!(target: "spread::config", "Configured daemon '{}' with IP '{}'", d.name, d.ip());
+            if d.vid_explicit {
+                tracing::info!(target: "spread::config", "Explicit virtual ID = '{}' for daemon '{}'", d.vid, d.name);
+            } else {
+                tracing::info!(target: "spread::config", "Auto-generated virtual ID = '{}' for daemon '{}'", d.vid, d.name);
+            }
+        }
         let first = s.addrs.first().map(|a| a.ip().to_string()).unwrap_or_default();
         tracing::info!(
             target: "spread::config",
@@ -429,10 +561,97 @@ pub fn log_config_loaded(config: &Config) {
             "ENABLING Dangerous Monitor Commands! Make sure Spread network is secured");
     }
     tracing::info!(target: "spread::config", "Hash value for this configuration is: {}", config.hash);
-    tracing::info!(target: "spread::config", "Finished configuration file.");
+    tracing::info!(
+        target: "spread::config",
+        event = "config_loaded",
+        file = %config.file,
+        hash = config.hash,
+        daemons = config.daemons.len(),
+        segments = config.segments.len(),
+        warnings = config.warnings.len(),
+        "Finished configuration file."
+    );
     for u in &config.unsupported {
         tracing::warn!(target: "spread::config", print = true, "{u}");
     }
+}
+
+/// One daemon of a [`log_membership`] printout: name, address, VID, and
+/// whether it is in the ring.
+pub struct PrintedDaemon<'a> {
+    pub name: &'a str,
+    pub ip: std::net::IpAddr,
+    pub vid: u32,
+    pub member: bool,
+}
+
+/// What the original logs when a ring is installed (`Memb_regular`):
+/// "Membership id is ( rep, time)", one structured event carrying the
+/// members, then the configuration as `Conf_print` writes it (every segment
+/// with its addresses and the members in it), which the JSON form leaves
+/// out. `segments`: each segment's addresses and daemons in conf order.
+pub fn log_membership(
+    me: &str,
+    id: (i32, i32),
+    leader: bool,
+    segments: &[(&[std::net::SocketAddr], Vec<PrintedDaemon<'_>>)],
+) {
+    let members: Vec<&PrintedDaemon<'_>> = segments.iter().flat_map(|(_, d)| d.iter()).filter(|d| d.member).collect();
+    let vids: Vec<String> = members.iter().map(|d| d.vid.to_string()).collect();
+    let names: Vec<&str> = members.iter().map(|d| d.name).collect();
+    tracing::info!(
+        target: "spread::print",
+        event = "membership",
+        ring_rep = id.0,
+        ring_time = id.1,
+        daemons = members.len(),
+        vids = %vids.join(" "),
+        names = %names.join(" "),
+        leader,
+        "Membership id is ( {}, {})",
+        id.0,
+        id.1
+    );
+    let mut lines = vec![
+        "--------------------".to_string(),
+        format!("Configuration at {me} is:"),
+        format!("Num Segments {}", segments.len()),
+    ];
+    for (addrs, daemons) in segments {
+        let present: Vec<&PrintedDaemon<'_>> = daemons.iter().filter(|d| d.member).collect();
+        let mut l = format!("\t{}", present.len());
+        for a in addrs.iter() {
+            let _ = write!(l, "\t[{}]:{}", a.ip(), a.port());
+        }
+        lines.push(l);
+        for d in present {
+            lines.push(format!("\t\t{:<20}\t{}\tID: {:<16}", d.name, d.ip, d.vid));
+        }
+    }
+    lines.push("====================".to_string());
+    lines.push(String::new());
+    for l in lines {
+        tracing::info!(target: "spread::config", print = true, text_only = true, "{l}");
+    }
+}
+
+/// [`log_membership`] for a daemon alone in its configuration (a ring of
+/// one from the start, `RingOfOne`): what the original logs at start-up.
+pub fn log_membership_alone(config: &Config, me: &crate::config::MeInfo, time: i32) {
+    let segments: Vec<(&[std::net::SocketAddr], Vec<PrintedDaemon<'_>>)> = config
+        .segments
+        .iter()
+        .map(|s| {
+            let ds = s
+                .daemons
+                .iter()
+                .filter_map(|&p| config.daemons.get(p).map(|d| (p, d)))
+                .map(|(p, d)| PrintedDaemon { name: &d.name, ip: d.ip(), vid: d.vid, member: p == me.index })
+                .collect();
+            (s.addrs.as_slice(), ds)
+        })
+        .collect();
+    log_membership(&me.daemon.name, (me.daemon.vid as i32, time), true, &segments);
 }
 
 /// Log which configured daemon this process is.
@@ -440,7 +659,12 @@ pub fn log_me(me: &crate::config::MeInfo) {
     let d = &me.daemon;
     tracing::info!(
         target: "spread::config",
-        "My name: {}, id: {}, addr: {}, port: {}",
+        event = "config_me",
+        name = %d.name,
+        vid = d.vid,
+        addr = %d.ip(),
+        port = d.port(),
+        "Conf_load_conf_file: My name: {}, id: {}, addr: {}, port: {}",
         d.name,
         d.vid,
         d.ip(),
@@ -523,6 +747,60 @@ mod tests {
     }
 
     #[test]
+    fn structured_events_print_their_message_only_in_text() {
+        let c = conf("");
+        let out = run(&c, || {
+            tracing::info!(target: "spread::config", event = "config_loaded", hash = 7u32, "Finished configuration file.");
+            tracing::info!(target: "spread::config", print = true, text_only = true, "printout line");
+            tracing::info!(target: "spread::config", n = 3, "plain event keeps its field");
+        });
+        assert_eq!(out, "Finished configuration file.\nprintout line\nplain event keeps its field n=3\n");
+    }
+
+    #[test]
+    fn json_form_one_object_per_line_with_typed_fields() {
+        let c = conf("EventLogFormat = json\nEventTimeStamp\nDebugFlags = { ALL }\n");
+        let out = run(&c, || {
+            tracing::info!(
+                target: "spread::session",
+                event = "session_rejected",
+                code = -6,
+                reason = "REJECT_NOT_UNIQUE",
+                ok = false,
+                "Session from {} rejected",
+                "127.0.0.1:9"
+            );
+            tracing::info!(target: "spread::config", print = true, text_only = true, "left out of JSON");
+            tracing::error!(target: "spread::prot", fatal = true, "line \"quoted\"\n");
+        });
+        let lines: Vec<serde_json::Value> = out.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+        assert_eq!(lines.len(), 2, "{out}");
+        let e = &lines[0];
+        assert_eq!(e["event"], "session_rejected");
+        assert_eq!(e["code"], -6);
+        assert_eq!(e["ok"], false);
+        assert_eq!(e["reason"], "REJECT_NOT_UNIQUE");
+        assert_eq!(e["message"], "Session from 127.0.0.1:9 rejected");
+        assert_eq!(e["flag"], "SESSION");
+        assert_eq!(e["priority"], "INFO");
+        assert_eq!(e["level"], "INFO");
+        assert_eq!(e["target"], "spread::session");
+        let t = e["time"].as_str().unwrap();
+        assert_eq!(t.len(), 27, "{t}");
+        assert!(t.ends_with('Z'));
+        let f = &lines[1];
+        assert_eq!(f["message"], "line \"quoted\"");
+        assert_eq!(f["priority"], "FATAL");
+        assert!(f.get("fatal").is_none(), "markers are not fields");
+    }
+
+    #[test]
+    fn rfc3339_of_a_known_instant() {
+        let t = UNIX_EPOCH + std::time::Duration::from_micros(1_796_692_976_000_042);
+        assert_eq!(rfc3339_utc(t), "2026-12-08T01:22:56.000042Z");
+    }
+
+    #[test]
     fn fatal_priority_only_prints() {
         let c = conf("EventPriority = FATAL\nDebugFlags = { ALL }\n");
         let out = run(&c, || {
@@ -583,7 +861,14 @@ mod tests {
         let out = run(&c, || log_config_loaded(&c));
         assert!(out.contains("Configured daemon 'lh' with IP '127.0.0.1'\n"), "{out}");
         assert!(out.contains(&format!("Hash value for this configuration is: {}\n", c.hash)));
-        assert!(out.contains("is a loopback address"), "{out}");
+        assert!(out.starts_with("Conf_load_conf_file: using file: t\n"), "{out}");
+        assert!(
+            out.contains(
+                "----------- Parse Warning------------------\nWarning on or before line 2\nOffending token: }\n\
+                 Warning type: Segment configured with a loopback address 127.0.0.255!\n"
+            ),
+            "{out}"
+        );
         let c = conf("DaemonUser = nobody\nDebugFlags = { PRINT EXIT CONFIGURATION MEMBERSHIP }\n");
         let me = c.find_me_among(None, &["127.0.0.1:0".parse().unwrap()]).unwrap();
         let out = run(&c, || {
@@ -593,7 +878,10 @@ mod tests {
         assert!(out.contains("Set user name to 'nobody'\n"), "{out}");
         assert!(out.contains("Set Alarm mask to: 311\n"), "{out}");
         assert!(
-            out.ends_with(&format!("My name: lh, id: {}, addr: 127.0.0.1, port: 27100\n", c.daemons[0].vid)),
+            out.ends_with(&format!(
+                "Conf_load_conf_file: My name: lh, id: {}, addr: 127.0.0.1, port: 27100\n",
+                c.daemons[0].vid
+            )),
             "{out}"
         );
     }

@@ -211,6 +211,7 @@ fn main() -> ExitCode {
         dcfg.udp = UdpConfig { data: full.data, status: full.status, ..UdpConfig::default() };
         let mut engine = Engine::new(ecfg);
         engine.set_monitor(monitor);
+        logging::log_membership_alone(&conf, &me, memb_time);
         let reloader = conf_path.map(|p| reloader(p, opts.name.clone(), conf.clone(), me.index, true));
         serve(engine, dcfg, &conf, &me, &opts, memb_time, reloader)
     } else {
@@ -259,7 +260,8 @@ fn reloader(
         if let Err(e) = logging::reconfigure(&new) {
             tracing::error!(target: "spread::config", print = true, "Conf_reload_initiate: {e}; logging goes on as before");
         }
-        tracing::info!(target: "spread::config", print = true,
+        tracing::info!(target: "spread::config", print = true, event = "reload_accepted",
+            daemons = new.daemons.len(), hash = new.hash(), singleton = ok.singleton,
             "Conf_reload_initiate: taking the new configuration: {} daemons, hash {}", new.daemons.len(), new.hash());
         current = new.clone();
         current_me = me.index;

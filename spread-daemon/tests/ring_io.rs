@@ -172,7 +172,7 @@ fn three_daemons_on_one_broadcast_segment_in_a_namespace() {
 fn scenario(r: &mut RingUnderTest) {
     let ds = &mut r.ds;
     for d in ds.iter() {
-        d.wait_log("with 3 daemons");
+        d.wait_ring_of(3);
     }
     let mut c: Vec<Client> = (0..3).map(|i| (r.connect)(i, &format!("c{i}"))).collect();
     for (i, cl) in c.iter_mut().enumerate() {
@@ -226,7 +226,7 @@ fn scenario(r: &mut RingUnderTest) {
         });
         assert_eq!(members(&m), vec!["#c0#r1".to_string(), "#c2#r3".to_string()], "daemon {}", i + 1);
     }
-    ds[0].wait_log("with 2 daemons");
+    ds[0].wait_ring_of(2);
     // The ring of two still works.
     c[2].mcast(SAFE, &["ring-g"], 0, b"after");
     for i in [0, 2] {
@@ -236,8 +236,8 @@ fn scenario(r: &mut RingUnderTest) {
     // Restarted, it merges back (the leader's lookup finds it), and a client
     // of it joining the group is seen by everybody with all three members.
     ds[1] = (r.restart)(1);
-    ds[0].wait_log("with 3 daemons");
-    ds[1].wait_log("with 3 daemons");
+    ds[0].wait_ring_of(3);
+    ds[1].wait_ring_of(3);
     let mut back = (r.connect)(1, "c1b");
     back.join("ring-g");
     let want = vec!["#c0#r1".to_string(), "#c1b#r2".to_string(), "#c2#r3".to_string()];

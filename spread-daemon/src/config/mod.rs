@@ -115,6 +115,16 @@ pub mod flags {
     ];
 }
 
+/// How the event log is written (`EventLogFormat`, ours; not in 5.0.1).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum LogFormat {
+    /// The original's lines (the default).
+    #[default]
+    Text,
+    /// One JSON object per event and line, for log shippers.
+    Json,
+}
+
 /// `EventPriority` levels (1..6 as written; 7 is the internal FATAL level).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Priority {
@@ -344,6 +354,9 @@ pub struct Config {
     /// `EventLogFile` after `%h`/`%H` expansion; `None` = stdout.
     pub event_log_file: Option<String>,
     pub event_timestamp: Option<Timestamp>,
+    /// `EventLogFormat` (ours; not in 5.0.1): the original's text lines, or
+    /// one JSON object per line for log shippers.
+    pub event_log_format: LogFormat,
     pub dangerous_monitor: bool,
     pub socket_port_reuse: PortReuse,
     pub runtime_dir: String,

@@ -206,6 +206,7 @@ fn fresh(file: &str) -> Config {
         debug_flags_set: false,
         event_priority: Priority::Info,
         event_log_file: None,
+        event_log_format: LogFormat::Text,
         event_timestamp: None,
         dangerous_monitor: false,
         socket_port_reuse: PortReuse::Auto,
@@ -277,6 +278,15 @@ fn cut_bytes(s: &str, max: usize) -> &str {
         end -= 1;
     }
     &s[..end]
+}
+
+/// A segment warning as the original prints it (`PARSE_WARNING_STR`): at
+/// the closing brace on 1-based line `line`.
+fn original_warning(line: u32, what: &str) -> String {
+    format!(
+        "----------- Parse Warning------------------\nWarning on or before line {}\nOffending token: }}\nWarning type: {what}",
+        line.saturating_sub(1)
+    )
 }
 
 fn with_port(ip: IpAddr, port: u16, scope: u32) -> SocketAddr {
@@ -470,6 +480,14 @@ impl<'a> P<'a> {
                 self.ts_precise = true;
                 let custom = self.ts_custom.clone();
                 self.c.event_timestamp = Some(make_timestamp(custom.as_deref(), true));
+            }
+            Kw::EventLogFormat => {
+                let (s, l) = self.string_value(kw)?;
+                self.c.event_log_format = match s.to_ascii_lowercase().as_str() {
+                    "text" => LogFormat::Text,
+                    "json" => LogFormat::Json,
+                    _ => return Err(self.err(l, format!("EventLogFormat must be text or json, not '{s}'"))),
+                };
             }
             Kw::DangerousMonitor => {
                 self.c.dangerous_monitor = self.bool_value(kw)?;
@@ -692,11 +710,19 @@ impl<'a> P<'a> {
             if a.ip.is_unspecified() {
                 return Err(self.err(end_line, format!("segment address {} is the unspecified address", a.text)));
             }
+            // These two in the original's words, which operators' scripts
+            // watch for (its line count starts at 0, and the token is the
+            // segment's closing brace).
             if fam == IpVersion::V6 && !is_multicast(&a.ip) {
-                self.warn(end_line, format!("IPv6 segment address {} is not a multicast address", a.text));
+                self.c.warnings.push(original_warning(
+                    end_line,
+                    &format!("IPv6 segment configured with a non-multicast segment address {}!", a.ip),
+                ));
             }
             if a.ip.is_loopback() {
-                self.warn(end_line, format!("segment address {} is a loopback address", a.text));
+                self.c
+                    .warnings
+                    .push(original_warning(end_line, &format!("Segment configured with a loopback address {}!", a.ip)));
             }
             addrs.push(with_port(a.ip, port, a.scope_id));
         }

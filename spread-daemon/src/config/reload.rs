@@ -157,6 +157,7 @@ pub fn check(old: &Config, old_me: usize, new: &Config, new_me: usize, alone: bo
     note(old.timeouts != new.timeouts, "the membership timeouts (TokenTimeout … LookupTimeout)");
     note(old.wide_area_network_setting != new.wide_area_network_setting, "WideAreaNetwork");
     note(old.event_timestamp != new.event_timestamp, "EventTimeStamp / EventPreciseTimeStamp");
+    note(old.event_log_format != new.event_log_format, "EventLogFormat");
     note(old.auth != new.auth, "AllowedAuthMethods / RequiredAuthMethods");
     note(old.access_control_policy != new.access_control_policy, "AccessControlPolicy");
     note(

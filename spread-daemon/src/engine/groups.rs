@@ -394,6 +394,7 @@ impl Groups {
     /// JOIN of `member` (a private group name) to `group`. `local` is the
     /// member's session if it is local to this daemon.
     pub fn join(&mut self, member: &Name32, group: &Name32, local: Option<LocalMember>, out: &mut Out) {
+        tracing::info!(target: "spread::groups", "G_handle_join: {} joins group {}", shown(member), shown(group));
         if !matches!(self.state, GState::Op | GState::Trans) {
             return;
         }
@@ -436,6 +437,7 @@ impl Groups {
     /// LEAVE of `member` from `group`. `local` is the member's session if
     /// local (it gets the self-leave first, if it is a membership session).
     pub fn leave(&mut self, member: &Name32, group: &Name32, local: Option<LocalMember>, out: &mut Out) {
+        tracing::info!(target: "spread::groups", "G_handle_leave: {} leaves group {}", shown(member), shown(group));
         if !matches!(self.state, GState::Op | GState::Trans) {
             return;
         }
@@ -474,6 +476,7 @@ impl Groups {
     /// KILL of `member`: removed from every group it is in, in group-name
     /// order; the others get CAUSED_BY_DISCONNECT.
     pub fn kill(&mut self, member: &Name32, local_slot: Option<u32>, out: &mut Out) {
+        tracing::info!(target: "spread::groups", "G_handle_kill: {} is killed", shown(member));
         if !matches!(self.state, GState::Op | GState::Trans) {
             return;
         }
@@ -529,6 +532,7 @@ impl Groups {
     /// A transitional configuration `t` (VIDs) with id `tid` was delivered
     /// (`G_handle_trans_memb`).
     pub fn handle_trans_memb(&mut self, t: &[u32], tid: MembId, out: &mut Out) {
+        tracing::info!(target: "spread::groups", "G_handle_trans_memb:  with ({}, {}) id, state {}", tid.0 as u32, tid.1, self.state as u8);
         match self.state {
             GState::Op => {
                 self.trans_memb = t.to_vec();
@@ -577,6 +581,14 @@ impl Groups {
     /// down queue, keep client messages back and deliver at most AGREED
     /// early until [`Groups::handle_groups`] says [`GatherOutcome::Done`].
     pub fn handle_reg_memb(&mut self, r: &[u32], rid: MembId, out: &mut Out) -> RegOutcome {
+        tracing::info!(
+            target: "spread::groups",
+            "G_handle_reg_memb:  with ({}, {}) id, {} daemons, state {}",
+            rid.0 as u32,
+            rid.1,
+            r.len(),
+            self.state as u8
+        );
         match self.state {
             GState::Trans => {
                 self.reg_memb = r.to_vec();
@@ -850,6 +862,13 @@ impl Groups {
             }
         };
         self.gather.num_mess += 1;
+        tracing::info!(
+            target: "spread::groups",
+            "G_handle_groups: GROUPS message received from {} - msgs {}, daemons {}",
+            shown(&h.sender),
+            self.gather.num_mess,
+            self.gather.num_daemons
+        );
         if h.type_ & AGREED_MESS != 0 {
             let raw = [h.sender[28], h.sender[29], h.sender[30], h.sender[31]];
             let n = u32::from_ne_bytes(raw);
@@ -863,6 +882,12 @@ impl Groups {
         if self.gather.num_daemons as usize != self.reg_memb.len() {
             return GatherOutcome::Pending;
         }
+        tracing::info!(
+            target: "spread::groups",
+            "G_handle_groups: Last GROUPS message received - msgs {}, daemons {}",
+            self.gather.num_mess,
+            self.gather.num_daemons
+        );
         self.compute_and_notify(out);
         let cascaded = self.state == GState::GatherTrans;
         self.state = GState::Op;
@@ -875,6 +900,7 @@ impl Groups {
 
     /// `G_compute_and_notify`.
     fn compute_and_notify(&mut self, out: &mut Out) {
+        tracing::info!(target: "spread::groups", "G_compute_and_notify: {} groups", self.groups.len());
         let lists = std::mem::take(&mut self.gather.lists);
         for l in lists {
             let mut sset = Vec::new();
@@ -998,6 +1024,12 @@ impl Groups {
 /// Normalise a 32-byte name field from the wire: the bytes up to its first
 /// NUL, NUL-padded (at most 31 bytes).
 #[inline]
+/// A group or member name as text, for log lines.
+fn shown(n: &[u8]) -> std::borrow::Cow<'_, str> {
+    let end = n.iter().position(|&b| b == 0).unwrap_or(n.len());
+    String::from_utf8_lossy(&n[..end])
+}
+
 pub fn norm_name(f: &[u8]) -> Name32 {
     let Ok(field) = <&Name32>::try_from(f) else { return name32(name_bytes(f)) };
     // A word at a time: find the first NUL (a NUL-padded name has its first

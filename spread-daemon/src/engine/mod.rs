@@ -526,6 +526,16 @@ impl<O: Ordering> Engine<O> {
     pub fn accept_mailbox(&mut self, now: Instant, kind: ConnKind, peer: Option<SocketAddr>, mailbox: i32) -> Accepted {
         self.now = Some(now);
         if self.slots_used() >= self.cfg.max_sessions {
+            let peer = peer.map(|p| p.to_string()).unwrap_or_else(|| "local".into());
+            tracing::info!(
+                target: "spread::session",
+                event = "session_rejected",
+                peer = %peer,
+                code = REJECT_QUOTA,
+                reason = "REJECT_QUOTA",
+                "Session from {peer} rejected: REJECT_QUOTA ({REJECT_QUOTA}), {} sessions in use",
+                self.cfg.max_sessions
+            );
             return Accepted::Rejected(Bytes::from_static(&[REJECT_QUOTA as i8 as u8]));
         }
         let idx = match self.free.pop() {
@@ -742,7 +752,17 @@ impl<O: Ordering> Engine<O> {
 
     /// Reject during the handshake: one byte, close.
     fn reject(&mut self, idx: u32, code: i32) {
-        tracing::debug!(target: "spread::session", "connection {idx}: handshake rejected with {code}");
+        let peer = self.slot_mut(idx).and_then(|s| s.peer).map(|p| p.to_string()).unwrap_or_else(|| "local".into());
+        tracing::info!(
+            target: "spread::session",
+            event = "session_rejected",
+            connection = idx,
+            peer = %peer,
+            code,
+            reason = reject_reason(code),
+            "Session from {peer} rejected: {} ({code})",
+            reject_reason(code)
+        );
         self.queue_out_silent(idx, Bytes::from(vec![handshake::reject_byte(code)]));
         self.drop_conn(idx, true);
     }
@@ -1286,6 +1306,19 @@ pub fn private_group_of(name: &[u8], daemon: &[u8]) -> Name32 {
 /// Build a 32-byte name (helper re-exported for tests).
 pub fn name(s: &[u8]) -> Name32 {
     name32(s)
+}
+
+/// The name of a handshake rejection code (`sp.h`).
+fn reject_reason(code: i32) -> &'static str {
+    match code {
+        REJECT_QUOTA => "REJECT_QUOTA",
+        REJECT_NO_NAME => "REJECT_NO_NAME",
+        REJECT_ILLEGAL_NAME => "REJECT_ILLEGAL_NAME",
+        REJECT_NOT_UNIQUE => "REJECT_NOT_UNIQUE",
+        REJECT_VERSION => "REJECT_VERSION",
+        REJECT_AUTH => "REJECT_AUTH",
+        _ => "rejected",
+    }
 }
 
 #[cfg(test)]

@@ -38,6 +38,8 @@ pub struct Daemon {
     pub port: u16,
     pub dir: PathBuf,
     pub log: mpsc::Receiver<String>,
+    /// What it logged up to and including "serving clients".
+    pub startup: Vec<String>,
 }
 
 pub fn conf_text(port: u16, extra: &str) -> String {
@@ -108,21 +110,62 @@ impl Daemon {
             });
         }
         drop(tx);
-        let d = Daemon { child: Some(child), port, dir, log: rx };
-        d.wait_log("serving clients");
+        let mut d = Daemon { child: Some(child), port, dir, log: rx, startup: Vec::new() };
+        d.startup = d.wait_log_lines("serving clients");
         d
     }
 
     /// Wait (bounded) for a log line containing `pat`.
     pub fn wait_log(&self, pat: &str) -> String {
+        self.wait_log_lines(pat).pop().unwrap_or_default()
+    }
+
+    /// Wait (bounded) for a log line containing `pat`; every line read,
+    /// that one last.
+    pub fn wait_log_lines(&self, pat: &str) -> Vec<String> {
         let deadline = std::time::Instant::now() + IO_TIMEOUT;
         let mut seen = Vec::new();
         loop {
             let left = deadline.saturating_duration_since(std::time::Instant::now());
             match self.log.recv_timeout(left) {
-                Ok(l) if l.contains(pat) => return l,
-                Ok(l) => seen.push(l),
+                Ok(l) => {
+                    let hit = l.contains(pat);
+                    seen.push(l);
+                    if hit {
+                        return seen;
+                    }
+                }
                 Err(e) => panic!("daemon on port {} never logged {pat:?}: {e}; it logged: {seen:?}", self.port),
+            }
+        }
+    }
+
+    /// Wait (bounded) until the daemon logs a ring of `n` daemons: its
+    /// "Membership id is" line and then the configuration printout with `n`
+    /// daemon lines ("\t\t<name> <addr> ID: <vid>"), as the original logs it.
+    pub fn wait_ring_of(&self, n: usize) {
+        let deadline = std::time::Instant::now() + IO_TIMEOUT;
+        let mut seen = Vec::new();
+        let mut count: Option<usize> = None;
+        loop {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            match self.log.recv_timeout(left) {
+                Ok(l) => {
+                    if l.starts_with("Membership id is ( ") {
+                        count = Some(0);
+                    } else if let Some(c) = count.as_mut() {
+                        if l.starts_with("\t\t") {
+                            *c += 1;
+                        } else if l == "====================" {
+                            if *c == n {
+                                return;
+                            }
+                            count = None;
+                        }
+                    }
+                    seen.push(l);
+                }
+                Err(e) => panic!("daemon on port {} never logged a ring of {n}: {e}; it logged: {seen:?}", self.port),
             }
         }
     }

@@ -307,6 +307,7 @@ impl Ring {
 
     /// `Scast_alive`: ALIVE with `F_members` to my segment.
     fn scast_alive(&mut self) {
+        tracing::info!(target: "spread::memb", "Scast_alive: State is {}", self.memb.state as i32);
         let mut body = Vec::new();
         push_short_members(self.params.order, &self.memb.f_members, &mut body);
         let h = self.memb_header(ALIVE_TYPE);
@@ -336,6 +337,7 @@ impl Ring {
     /// `Send_join`: to my segment (when no ring is alive) and to every
     /// potential representative.
     fn send_join(&mut self, now: Instant) {
+        tracing::info!(target: "spread::memb", "Send_join: State is {}", self.memb.state as i32);
         let body = self.join_body();
         let h = self.memb_header(JOIN_TYPE);
         if !self.memb.token_alive {
@@ -483,6 +485,7 @@ impl Ring {
             self.shift_to_op();
             self.arm_lookup(now);
         } else {
+            tracing::info!(target: "spread::memb", "Form_or_fail: failed to gather");
             self.memb.f_members = vec![me];
             let mut pot = Vec::new();
             for r in self.memb.f_reps.clone().into_iter().skip(1) {
@@ -584,6 +587,12 @@ impl Ring {
 
     /// ALIVE from `s`.
     pub(crate) fn handle_alive(&mut self, now: Instant, s: i32) {
+        tracing::info!(
+            target: "spread::memb",
+            "Memb_handle_message: handling alive message from {}, State is {}",
+            dotted(s),
+            self.memb.state as i32
+        );
         match self.memb.state {
             State::Op => {
                 if self.in_conf(&self.memb.members.clone(), s) {
@@ -613,6 +622,12 @@ impl Ring {
 
     /// JOIN from `s` carrying its representatives.
     pub(crate) fn handle_join(&mut self, now: Instant, s: i32, reps: &[RepInfo]) {
+        tracing::info!(
+            target: "spread::memb",
+            "Memb_handle_message: handling join message from {}, State is {}",
+            dotted(s),
+            self.memb.state as i32
+        );
         let Some(r0) = reps.first().map(Rep::from_wire) else { return };
         let my_seg = self.topo.my_seg();
         match self.memb.state {
@@ -676,6 +691,12 @@ impl Ring {
 
     /// REFER from someone naming representative `v` of type `ty`.
     pub(crate) fn handle_refer(&mut self, v: i32, ty: i32) {
+        tracing::info!(
+            target: "spread::memb",
+            "Memb_handle_message: handling refer message naming {}, State is {}",
+            dotted(v),
+            self.memb.state as i32
+        );
         if self.memb.state != State::Gather {
             return;
         }
@@ -775,6 +796,7 @@ impl Ring {
         let me = self.my_vid() as i32;
         let time = self.next_time(now);
         let id = MembershipId { proc_id: me, time };
+        tracing::info!(target: "spread::memb", "Create_form1: sending a form1 token for ring ( {me}, {time})");
         self.memb.form1_id = id;
         if self.memb.f_reps.first().is_some_and(|r| r.ty == RepType::Ring) {
             self.memb.f_members = self.vids(&self.memb.members.clone());
@@ -825,6 +847,7 @@ impl Ring {
 
     /// A FORM1 arrived (already checked: hash, transmitter, source).
     pub(crate) fn handle_form1(&mut self, now: Instant, mut t: Form1Token) {
+        tracing::info!(target: "spread::memb", "Memb_handle_token: handling form1 token, State is {}", self.memb.state as i32);
         match self.memb.state {
             State::Op if self.memb.members.leader() != Some(self.topo.me) => {}
             State::Represented | State::Gather => {}
@@ -964,6 +987,7 @@ impl Ring {
 
     /// A FORM2 arrived.
     pub(crate) fn handle_form2(&mut self, now: Instant, mut t: Form2Token) {
+        tracing::info!(target: "spread::memb", "Memb_handle_token: handling form2 token, State is {}", self.memb.state as i32);
         if self.memb.state != State::Form {
             return;
         }
@@ -1087,18 +1111,39 @@ impl Ring {
             self.arm_lookup(now);
         }
         self.stats.membership_changes += 1;
-        let names: Vec<String> =
-            self.memb.members.as_slice().iter().map(|&p| self.topo.procs[p].vid.to_string()).collect();
-        tracing::info!(
-            target: "spread::print",
-            "Membership id is ( {}, {}) with {} daemons: {}",
-            self.memb.id.proc_id,
-            self.memb.id.time,
-            names.len(),
-            names.join(" ")
-        );
+        self.log_installed();
         self.shift_to_op();
         self.reload_singleton_installed(now);
+    }
+
+    /// What the original logs when a ring is installed (`Memb_regular`).
+    fn log_installed(&self) {
+        let procs = &self.topo.procs;
+        let members = self.memb.members.as_slice();
+        let segments: Vec<(&[std::net::SocketAddr], Vec<crate::logging::PrintedDaemon<'_>>)> = self
+            .topo
+            .segs
+            .iter()
+            .map(|seg| {
+                let ds = seg
+                    .procs
+                    .iter()
+                    .map(|&p| crate::logging::PrintedDaemon {
+                        name: &procs[p].name,
+                        ip: procs[p].addr.ip(),
+                        vid: procs[p].vid,
+                        member: members.contains(&p),
+                    })
+                    .collect();
+                (seg.addrs.as_slice(), ds)
+            })
+            .collect();
+        crate::logging::log_membership(
+            &procs[self.topo.me].name,
+            (self.memb.id.proc_id, self.memb.id.time),
+            self.memb.members.leader() == Some(self.topo.me),
+            &segments,
+        );
     }
 
     /// Hand up a configuration change.
@@ -1119,4 +1164,9 @@ fn push_short_members(order: Order, members: &[i32], out: &mut Vec<u8>) {
     for &m in members.iter().take(MAX_PROCS_RING) {
         order.push_i32(out, m);
     }
+}
+/// A daemon id as the original's membership lines print it (`IP()`: the
+/// 32-bit id as a dotted quad).
+fn dotted(id: i32) -> std::net::Ipv4Addr {
+    std::net::Ipv4Addr::from(id as u32)
 }

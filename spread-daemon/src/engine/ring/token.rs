@@ -432,10 +432,30 @@ impl Ring {
 
     /// A regular token (header already checked for hash/transmitter/source).
     pub(crate) fn handle_token(&mut self, now: Instant, order: Order, h: TokenHeader, b: &[u8]) {
+        tracing::info!(
+            target: "spread::prot",
+            "Prot_handle_token: type = 0x{:08X}; transmitter = 0x{:08X}; seq = {}; proc_id = 0x{:08X}; aru = {}; aru_last_id = 0x{:08X};",
+            h.type_,
+            h.transmiter_id,
+            h.seq,
+            h.proc_id,
+            h.aru,
+            h.aru_last_id
+        );
         if !self.memb.token_alive {
+            tracing::info!(target: "spread::prot", "Prot_handle_token: Veto Property. Memb not alive.");
             return;
         }
         if h.memb_id != self.memb.active_id() {
+            let want = self.memb.active_id();
+            tracing::info!(
+                target: "spread::prot",
+                "Prot_handle_token: received token for wrong memb id ({}, {})! Should be ({}, {})",
+                h.memb_id.proc_id,
+                h.memb_id.time,
+                want.proc_id,
+                want.time
+            );
             return;
         }
         let pred = self.topo.predecessor(self.memb.active(), self.topo.me);
@@ -646,12 +666,15 @@ impl Ring {
                     hh.first_frag.len = f.data.len() as i16;
                 }
                 if r.proc_id != -1 {
+                    tracing::info!(target: "spread::prot", "Answer_retrans: retransmit {s} to proc 0x{:08X}", r.proc_id);
                     self.ucast_packet(r.proc_id as u32, &hh, &buf);
                     self.stats.u_retrans += 1;
                 } else if r.seg_index != -1 {
+                    tracing::info!(target: "spread::prot", "Answer_retrans: retransmit {s} to seg 0x{:08X}", r.seg_index);
                     self.scast_packet(r.seg_index as usize, &hh, &buf);
                     self.stats.s_retrans += 1;
                 } else {
+                    tracing::info!(target: "spread::prot", "Answer_retrans: retransmit {s} to all");
                     self.bcast_packet(&hh, &buf);
                     self.stats.b_retrans += 1;
                 }

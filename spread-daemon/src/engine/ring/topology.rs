@@ -10,6 +10,8 @@ use crate::config::Config;
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Proc {
     pub vid: u32,
+    /// The configured name (log lines only).
+    pub name: String,
     /// Address with the daemon's segment port `P` (the token goes to `P+1`).
     pub addr: SocketAddr,
     pub seg: usize,
@@ -68,7 +70,7 @@ impl Topology {
         let procs = cfg
             .daemons
             .iter()
-            .map(|d| Proc { vid: d.vid, addr: d.addr, seg: d.seg_index, seg_pos: d.index_in_seg })
+            .map(|d| Proc { vid: d.vid, name: d.name.clone(), addr: d.addr, seg: d.seg_index, seg_pos: d.index_in_seg })
             .collect();
         let segs = cfg.segments.iter().map(|s| Seg { addrs: s.addrs.clone(), procs: s.daemons.clone() }).collect();
         Topology { procs, segs, me }
@@ -182,6 +184,7 @@ mod tests {
                 s.procs.push(procs.len());
                 procs.push(Proc {
                     vid: 100 + procs.len() as u32,
+                    name: format!("p{}", procs.len()),
                     addr: format!("10.0.{si}.{}:4803", k + 1).parse().unwrap(),
                     seg: si,
                     seg_pos: k,
