@@ -3,7 +3,8 @@
 //! the machine. What parses goes on the way the daemon uses it: its hash, the
 //! membership timeouts, picking this daemon by name and by address, the reload
 //! comparison, and an engine built from each daemon entry, which must accept a
-//! login.
+//! login. The same text is also read as the TOML form, and what parses as
+//! spread.conf must come back the same through `--convert-config`'s TOML.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
@@ -18,6 +19,9 @@ fuzz_target!(|data: &[u8]| {
     let first = config::parse_str_with_resolver(&text, "fuzz.conf", &offline_resolver);
     let second = config::parse_str_with_resolver(&text, "fuzz.conf", &offline_resolver);
     assert_eq!(first, second, "parsing the same text twice gave different results");
+    if let Ok(t) = config::parse_toml_str_with_resolver(&text, "fuzz.toml", &offline_resolver) {
+        let _ = t.hash();
+    }
     let c = match first {
         Ok(c) => c,
         Err(e) => {
@@ -25,6 +29,14 @@ fuzz_target!(|data: &[u8]| {
             return;
         }
     };
+    if c.daemons.iter().all(|d| d.name.as_bytes() == d.name_bytes) {
+        let toml = config::convert_bytes(text.as_bytes(), "fuzz.conf", &offline_resolver)
+            .unwrap_or_else(|e| panic!("a file that parses does not convert: {e}"));
+        let back = config::parse_toml_str_with_resolver(&toml, "fuzz.toml", &offline_resolver)
+            .unwrap_or_else(|e| panic!("the converted TOML does not load: {e}\n{toml}"));
+        assert_eq!(back.hash(), c.hash(), "the TOML form has another hash:\n{toml}");
+        assert_eq!(back.daemons.len(), c.daemons.len());
+    }
     let _ = (c.hash(), c.wide_area(), c.accelerated_ring(), c.membership_timeouts());
     // `hash_text` is the hashed text, lossy only where a name cut at 19 bytes is not UTF-8.
     if c.daemons.iter().all(|d| d.name.as_bytes() == d.name_bytes) {

@@ -229,6 +229,9 @@ fn many_configurations_round_trip() {
             .to_string(),
         "Spread_Segment [ff02::1]:47100 { v1 ::1 { ::1 } v2 ::ffff:102:304 }".to_string(),
         "Spread_Segment [ff02::1]:47100 { fe80::1%lo }".to_string(),
+        // A name that resolves to the unspecified address (fuzzing found it).
+        "Spread_Segment [ff02::1]:47100 { \"::\" }".to_string(),
+        "Spread_Segment 127.0.0.255:47100 { \"0\" a 127.0.0.1 }".to_string(),
     ];
     for text in &cases {
         if let Err(e) = round_trip(text, "case.conf") {

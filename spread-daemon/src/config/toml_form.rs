@@ -31,6 +31,7 @@ pub const KEYS: &[(&str, &str)] = &[
     ("EventTimeStamp", "event_timestamp"),
     ("EventPreciseTimeStamp", "event_precise_timestamp"),
     ("EventPriority", "event_priority"),
+    ("EventLogFormat", "event_log_format"),
     ("DebugFlags", "debug_flags"),
     ("DangerousMonitor", "dangerous_monitor"),
     ("SocketPortReuse", "socket_port_reuse"),
@@ -83,6 +84,7 @@ struct File {
     event_timestamp: Option<S<toml::Value>>,
     event_precise_timestamp: Bool,
     event_priority: Str,
+    event_log_format: Str,
     debug_flags: List,
     dangerous_monitor: Bool,
     socket_port_reuse: Str,
@@ -466,6 +468,7 @@ impl Gen<'_> {
         self.timestamp(&f.event_timestamp)?;
         self.flag(Kw::EventPreciseTimeStamp, &f.event_precise_timestamp);
         self.choice(Kw::EventPriority, &f.event_priority, PRIORITIES, Tok::Prio, false)?;
+        self.string(Kw::EventLogFormat, &f.event_log_format);
         self.debug_flags(&f.debug_flags)?;
         self.boolean(Kw::DangerousMonitor, &f.dangerous_monitor);
         self.choice(Kw::SocketPortReuse, &f.socket_port_reuse, PORT_REUSE, Tok::Trival, true)?;
@@ -695,6 +698,10 @@ fn emit(c: &Config, w: &Written, label: &str) -> R<String> {
                 _ => "true".to_string(),
             },
             Kw::EventPreciseTimeStamp => "true".to_string(),
+            Kw::EventLogFormat => q(match c.event_log_format {
+                super::LogFormat::Text => "text",
+                super::LogFormat::Json => "json",
+            }),
             Kw::EventPriority => q(match c.event_priority {
                 Priority::Debug => "DEBUG",
                 Priority::Info => "INFO",
@@ -765,8 +772,11 @@ fn emit(c: &Config, w: &Written, label: &str) -> R<String> {
         for &i in &s.daemons {
             let d = &c.daemons[i];
             let addr = addr_text(&d.addr);
+            // Only a name can give the unspecified address (written, it is
+            // refused): such a daemon is written by its name alone again.
+            let by_name = d.addr.ip().is_unspecified();
             let mut fields = Vec::new();
-            if d.name_bytes != addr.as_bytes() {
+            if d.name_bytes != addr.as_bytes() || by_name {
                 let name = std::str::from_utf8(&d.name_bytes).map_err(|_| {
                     ConfigError::new(
                         label,
@@ -776,7 +786,9 @@ fn emit(c: &Config, w: &Written, label: &str) -> R<String> {
                 })?;
                 fields.push(format!("name = {}", q(name)));
             }
-            fields.push(format!("address = {}", q(&addr)));
+            if !by_name {
+                fields.push(format!("address = {}", q(&addr)));
+            }
             if d.vid_explicit {
                 fields.push(format!("virtual_id = {}", d.vid));
             }
