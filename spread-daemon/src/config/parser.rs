@@ -713,16 +713,20 @@ impl<'a> P<'a> {
             // These two in the original's words, which operators' scripts
             // watch for (its line count starts at 0, and the token is the
             // segment's closing brace).
+            // A TOML file's lines are given as they are (its tokens carry
+            // the line of the `[[segment]]` header).
+            let warn_line = if matches!(self.lx, Source::Tokens { .. }) { end_line + 1 } else { end_line };
             if fam == IpVersion::V6 && !is_multicast(&a.ip) {
                 self.c.warnings.push(original_warning(
-                    end_line,
+                    warn_line,
                     &format!("IPv6 segment configured with a non-multicast segment address {}!", a.ip),
                 ));
             }
             if a.ip.is_loopback() {
-                self.c
-                    .warnings
-                    .push(original_warning(end_line, &format!("Segment configured with a loopback address {}!", a.ip)));
+                self.c.warnings.push(original_warning(
+                    warn_line,
+                    &format!("Segment configured with a loopback address {}!", a.ip),
+                ));
             }
             addrs.push(with_port(a.ip, port, a.scope_id));
         }

@@ -31,6 +31,18 @@ fn portless(w: &str) -> String {
         .join(" ")
 }
 
+/// `Warning on or before line N` (the original's words) → without the line.
+fn lineless(w: &str) -> String {
+    match w.find("Warning on or before line ") {
+        Some(i) => {
+            let rest = &w[i + "Warning on or before line ".len()..];
+            let digits = rest.chars().take_while(char::is_ascii_digit).count();
+            format!("{}Warning on or before line _{}", &w[..i], &rest[digits..])
+        }
+        None => w.to_string(),
+    }
+}
+
 /// What may differ between the two spellings of one configuration: the
 /// file label, the lines of the daemons and of the messages.
 pub fn normalized(c: &Config) -> Config {
@@ -39,7 +51,7 @@ pub fn normalized(c: &Config) -> Config {
     for d in &mut c.daemons {
         d.line = 0;
     }
-    c.warnings = c.warnings.iter().map(|w| portless(&strip(w))).collect();
+    c.warnings = c.warnings.iter().map(|w| lineless(&portless(&strip(w)))).collect();
     c.unsupported = c.unsupported.iter().map(|w| strip(w)).collect();
     c
 }
