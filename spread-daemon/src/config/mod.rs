@@ -11,6 +11,9 @@
 //!   (§1.9), including the slot-VID and accelerated-ring quirks;
 //! * [`parse_str_with_resolver`] with [`offline_resolver`] parses without any
 //!   name-service traffic (tests).
+//! * [`parse_toml_str`] and [`load`] of a `.toml` file read the TOML form
+//!   (`toml_form.rs`, `docs/config.md`) through the same parser;
+//!   [`convert_file`] writes a file's TOML form (`spread --convert-config`).
 //!
 //! `tests/config_diff.rs` holds 137 files whose outcome, VIDs and hash were
 //! recorded from the 5.0.1 daemon; this parser agrees on all of them.
