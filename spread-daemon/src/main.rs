@@ -220,6 +220,9 @@ fn main() -> ExitCode {
         if let Some(probe) = merge_probe_override() {
             ring.set_merge_probe(probe);
         }
+        if let Some(quiet) = ms_override("SPREAD_EARLY_FORM_MS") {
+            ring.set_early_form(quiet);
+        }
         ring.start(std::time::Instant::now());
         let mut engine = Engine::with_ordering(ecfg, ring);
         engine.set_monitor(monitor);
@@ -273,7 +276,13 @@ fn reloader(
 /// it off (merge only at the lookup, as the original); unset or not a
 /// number: the default (docs/ring.md, "Fast merge").
 fn merge_probe_override() -> Option<Option<std::time::Duration>> {
-    let v: u64 = std::env::var("SPREAD_MERGE_PROBE_MS").ok()?.trim().parse().ok()?;
+    ms_override("SPREAD_MERGE_PROBE_MS")
+}
+
+/// A duration in ms from the environment variable `var`: `Some(None)` for
+/// 0 (off), `None` when unset or not a number (the default).
+fn ms_override(var: &str) -> Option<Option<std::time::Duration>> {
+    let v: u64 = std::env::var(var).ok()?.trim().parse().ok()?;
     Some((v > 0).then(|| std::time::Duration::from_millis(v.min(600_000))))
 }
 

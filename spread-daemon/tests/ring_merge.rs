@@ -1,11 +1,12 @@
-//! Fast merge (ours only, docs/ring.md "Fast merge"): with the LAN default
+//! Fast merge (ours only, docs/ring.md "Fast merge"): with the default
 //! timeouts, a partitioned ring whose partition heals is one ring again
-//! within a few seconds of virtual time (p50 1.3-2.6 s: a probe's answer,
-//! then one `Gather_timeout` and the form), where the original waits for
-//! its next lookup (`Lookup_timeout`, 30 s after the partition was
-//! installed: p50 39 s here). The same
-//! runs with the probe off show the original's timing, so the test would
-//! fail if the probe stopped working. Every run is checked for the ring
+//! within a second of virtual time (p50 0.4-0.55 s, p99 0.7 s: a probe's
+//! answer, one `Join_timeout` of quiet after the last new JOIN, the form),
+//! where the original waits for its next lookup (`Lookup_timeout`, 30 s
+//! after the partition was installed: p50 37-39 s here) and then a whole
+//! `Gather_timeout`. The same runs with the probe off show the original's
+//! timing, so the test would fail if the probe stopped working, and the
+//! bounds fail if the early form does. Every run is checked for the ring
 //! guarantees afterwards.
 //!
 //! `RSPREAD_SIM_SEEDS=N` / `RSPREAD_SIM_SEED=S` as in `ring_sim.rs`.
@@ -24,10 +25,17 @@ fn lan() -> Faults {
 /// seeded 0.5–20 s (idle but for a few messages), heal, and return how long
 /// the merge took (µs from the heal until every daemon is in one ring).
 fn heal_time(conf: &str, parts: &[&[usize]], seed: u64, probe: bool) -> u64 {
+    heal_time_with(conf, parts, seed, probe, true)
+}
+
+fn heal_time_with(conf: &str, parts: &[&[usize]], seed: u64, probe: bool, early_form: bool) -> u64 {
     let mut sim = RingSim::start(conf, seed, lan(), &[]);
-    if !probe {
-        for n in sim.nodes.iter_mut() {
+    for n in sim.nodes.iter_mut() {
+        if !probe {
             n.set_merge_probe(None);
+        }
+        if !early_form {
+            n.set_early_form(None);
         }
     }
     assert!(sim.run_until_settled(60 * SEC, 20_000_000), "seed {seed}: no ring");
@@ -88,27 +96,41 @@ fn fast_merge(name: &str, conf: &str, parts: &[&[usize]], p50_bound: u64, p99_bo
     assert!(p99 < p99_bound, "{name}: p99 {} ms, bound {} ms", p99 / 1000, p99_bound / 1000);
 }
 
-/// Two sides: p50 below 3 s and p99 below 10 s (a form that races with a
-/// probe now and then fails and is redone after `Form_timeout`; every seed
-/// merges within 15 s).
+/// Two sides: p50 below 1 s and p99 below 1.5 s (every seed merges within
+/// 15 s). Two segments have the WAN defaults (`Gather_timeout` 2.5 s),
+/// which the early form does not wait for.
 #[test]
-fn a_healed_partition_of_two_segments_merges_in_seconds() {
-    fast_merge("two segments 3|2", TWO_SEGMENTS, &[&[0, 1, 2], &[3, 4]], 3 * SEC, 10 * SEC);
-    fast_merge("two segments split across", TWO_SEGMENTS, &[&[0, 3], &[1, 2, 4]], 3 * SEC, 10 * SEC);
+fn a_healed_partition_of_two_segments_merges_within_a_second() {
+    fast_merge("two segments 3|2", TWO_SEGMENTS, &[&[0, 1, 2], &[3, 4]], SEC, 3 * SEC / 2);
+    fast_merge("two segments split across", TWO_SEGMENTS, &[&[0, 3], &[1, 2, 4]], SEC, 3 * SEC / 2);
 }
 
 #[test]
-fn a_healed_partition_of_one_segment_merges_in_seconds() {
-    fast_merge("one segment 3|2", &conf_for(4).replace("10.1.", "10.2."), &[&[0, 1], &[2, 3]], 3 * SEC, 10 * SEC);
-    fast_merge("one segment of five 3|2", &five_on_one_segment(), &[&[0, 2, 4], &[1, 3]], 3 * SEC, 10 * SEC);
+fn a_healed_partition_of_one_segment_merges_within_a_second() {
+    fast_merge("one segment 3|2", &conf_for(4).replace("10.1.", "10.2."), &[&[0, 1], &[2, 3]], SEC, 3 * SEC / 2);
+    fast_merge("one segment of five 3|2", &five_on_one_segment(), &[&[0, 2, 4], &[1, 3]], SEC, 3 * SEC / 2);
 }
 
 /// Three rings healing at once: sometimes two of them form before the third
-/// is heard of and the third joins in a second round: p50 below 3 s, p99
+/// is heard of and the third joins in a second round: p50 below 1.5 s, p99
 /// below 10 s (the original: its lookup, 30 s).
 #[test]
-fn three_partitions_merge_in_a_few_seconds() {
-    fast_merge("three parts", &five_on_one_segment(), &[&[0, 1], &[2], &[3, 4]], 3 * SEC, 10 * SEC);
+fn three_partitions_merge_in_about_a_second() {
+    fast_merge("three parts", &five_on_one_segment(), &[&[0, 1], &[2], &[3, 4]], 3 * SEC / 2, 10 * SEC);
+}
+
+/// With the early form off the merge waits for `Gather_timeout`, as the
+/// original's does once it has started: the bound above measures the
+/// early form.
+#[test]
+fn without_the_early_form_the_merge_waits_out_the_gather() {
+    let mut times = Vec::new();
+    for seed in seeds(100).into_iter().take(20) {
+        times.push(heal_time_with(&conf_for(4).replace("10.1.", "10.2."), &[&[0, 1], &[2, 3]], seed, true, false));
+    }
+    let (p50, _, _) = summary(&mut times);
+    eprintln!("early form off: merge after heal p50 {} ms", p50 / 1000);
+    assert!(p50 > 1_250_000, "without the early form the merge took only {} ms (p50)", p50 / 1000);
 }
 
 fn five_on_one_segment() -> String {

@@ -77,6 +77,9 @@ pub struct Memb {
     pub foreign_found: bool,
     /// Set at install; cleared by the first token processed after it.
     pub just_installed: bool,
+    /// When `Form_or_fail` runs after this GATHER began, as the original
+    /// schedules it (an early form may be armed before it).
+    pub gather_deadline: Option<Instant>,
 }
 
 impl Memb {
@@ -104,6 +107,7 @@ impl Memb {
             trans_time: 0,
             foreign_found: false,
             just_installed: false,
+            gather_deadline: None,
         }
     }
 
@@ -459,7 +463,41 @@ impl Ring {
         self.timers.cancel(Timer::Lookup);
         self.timers.cancel(Timer::MergeProbe);
         self.timers.arm(Timer::SendJoin, now);
-        self.timers.arm(Timer::FormOrFail, now + self.params.timeouts.gather);
+        self.arm_form_or_fail(now + self.params.timeouts.gather);
+    }
+
+    /// `Form_or_fail` at `at`, as the original schedules it.
+    fn arm_form_or_fail(&mut self, at: Instant) {
+        self.memb.gather_deadline = Some(at);
+        self.timers.arm(Timer::FormOrFail, at);
+    }
+
+    /// Ours ([`Params::early_form`]): a JOIN has changed what this daemon,
+    /// gathering, knows. If live rings are merging (its token is alive and
+    /// every gathered representative is a ring's), it is the smallest
+    /// representative, and every representative named in any JOIN has
+    /// joined it, form `quiet` from now (each new JOIN starts the wait
+    /// again); otherwise back to the original's schedule. Only the smallest
+    /// forms, so the others, waiting for its FORM1, are not hurried back to
+    /// OP; an original daemon among them takes the FORM1 as after its own
+    /// `Gather_timeout`.
+    fn consider_early_form(&mut self, now: Instant, changed: bool) {
+        let Some(quiet) = self.params.early_form else { return };
+        let Some(normal) = self.memb.gather_deadline else { return };
+        let me = self.my_vid() as i32;
+        let reps = &self.memb.f_reps;
+        let ready = self.memb.token_alive
+            && reps.len() > 1
+            && reps.get(self.smallest_rep(reps)).map(|r| r.vid) == Some(me)
+            && reps.iter().all(|r| r.ty == RepType::Ring)
+            && self.memb.potential_reps.iter().all(|p| reps.iter().any(|r| r.vid == p.vid));
+        if ready {
+            if changed && now + quiet < normal {
+                self.timers.arm(Timer::FormOrFail, now + quiet);
+            }
+        } else {
+            self.timers.arm(Timer::FormOrFail, normal);
+        }
     }
 
     fn shift_to_represented(&mut self, now: Instant) {
@@ -666,6 +704,7 @@ impl Ring {
                 }
             }
             State::Gather => {
+                let known = (self.memb.f_reps.len(), self.memb.potential_reps.len());
                 let mut f = std::mem::take(&mut self.memb.f_reps);
                 self.insert_rep(&mut f, r0);
                 self.memb.f_reps = f;
@@ -676,8 +715,10 @@ impl Ring {
                 self.memb.potential_reps = p;
                 let i = self.smallest_rep(&self.memb.f_reps);
                 if self.memb.f_reps.get(i).map(|r| r.vid) == Some(r0.vid) {
-                    self.timers.arm(Timer::FormOrFail, now + self.params.timeouts.gather);
+                    self.arm_form_or_fail(now + self.params.timeouts.gather);
                 }
+                let changed = known != (self.memb.f_reps.len(), self.memb.potential_reps.len());
+                self.consider_early_form(now, changed);
             }
             State::Form => {}
             State::Evs => {

@@ -130,6 +130,12 @@ pub struct Params {
     /// leaving OP, so a healed partition merges at once instead of at the
     /// next `Lookup_timeout`. `None`: as the original.
     pub merge_probe: Option<Duration>,
+    /// Ours only (docs/ring.md, "Fast merge"): when live rings merge (every
+    /// gathered representative is a ring's, this daemon's token is alive)
+    /// and every representative any JOIN named has joined this one, the
+    /// smallest representative forms the ring this long after the last new
+    /// JOIN instead of waiting out `Gather_timeout`. `None`: as the original.
+    pub early_form: Option<Duration>,
     /// Byte order this daemon writes (the host's; the simulator can pick
     /// the other one to test mixed rings).
     pub order: Order,
@@ -149,6 +155,7 @@ impl Params {
             hurry_timeout: Duration::from_millis(t.hurry as u64),
             timeouts: MembTimeouts::from(t),
             merge_probe: Some(DEFAULT_MERGE_PROBE.min(Duration::from_millis(t.lookup as u64))),
+            early_form: Some(Duration::from_millis(t.join as u64).min(Duration::from_millis(t.gather as u64))),
             order: Order::NATIVE,
         }
     }
@@ -275,6 +282,12 @@ impl Ring {
         if probe.is_none() {
             self.timers.cancel(Timer::MergeProbe);
         }
+    }
+
+    /// Turn our early form off (`None`: gather for `Gather_timeout` as the
+    /// original) or set its quiet time ([`Params::early_form`]).
+    pub fn set_early_form(&mut self, quiet: Option<Duration>) {
+        self.params.early_form = quiet;
     }
 
     pub fn params(&self) -> &Params {
