@@ -239,6 +239,15 @@ impl Lan {
         Ipv4Addr::new(self.net[0], self.net[1], self.net[2], i as u8 + 1)
     }
 
+    /// Cuts (`up` false) or restores host `i`'s link: its port on the
+    /// bridge goes down or up, so the host keeps its interface and
+    /// addresses but nothing gets through (a pulled cable).
+    pub fn set_link(&self, i: usize, up: bool) -> Result<(), String> {
+        let pid = std::process::id() % 10_000_000;
+        let hv = format!("rsh{pid}n{}", i + 1);
+        ip(&["-n", &self.hub, "link", "set", &hv, if up { "up" } else { "down" }])
+    }
+
     /// Host `i`'s IPv6 address, `fd00:<net.0>:<net.1>:<net.2>::<i+1>` (hex)
     /// on a /64 (the same link as the IPv4 subnet).
     pub fn addr6(&self, i: usize) -> Ipv6Addr {
