@@ -22,7 +22,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use crate::frames;
+use crate::frames::{self, Member};
 use crate::net::Conn;
 use crate::tempdir::TempDir;
 
@@ -362,6 +362,41 @@ impl Drop for Lan {
             let _ = ip(&["netns", "del", ns]);
         }
     }
+}
+
+/// Starts daemon `d<i+1>` on host `i` of `lan` for every entry of `bins`
+/// (its binary; `addrs[i]` its address) with `conf`, then waits (bounded by
+/// `limit`) until each is in an operational ring.
+pub fn start_ring(
+    lan: &Lan,
+    bins: &[&Path],
+    addrs: &[SocketAddr],
+    conf: &str,
+    limit: Duration,
+) -> Result<Vec<NsDaemon>, String> {
+    let mut ds = Vec::new();
+    for (i, (bin, addr)) in bins.iter().zip(addrs).enumerate() {
+        let name = format!("d{}", i + 1);
+        ds.push(NsDaemon::start(lan, i, bin, &name, *addr, conf).map_err(|e| format!("{name} starts: {e}"))?);
+    }
+    for d in &ds {
+        d.wait_operational(lan, limit)?;
+    }
+    Ok(ds)
+}
+
+/// A member client `k<i>` of each daemon (TCP from inside its host), each
+/// having sent a JOIN of `group`.
+pub fn members_joined(lan: &Lan, ds: &[NsDaemon], group: &str, limit: Duration) -> Result<Vec<Member>, String> {
+    let mut cs = Vec::new();
+    for (i, d) in ds.iter().enumerate() {
+        let s = lan.connect(d.host, d.addr, limit).map_err(|e| format!("connect {}: {e}", d.name))?;
+        let mut c = Member::login(Conn::Tcp(s), &format!("k{i}"), limit);
+        let f = frames::message(frames::JOIN_MESS, c.pg.as_bytes(), &[group.as_bytes()], 0, b"");
+        c.c.write_all(&f).map_err(|e| format!("join: {e}"))?;
+        cs.push(c);
+    }
+    Ok(cs)
 }
 
 /// A daemon running in a host namespace of a [`Lan`]; stopped by PID

@@ -21,14 +21,14 @@
 //! socket `/tmp/<port>` is shared with the host, so theirs are this run's own).
 
 use std::net::{Ipv6Addr, SocketAddr, TcpStream};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use compat_tests::daemon::{free_ring_ports, Daemon, FAST_RING};
-use compat_tests::frames::{self, Head, Member};
+use compat_tests::frames::{self, Head};
 use compat_tests::net::Conn;
-use compat_tests::netns::{self, Lan, NsDaemon};
+use compat_tests::netns::{self, Lan};
 use compat_tests::paths::{reference_daemon, spread_binary};
 use compat_tests::sp_api::sp;
 
@@ -232,31 +232,13 @@ fn lan_ring(test: &str, original: [bool; 3]) {
     }
     conf.push_str("}\n");
     let ours = spread_binary();
-    let mut ds: Vec<NsDaemon> = (0..3)
-        .map(|i| {
-            let bin = if original[i] { reference.as_ref().expect("reference") } else { &ours };
-            let addr = SocketAddr::from((lan.addr6(i), port));
-            NsDaemon::start(&lan, i, bin, &format!("d{}", i + 1), addr, &conf)
-                .unwrap_or_else(|e| panic!("{test}: d{} starts: {e}", i + 1))
-        })
-        .collect();
-    for d in &ds {
-        d.wait_operational(&lan, LIMIT).unwrap_or_else(|e| panic!("{test}: {e}"));
-    }
-    let mut cs: Vec<Member> = ds
-        .iter()
-        .enumerate()
-        .map(|(i, d)| {
-            let s = lan.connect(i, d.addr, LIMIT).unwrap_or_else(|e| panic!("{test}: connect d{}: {e}", i + 1));
-            Member::login(Conn::Tcp(s), &format!("k{i}"), LIMIT)
-        })
-        .collect();
-    // Join in turn, each waiting for its own view, then every client waits
-    // for the three-member view: the ring has formed across the segment.
-    for c in cs.iter_mut() {
-        let f = frames::message(frames::JOIN_MESS, c.pg.as_bytes(), &[b"v6lan"], 0, b"");
-        c.c.write_all(&f).expect("join");
-    }
+    let bins: Vec<&Path> =
+        original.iter().map(|&o| if o { reference.as_deref().expect("reference") } else { &ours }).collect();
+    let addrs: Vec<SocketAddr> = (0..3).map(|i| SocketAddr::from((lan.addr6(i), port))).collect();
+    let mut ds = netns::start_ring(&lan, &bins, &addrs, &conf, LIMIT).unwrap_or_else(|e| panic!("{test}: {e}"));
+    // Every client joins, then waits for the three-member view: the ring
+    // has formed across the segment.
+    let mut cs = netns::members_joined(&lan, &ds, "v6lan", LIMIT).unwrap_or_else(|e| panic!("{test}: {e}"));
     let mut views = Vec::new();
     for c in cs.iter_mut() {
         let v = c.until_within("the three-member view", LIMIT, |h, m| is_view(h, m, "v6lan") && h.num_groups == 3);

@@ -16,13 +16,12 @@
 //! why and passes.
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use compat_tests::frames::{self, Head, Member};
-use compat_tests::net::Conn;
-use compat_tests::netns::{self, Lan, NsDaemon};
+use compat_tests::netns::{self, Lan};
 use compat_tests::paths::{reference_daemon, spread_binary};
 
 static SERIAL: Mutex<()> = Mutex::new(());
@@ -72,28 +71,11 @@ fn cut_and_heal(test: &str, original: [bool; 3], bound: Option<Duration>) {
     }
     conf.push_str("}\n");
     let ours = spread_binary();
-    let mut ds: Vec<NsDaemon> = (0..3)
-        .map(|i| {
-            let bin = if original[i] { reference.as_ref().expect("reference") } else { &ours };
-            NsDaemon::start(&lan, i, bin, &format!("d{}", i + 1), SocketAddr::from((lan.addr(i), port)), &conf)
-                .unwrap_or_else(|e| panic!("{test}: d{} starts: {e}", i + 1))
-        })
-        .collect();
-    for d in &ds {
-        d.wait_operational(&lan, LIMIT).unwrap_or_else(|e| panic!("{test}: {e}"));
-    }
-    let mut cs: Vec<Member> = ds
-        .iter()
-        .enumerate()
-        .map(|(i, d)| {
-            let s = lan.connect(i, d.addr, LIMIT).unwrap_or_else(|e| panic!("{test}: connect d{}: {e}", i + 1));
-            Member::login(Conn::Tcp(s), &format!("k{i}"), LIMIT)
-        })
-        .collect();
-    for c in cs.iter_mut() {
-        let f = frames::message(frames::JOIN_MESS, c.pg.as_bytes(), &[b"mg"], 0, b"");
-        c.c.write_all(&f).expect("join");
-    }
+    let bins: Vec<&Path> =
+        original.iter().map(|&o| if o { reference.as_deref().expect("reference") } else { &ours }).collect();
+    let addrs: Vec<SocketAddr> = (0..3).map(|i| SocketAddr::from((lan.addr(i), port))).collect();
+    let mut ds = netns::start_ring(&lan, &bins, &addrs, &conf, LIMIT).unwrap_or_else(|e| panic!("{test}: {e}"));
+    let mut cs = netns::members_joined(&lan, &ds, "mg", LIMIT).unwrap_or_else(|e| panic!("{test}: {e}"));
     for c in cs.iter_mut() {
         wait_view(c, "mg", 3, "the three-member view");
     }
