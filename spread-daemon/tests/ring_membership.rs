@@ -140,15 +140,52 @@ fn partition_then_heal_splits_and_merges_the_ring() {
 #[test]
 fn a_crashed_daemon_leaves_and_the_survivors_agree() {
     for seed in seeds(50) {
-        let mut sim = RingSim::start(THREE, seed, lossy(), &[]);
-        assert!(sim.run_until_settled(60 * SEC, 20_000_000), "seed {seed}: no ring");
-        load(&mut sim, &[0, 1, 2], 150);
-        sim.crash(1);
-        load(&mut sim, &[0, 2], 50);
-        assert!(sim.run_until_settled(sim.now_us + 120 * SEC, 50_000_000), "seed {seed}: survivors did not settle");
-        assert_eq!(sim.nodes[0].members().as_slice(), &[0, 2]);
-        sim.run_until(sim.now_us + 10 * SEC, 20_000_000);
-        clean(&sim, "crash", seed);
+        crash_and_restart(seed);
+    }
+}
+
+/// Seeds on which the survivors of the crash lose each other too for a
+/// while (a JOIN overtaken by the FORM tokens makes one of them fall out of
+/// EVS, see `crash_and_restart`), and one of them installs a ring of its own
+/// and delivers its queued messages there before the two merge.
+#[test]
+fn survivors_that_part_for_a_while_owe_each_other_only_their_shared_configurations() {
+    for seed in [412, 937, 951] {
+        crash_and_restart(seed);
+    }
+}
+
+/// Three daemons under load, daemon 1 crashes, more load on 0 and 2, the
+/// survivors re-form. What each survivor owes the other (EVS, §5.7):
+///
+/// * it delivers all of its own messages;
+/// * if both go from the old ring to the same next regular configuration,
+///   they deliver the same messages, the dead daemon's and every one the
+///   survivors sent;
+/// * otherwise (the membership round after the crash can fail, as the
+///   original's does: a survivor in EVS that gets a JOIN its peer sent
+///   before it took the FORM1 declares its token lost, the peer then takes
+///   the other, cross-segment, survivor for its segment's representative,
+///   stays REPRESENTED for `Rep_timeout` and swallows the next FORM1, and
+///   one survivor ends up forming a ring of its own) a survivor's message
+///   that the other never delivered was delivered by its sender in a
+///   configuration the other was not a member of.
+fn crash_and_restart(seed: u64) {
+    let mut sim = RingSim::start(THREE, seed, lossy(), &[]);
+    assert!(sim.run_until_settled(60 * SEC, 20_000_000), "seed {seed}: no ring");
+    load(&mut sim, &[0, 1, 2], 150);
+    sim.crash(1);
+    let at_crash = [sim.configs[0].len(), sim.configs[1].len(), sim.configs[2].len()];
+    load(&mut sim, &[0, 2], 50);
+    assert!(sim.run_until_settled(sim.now_us + 120 * SEC, 50_000_000), "seed {seed}: survivors did not settle");
+    assert_eq!(sim.nodes[0].members().as_slice(), &[0, 2]);
+    sim.run_until(sim.now_us + 10 * SEC, 20_000_000);
+    clean(&sim, "crash", seed);
+    let bad = sim.check_final();
+    assert!(bad.is_empty(), "seed {seed}:\n{}", bad.join("\n"));
+    let next_regular =
+        |i: usize| sim.configs[i][at_crash[i]..].iter().find(|c| !c.transitional).map(|c| c.id).expect("re-formed");
+    if next_regular(0) == next_regular(2) {
         // The survivors delivered the same set of the dead daemon's messages.
         let from1 = |l: &Vec<spread_daemon::engine::ring::sim::Logged>| {
             let mut v: Vec<u32> = l.iter().filter(|e| e.id.node == 1).map(|e| e.id.n).collect();
@@ -162,11 +199,28 @@ fn a_crashed_daemon_leaves_and_the_survivors_agree() {
             let sent = sim.sent.keys().filter(|k| k.node != 1).count();
             assert_eq!(mine, sent, "seed {seed}: node {i} missed survivors' messages");
         }
-        // It comes back and joins again.
-        sim.restart(1);
-        assert!(sim.run_until_settled(sim.now_us + 120 * SEC, 50_000_000), "seed {seed}: restarted daemon not back");
-        clean(&sim, "restart", seed);
+    } else {
+        for (i, j) in [(0, 2), (2, 0)] {
+            let vid_j = sim.nodes[j].my_vid();
+            let at_j: std::collections::HashSet<_> = sim.log[j].iter().map(|e| e.id).collect();
+            for e in sim.log[i].iter().filter(|e| e.id.node == i as u32 && !at_j.contains(&e.id)) {
+                let conf = sim.configs[i]
+                    .iter()
+                    .find(|c| (c.id, c.transitional) == e.conf)
+                    .unwrap_or_else(|| panic!("seed {seed}: node {i} delivered {:?} outside a configuration", e.id));
+                assert!(
+                    !conf.members.contains(&vid_j),
+                    "seed {seed}: node {j} missed {:?}, which node {i} delivered in {:?}, a configuration with both",
+                    e.id,
+                    conf
+                );
+            }
+        }
     }
+    // It comes back and joins again.
+    sim.restart(1);
+    assert!(sim.run_until_settled(sim.now_us + 120 * SEC, 50_000_000), "seed {seed}: restarted daemon not back");
+    clean(&sim, "restart", seed);
 }
 
 fn daemons_env(default: usize) -> usize {
